@@ -1,0 +1,42 @@
+"""Checks shared by the factories that turn config sections into objects."""
+
+import inspect
+from collections.abc import Callable, Iterable, Mapping
+
+from jaxreg.errors import ConfigError
+
+
+def accepted_kwargs(fn: Callable, exclude: Iterable[str] = ()) -> list[str]:
+  """Names of the keyword arguments ``fn`` accepts, less ``exclude``."""
+  excluded = set(exclude)
+  return [
+      name
+      for name, p in inspect.signature(fn).parameters.items()
+      if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD) and name not in excluded
+  ]
+
+
+def check_kwargs(
+    fn: Callable,
+    kwargs: Mapping[str, object],
+    *,
+    section: str,
+    what: str | None = None,
+    exclude: Iterable[str] = (),
+) -> None:
+  """Raises ``ConfigError`` if ``kwargs`` holds a name ``fn`` does not accept.
+
+  Args:
+    fn: the factory the keyword arguments are for.
+    kwargs: the arguments, usually one config section.
+    section: the config section's name, used in the message (``'model'``).
+    what: how to name ``fn`` in the message, e.g. ``"optimizer 'adam'"``.
+    exclude: accepted names that a config must not set (filled in by jaxreg).
+  """
+  valid = accepted_kwargs(fn, exclude)
+  unknown = sorted(set(kwargs) - set(valid))
+  if unknown:
+    raise ConfigError(
+        f"unknown key(s) {', '.join(f'{section}.{k}' for k in unknown)} for "
+        f"{what or getattr(fn, '__name__', fn)}; valid keys: {', '.join(sorted(valid)) or '(none)'}"
+    )

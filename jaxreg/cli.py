@@ -1,0 +1,148 @@
+"""The ``jaxreg`` command: the only module that parses command-line arguments.
+
+  jaxreg train                                     # the default experiment (configs/digits_mlp.py)
+  jaxreg train --config configs/digits_mlp.py:smoke --workdir runs/x
+  jaxreg train --config digits_mlp --config.optimizer.learning_rate=0.05
+  jaxreg train --workdir runs/x --resume           # continue an interrupted run
+  jaxreg plot runs/x                               # learning curves to runs/x/curves.png
+  jaxreg configs                                   # list the packaged configs
+"""
+
+import argparse
+import os
+import sys
+import time
+
+from jaxreg.errors import CheckpointError, ConfigError, DataError, TrainingError
+
+_EPILOG = """\
+Overrides: any config field can be set with --config.<section>.<field>=<value>
+(or --config.<section>.<field> <value>), e.g.
+  --config.optimizer.learning_rate=0.05  --config.model.hidden_sizes=[512,512]
+  --config.regularizers.l2.alpha=1e-4    --config.train.early_stopping.patience=10
+Values are Python literals (numbers, true/false, none, lists, quoted or bare strings).
+An unknown key or a value of the wrong type stops the run before training.
+"""
+
+
+def _parser() -> argparse.ArgumentParser:
+  parser = argparse.ArgumentParser(
+      prog="jaxreg",
+      description="Config-driven experiments for jaxreg, regularization and optimization in JAX.",
+      formatter_class=argparse.RawDescriptionHelpFormatter,
+      epilog="Run 'jaxreg train --help' for the training options.",
+  )
+  commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+  commands.required = True
+  train = commands.add_parser(
+      "train",
+      help="train and evaluate one experiment config",
+      description=(
+          "Train and evaluate one experiment. Writes config.json, metrics.jsonl, checkpoints/ "
+          "and summary.json to the work directory."
+      ),
+      formatter_class=argparse.RawDescriptionHelpFormatter,
+      epilog=_EPILOG,
+  )
+  train.add_argument(
+      "--config", default=None, metavar="FILE[:ARG]",
+      help=(
+          "config file (configs/digits_mlp.py) or packaged config name (digits_mlp), optionally "
+          "with ':ARG' passed to get_config (e.g. ':smoke'). Default: digits_mlp, or on --resume "
+          "the config saved in the work directory."
+      ),
+  )
+  train.add_argument(
+      "--workdir", default=None,
+      help="directory for the run's files (default: runs/<config>/<timestamp>)",
+  )
+  train.add_argument(
+      "--resume", action="store_true",
+      help="continue the run in --workdir from its latest checkpoint (error if there is none)",
+  )
+  train.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+  plot = commands.add_parser(
+      "plot", help="plot a run's learning curves to a PNG",
+      description="Plot loss and accuracy per epoch from WORKDIR/metrics.jsonl (needs matplotlib).",
+  )
+  plot.add_argument("workdir", help="the run's work directory")
+  plot.add_argument("--output", default=None, help="PNG path (default: WORKDIR/curves.png)")
+  commands.add_parser("configs", help="list the packaged experiment configs")
+  return parser
+
+
+def _split_overrides(extra: list[str]) -> tuple[list[tuple[str, str]], list[str]]:
+  """Separates ``--config.a.b=v`` / ``--config.a.b v`` overrides from unknown arguments."""
+  overrides, unknown, i = [], [], 0
+  while i < len(extra):
+    arg = extra[i]
+    if arg.startswith("--config."):
+      key, eq, value = arg[len("--config."):].partition("=")
+      if not eq:
+        if i + 1 >= len(extra):
+          raise ConfigError(f"{arg} needs a value: {arg}=VALUE")
+        value, i = extra[i + 1], i + 1
+      overrides.append((key, value))
+    else:
+      unknown.append(arg)
+    i += 1
+  return overrides, unknown
+
+
+def _train(args, overrides) -> int:
+  import json
+
+  from jaxreg.config import load_config
+  from jaxreg.experiment import train_and_evaluate
+
+  config_spec = args.config
+  if args.resume:
+    if not args.workdir:
+      raise ConfigError("--resume needs --workdir: the run to continue")
+    if config_spec is None:
+      config_spec = os.path.join(args.workdir, "config.json")
+  config, name = load_config(config_spec, overrides)
+  if args.no_progress:
+    config.train.progress_bar = False
+  workdir = args.workdir or os.path.join("runs", name, time.strftime("%Y%m%d-%H%M%S"))
+  result = train_and_evaluate(config, workdir, resume=args.resume)
+  s = result.summary
+  print(f"workdir: {os.path.abspath(workdir)}")
+  print(json.dumps({k: s[k] for k in ("test_accuracy", "test_loss", "best_epoch", "epochs_run", "steps_per_second", "wall_seconds")}, indent=2))
+  return 0
+
+
+def _plot(args) -> int:
+  from jaxreg.train.plotting import plot_learning_curves
+
+  output = args.output or os.path.join(args.workdir, "curves.png")
+  plot_learning_curves(args.workdir, output=output)
+  print(output)
+  return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+  """Entry point of the ``jaxreg`` console script."""
+  parser = _parser()
+  args, extra = parser.parse_known_args(argv)
+  try:
+    overrides, unknown = _split_overrides(extra)
+    if unknown:
+      parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+    if overrides and args.command != "train":
+      parser.error("--config.<key>=<value> overrides go with 'jaxreg train'")
+    if args.command == "train":
+      return _train(args, overrides)
+    if args.command == "plot":
+      return _plot(args)
+    from jaxreg.config import packaged_configs
+
+    print("\n".join(packaged_configs()))
+    return 0
+  except (ConfigError, DataError, CheckpointError, TrainingError) as e:
+    print(f"jaxreg: error: {e}", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+  sys.exit(main())

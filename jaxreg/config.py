@@ -1,0 +1,270 @@
+"""The base experiment config, its validation, and loading configs with overrides.
+
+Every experiment config has the same top-level sections, so any field can be
+overridden as ``--config.<section>.<field>=value``:
+
+* ``data``: ``make_dataset`` arguments plus ``batch_size``, ``eval_batch_size``, ``on_device``.
+* ``model``: ``make_model`` arguments (``name`` and the model's own).
+* ``optimizer``: ``make_optimizer`` arguments (``name``, ``learning_rate``, the optimizer's own).
+* ``regularizers``: ``{name: {argument: value}}``; an absent name is off.
+* ``train``: ``seed``, ``epochs``, ``early_stopping``, ``progress_bar``.
+* ``checkpoint``: ``every`` (0 turns checkpoints off), ``keep``.
+
+``model``, ``optimizer`` and ``regularizers`` are open: their keys depend on
+the chosen name and are checked by the factories. The other sections are
+closed: an unknown key is an error.
+"""
+
+import ast
+import importlib
+import importlib.util
+import json
+import os
+from typing import Any
+
+import ml_collections
+from ml_collections import config_dict
+
+from jaxreg.errors import ConfigError
+
+OPEN_SECTIONS = ("model", "optimizer", "regularizers")
+
+
+def base_config() -> ml_collections.ConfigDict:
+  """The defaults every experiment config starts from (``get_config`` updates them)."""
+  c = ml_collections.ConfigDict()
+  c.data = ml_collections.ConfigDict(dict(
+      name="digits",
+      path=config_dict.placeholder(str),
+      task="classification",
+      num_classes=config_dict.placeholder(int),
+      seed=0,
+      val_fraction=0.1,
+      test_fraction=0.2,
+      batch_size=128,
+      eval_batch_size=1024,
+      on_device="auto",
+  ))
+  c.model = ml_collections.ConfigDict(dict(
+      name="mlp",
+      hidden_sizes=(256, 256),
+      activation="relu",
+      dropout_rate=0.0,
+      kernel_init="lecun_normal",
+  ))
+  c.optimizer = ml_collections.ConfigDict(dict(name="adam", learning_rate=1e-3))
+  c.regularizers = ml_collections.ConfigDict()
+  c.train = ml_collections.ConfigDict(dict(
+      seed=0,
+      epochs=50,
+      progress_bar=True,
+      early_stopping=ml_collections.ConfigDict(dict(
+          monitor="val_loss",
+          mode="min",
+          patience=config_dict.placeholder(int),
+          min_delta=0.0,
+          restore_best=True,
+      )),
+  ))
+  c.checkpoint = ml_collections.ConfigDict(dict(every=1, keep=3))
+  return c
+
+
+def _type_name(value: Any) -> str:
+  return type(value).__name__
+
+
+def _check_against(config: ml_collections.ConfigDict, reference: ml_collections.ConfigDict, prefix: str) -> None:
+  """Checks that a closed section has only the reference's keys, with compatible types."""
+  for key in config.keys():
+    path = f"{prefix}.{key}"
+    if key not in reference:
+      raise ConfigError(
+          f"unknown config key {path!r}; valid keys in {prefix!r}: {', '.join(sorted(reference.keys()))}"
+      )
+    value, ref = config[key], reference[key]
+    if isinstance(ref, ml_collections.ConfigDict):
+      if not isinstance(value, ml_collections.ConfigDict):
+        raise ConfigError(f"config key {path!r} must be a section (dict), got {value!r}")
+      _check_against(value, ref, path)
+      continue
+    expected = reference.get_type(key) if hasattr(reference, "get_type") else type(ref)
+    if value is None:
+      if ref is None or isinstance(reference._fields.get(key), config_dict.FieldReference):
+        continue
+      raise ConfigError(f"config key {path!r} must not be None (expected {expected.__name__})")
+    ok = isinstance(value, expected) and not (expected is int and isinstance(value, bool))
+    ok = ok or (expected is float and isinstance(value, int) and not isinstance(value, bool))
+    if not ok:
+      raise ConfigError(
+          f"config key {path!r} must be of type {expected.__name__}, got {value!r} ({_type_name(value)})"
+      )
+
+
+def validate_config(config: ml_collections.ConfigDict) -> None:
+  """Checks a config's structure before anything is built.
+
+  Raises:
+    ConfigError: for an unknown top-level section, an unknown key in a closed
+      section, a value of the wrong type, or an open section that is not a dict.
+      The factories check the open sections' keys and all values' ranges.
+  """
+  reference = base_config()
+  for section in config.keys():
+    if section not in reference:
+      raise ConfigError(
+          f"unknown config section {section!r}; valid sections: {', '.join(sorted(reference.keys()))}"
+      )
+  for section in reference.keys():
+    if section not in config:
+      raise ConfigError(f"the config has no {section!r} section; start from jaxreg.config.base_config()")
+    if not isinstance(config[section], ml_collections.ConfigDict):
+      raise ConfigError(f"config section {section!r} must be a dict, got {config[section]!r}")
+    if section not in OPEN_SECTIONS:
+      _check_against(config[section], reference[section], section)
+  for name in config.regularizers.keys():
+    if not isinstance(config.regularizers[name], ml_collections.ConfigDict):
+      raise ConfigError(
+          f"regularizers.{name} must be a dict of keyword arguments "
+          f"(e.g. --config.regularizers.{name}.alpha=1e-4), got {config.regularizers[name]!r}"
+      )
+
+
+def _parse_value(raw: str) -> Any:
+  """Parses an override's text: Python literals, true/false/none, else the string itself."""
+  lowered = raw.strip().lower()
+  if lowered in ("true", "false"):
+    return lowered == "true"
+  if lowered in ("none", "null"):
+    return None
+  try:
+    return ast.literal_eval(raw)
+  except (ValueError, SyntaxError):
+    return raw
+
+
+def apply_override(config: ml_collections.ConfigDict, dotted_key: str, raw_value: str) -> None:
+  """Sets ``config.<dotted_key>`` from the text ``raw_value``, type-checked.
+
+  In closed sections the key must exist and the value must have its type (an
+  int is accepted for a float). In the open sections (``model``,
+  ``optimizer``, ``regularizers``) new keys may be added; the factories
+  check them before training.
+
+  Raises:
+    ConfigError: naming the key, for an unknown key or a value of the wrong type.
+  """
+  parts = dotted_key.split(".")
+  if not all(parts):
+    raise ConfigError(f"malformed override key --config.{dotted_key}")
+  value = _parse_value(raw_value)
+  node = config
+  for depth, part in enumerate(parts[:-1]):
+    here = ".".join(parts[: depth + 1])
+    if part not in node:
+      if parts[0] in OPEN_SECTIONS and depth > 0:
+        node[part] = ml_collections.ConfigDict()
+      else:
+        valid = ", ".join(sorted(node.keys()))
+        raise ConfigError(f"unknown config key {here!r} in --config.{dotted_key}; valid keys here: {valid}")
+    node = node[part]
+    if not isinstance(node, ml_collections.ConfigDict):
+      raise ConfigError(f"--config.{dotted_key}: {here!r} is a value, not a section")
+  key = parts[-1]
+  if key not in node:
+    if parts[0] not in OPEN_SECTIONS or len(parts) < 2:
+      parent = ".".join(parts[:-1]) or "config"
+      raise ConfigError(
+          f"unknown config key {dotted_key!r}; valid keys in {parent!r}: {', '.join(sorted(node.keys()))}"
+      )
+    node[key] = value
+    return
+  if isinstance(node[key], ml_collections.ConfigDict):
+    raise ConfigError(f"--config.{dotted_key} is a section; set one of its keys: {', '.join(sorted(node[key].keys()))}")
+  if isinstance(value, list):
+    value = tuple(value)
+  try:
+    node[key] = value
+  except TypeError:
+    expected = node.get_type(key).__name__
+    raise ConfigError(
+        f"--config.{dotted_key}={raw_value!r}: expected a value of type {expected}, got {_type_name(value)}"
+    ) from None
+
+
+def load_config(spec: str | None = None, overrides: list[tuple[str, str]] = ()) -> tuple[ml_collections.ConfigDict, str]:
+  """Loads ``get_config(arg)`` from a config file or a packaged config, then applies overrides.
+
+  Args:
+    spec: ``'configs/digits_mlp.py'``, ``'configs/digits_mlp.py:smoke'``, the
+      name of a packaged config (``'digits_mlp'``, ``'digits_mlp:smoke'``), a
+      run's saved ``config.json``, or ``None`` for the default experiment.
+    overrides: ``(dotted_key, raw_value)`` pairs, applied in order.
+
+  Returns:
+    The validated config and a short name for it (e.g. ``'digits_mlp-smoke'``).
+  """
+  spec = spec or "digits_mlp"
+  if spec.endswith(".json"):
+    return _load_saved_config(spec, overrides), os.path.basename(os.path.dirname(os.path.abspath(spec)))
+  target, _, arg = spec.partition(":")
+  arg = arg or None
+  if target.endswith(".py") or os.sep in target:
+    if not os.path.isfile(target):
+      raise ConfigError(f"config file {target!r} does not exist")
+    module_spec = importlib.util.spec_from_file_location(f"jaxreg_config_{abs(hash(target))}", target)
+    module = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(module)
+  else:
+    try:
+      module = importlib.import_module(f"jaxreg.configs.{target}")
+    except ModuleNotFoundError:
+      raise ConfigError(
+          f"no packaged config named {target!r}; pass a path like configs/{target}.py "
+          f"or one of: {', '.join(packaged_configs())}"
+      ) from None
+  if not hasattr(module, "get_config"):
+    raise ConfigError(f"config {target!r} defines no get_config(arg=None) function")
+  config = module.get_config(arg)
+  for key, raw in overrides:
+    apply_override(config, key, raw)
+  validate_config(config)
+  name = os.path.splitext(os.path.basename(target))[0] + (f"-{arg}" if arg else "")
+  return config, name
+
+
+def _load_saved_config(path: str, overrides) -> ml_collections.ConfigDict:
+  """Loads a run's resolved ``config.json`` (what a resume starts from)."""
+  if not os.path.exists(path):
+    raise ConfigError(f"config file {path!r} does not exist")
+  with open(path) as f:
+    try:
+      saved = json.load(f)
+    except json.JSONDecodeError as e:
+      raise ConfigError(f"{path} is not valid JSON ({e}); it may be damaged") from None
+  config = ml_collections.ConfigDict(saved)
+  for key, raw in overrides:
+    apply_override(config, key, raw)
+  validate_config(config)
+  return config
+
+
+def packaged_configs() -> list[str]:
+  """Names of the configs shipped in ``jaxreg.configs`` (the repository's ``configs/``)."""
+  import jaxreg.configs
+
+  folder = os.path.dirname(jaxreg.configs.__file__)
+  return sorted(f[:-3] for f in os.listdir(folder) if f.endswith(".py") and not f.startswith("_"))
+
+
+def config_differences(a: dict, b: dict, prefix: str = "") -> list[str]:
+  """Dotted keys whose values differ between two plain-dict configs."""
+  out = []
+  for key in sorted(set(a) | set(b)):
+    path = f"{prefix}{key}"
+    va, vb = a.get(key), b.get(key)
+    if isinstance(va, dict) and isinstance(vb, dict):
+      out += config_differences(va, vb, path + ".")
+    elif (list(va) if isinstance(va, (list, tuple)) else va) != (list(vb) if isinstance(vb, (list, tuple)) else vb):
+      out.append(path)
+  return out

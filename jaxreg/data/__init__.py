@@ -1,0 +1,61 @@
+"""Datasets and shuffling iterators, and the ``make_dataset`` factory."""
+
+from jaxreg.data.datasets import NPZ_KEYS, TASKS, Dataset, Split, load_digits, load_npz, validate_split
+from jaxreg.data.iterators import epoch_batch_indices, padded_batches
+from jaxreg.errors import ConfigError
+
+DATASET_NAMES = ("digits", "npz")
+
+
+def make_dataset(
+    name: str,
+    *,
+    path: str | None = None,
+    task: str = "classification",
+    num_classes: int | None = None,
+    seed: int = 0,
+    val_fraction: float = 0.1,
+    test_fraction: float = 0.2,
+) -> Dataset:
+  """Builds the dataset of a config's ``data`` section (less ``batch_size``).
+
+  Args:
+    name: ``'digits'`` or ``'npz'``.
+    path: the ``.npz`` file, for ``name='npz'``.
+    task: ``'classification'`` or ``'regression'`` (``npz`` only; digits is classification).
+    num_classes: number of classes (``npz`` only; inferred from the labels if ``None``).
+    seed: seed of the train/validation/test split.
+    val_fraction: share of the data held out for validation.
+    test_fraction: share of the data held out for testing.
+
+  Raises:
+    ConfigError: for an unknown name or an argument that does not apply.
+    DataError: for malformed data.
+  """
+  if name == "digits":
+    if path:
+      raise ConfigError("data.path applies to data.name='npz' only; digits ships with scikit-learn")
+    if task != "classification" or num_classes not in (None, 10):
+      raise ConfigError("digits is a 10-class classification dataset: leave data.task and data.num_classes unset")
+    return load_digits(seed=seed, val_fraction=val_fraction, test_fraction=test_fraction)
+  if name == "npz":
+    return load_npz(
+        path, task=task, num_classes=num_classes, seed=seed,
+        val_fraction=val_fraction, test_fraction=test_fraction,
+    )
+  raise ConfigError(f"unknown dataset {name!r}; valid names: {', '.join(DATASET_NAMES)}")
+
+
+__all__ = [
+    "DATASET_NAMES",
+    "NPZ_KEYS",
+    "TASKS",
+    "Dataset",
+    "Split",
+    "epoch_batch_indices",
+    "load_digits",
+    "load_npz",
+    "make_dataset",
+    "padded_batches",
+    "validate_split",
+]

@@ -1,0 +1,264 @@
+"""Datasets: scikit-learn's digits and user ``.npz`` arrays, validated and split.
+
+Nothing here downloads anything: digits ships inside scikit-learn, and
+``.npz`` files are the user's own.
+"""
+
+import dataclasses
+import os
+from typing import NamedTuple
+
+import numpy as np
+
+from jaxreg.errors import ConfigError, DataError
+
+TASKS = ("classification", "regression")
+
+
+class Split(NamedTuple):
+  """One split of a dataset: inputs ``x`` (examples first) and targets ``y``."""
+
+  x: np.ndarray
+  y: np.ndarray
+
+
+@dataclasses.dataclass(frozen=True)
+class Dataset:
+  """Train, validation and test splits as host NumPy arrays.
+
+  Attributes:
+    name: a short name for logs.
+    task: ``'classification'`` (integer labels) or ``'regression'``.
+    train: the training split.
+    val: the validation split, or ``None``.
+    test: the test split, or ``None``.
+    num_classes: number of classes (classification), else ``None``.
+  """
+
+  name: str
+  task: str
+  train: Split
+  val: Split | None
+  test: Split | None
+  num_classes: int | None
+
+  @property
+  def num_outputs(self) -> int:
+    """Width of the model's output layer for this dataset."""
+    if self.task == "classification":
+      return int(self.num_classes)
+    return int(np.prod(self.train.y.shape[1:], dtype=int)) if self.train.y.ndim > 1 else 1
+
+  def splits(self) -> dict[str, Split]:
+    """The splits that exist, by name."""
+    return {k: v for k, v in (("train", self.train), ("val", self.val), ("test", self.test)) if v is not None}
+
+  def describe(self) -> str:
+    sizes = ", ".join(f"{k} {len(v.y)}" for k, v in self.splits().items())
+    return f"{self.name} ({self.task}; {sizes}; input shape {self.train.x.shape[1:]})"
+
+
+def _check_fraction(name: str, value: float) -> None:
+  if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value < 1.0:
+    raise ConfigError(f"data.{name} must be a number in [0, 1), got {value!r}")
+
+
+def _carve(
+    split: Split, fraction: float, *, seed: int, stratify: bool
+) -> tuple[Split, Split | None]:
+  """Splits off ``fraction`` of ``split`` (stratified by label for classification)."""
+  if fraction == 0:
+    return split, None
+  from sklearn.model_selection import train_test_split  # heavy import, only when used
+
+  try:
+    x_keep, x_out, y_keep, y_out = train_test_split(
+        split.x, split.y, test_size=fraction, random_state=seed,
+        stratify=split.y if stratify else None,
+    )
+  except ValueError as e:  # e.g. a class with a single example cannot be stratified
+    raise DataError(f"cannot split off {fraction:.0%} of {len(split.y)} examples: {e}") from e
+  return Split(x_keep, y_keep), Split(x_out, y_out)
+
+
+def validate_split(
+    name: str, split: Split, *, task: str, num_classes: int | None
+) -> Split:
+  """Checks one split and returns it with canonical dtypes.
+
+  Raises:
+    DataError: naming the split and the problem: mismatched lengths, an empty
+      split, non-numeric or non-finite inputs, non-integer labels or labels
+      outside ``[0, num_classes)``.
+  """
+  x, y = np.asarray(split.x), np.asarray(split.y)
+  if x.ndim < 2:
+    raise DataError(f"x_{name} must have shape (examples, features...), got shape {x.shape}")
+  if len(x) != len(y):
+    raise DataError(
+        f"x_{name} and y_{name} have different lengths ({len(x)} vs {len(y)}); "
+        "they must hold one target per example"
+    )
+  if len(x) == 0:
+    raise DataError(f"the {name} split is empty")
+  if not (np.issubdtype(x.dtype, np.number) or x.dtype == np.bool_):
+    raise DataError(f"x_{name} must be numeric, got dtype {x.dtype}")
+  x = x.astype(np.float32)
+  bad = ~np.isfinite(x)
+  if bad.any():
+    first = tuple(int(i) for i in np.argwhere(bad)[0])
+    raise DataError(
+        f"x_{name} contains {int(bad.sum())} NaN or infinite value(s), the first at index {first}; "
+        "clean or impute them before training"
+    )
+  if task == "classification":
+    if y.ndim != 1:
+      raise DataError(f"y_{name} must be a 1-D array of integer class labels, got shape {y.shape}")
+    if not np.issubdtype(y.dtype, np.integer):
+      if not (np.issubdtype(y.dtype, np.floating) and np.all(np.isfinite(y)) and np.all(y == np.round(y))):
+        raise DataError(f"y_{name} must hold integer class labels, got dtype {y.dtype} with non-integer values")
+    y = y.astype(np.int64)
+    outside = (y < 0) | (y >= num_classes)
+    if outside.any():
+      raise DataError(
+          f"y_{name} has {int(outside.sum())} label(s) outside [0, {num_classes}) "
+          f"(e.g. {int(y[outside][0])} at index {int(np.argmax(outside))}); "
+          "labels must be 0..num_classes-1 (set data.num_classes if it is larger than inferred)"
+      )
+    y = y.astype(np.int32)
+  else:
+    y = y.astype(np.float32)
+    if not np.all(np.isfinite(y)):
+      raise DataError(f"y_{name} contains NaN or infinite targets")
+  return Split(x, y)
+
+
+def _assemble(
+    name: str,
+    task: str,
+    train: Split,
+    val: Split | None,
+    test: Split | None,
+    *,
+    num_classes: int | None,
+    val_fraction: float,
+    test_fraction: float,
+    seed: int,
+) -> Dataset:
+  """Validates the given splits and carves the missing ones out of train."""
+  if task not in TASKS:
+    raise ConfigError(f"data.task must be one of {', '.join(TASKS)}, got {task!r}")
+  _check_fraction("val_fraction", val_fraction)
+  _check_fraction("test_fraction", test_fraction)
+  if task == "classification" and num_classes is None:
+    labels = [s.y for s in (train, val, test) if s is not None]
+    try:
+      num_classes = int(max(np.max(np.asarray(l)) for l in labels)) + 1
+    except (TypeError, ValueError) as e:
+      raise DataError(f"cannot infer the number of classes from the labels: {e}") from e
+  if task == "classification" and (not isinstance(num_classes, int) or num_classes < 2):
+    raise ConfigError(f"data.num_classes must be an integer >= 2, got {num_classes!r}")
+  train = validate_split("train", train, task=task, num_classes=num_classes)
+  stratify = task == "classification"
+  test_carved = test is None
+  if test_carved:
+    train, test = _carve(train, test_fraction, seed=seed, stratify=stratify)
+  if val is None:
+    # val_fraction is a share of the data before any split, not of what is left.
+    share = val_fraction / (1.0 - test_fraction) if test_carved else val_fraction
+    train, val = _carve(train, share, seed=seed + 1, stratify=stratify)
+  if val is not None:
+    val = validate_split("val", val, task=task, num_classes=num_classes)
+  if test is not None:
+    test = validate_split("test", test, task=task, num_classes=num_classes)
+  for split_name, split in (("val", val), ("test", test)):
+    if split is not None and split.x.shape[1:] != train.x.shape[1:]:
+      raise DataError(
+          f"x_{split_name} has example shape {split.x.shape[1:]} but x_train has {train.x.shape[1:]}"
+      )
+  return Dataset(name, task, train, val, test, num_classes if task == "classification" else None)
+
+
+def load_digits(*, seed: int = 0, val_fraction: float = 0.1, test_fraction: float = 0.2) -> Dataset:
+  """scikit-learn's 8x8 handwritten digits (1,797 images, 10 classes), ships with scikit-learn.
+
+  Pixels (0..16) are scaled to [0, 1]. The split is stratified by class and
+  fixed by ``seed``: by default 70% train (1,257), 10% validation (180),
+  20% test (360).
+
+  Example:
+    >>> data = load_digits(seed=0)
+    >>> data.train.x.shape, data.num_classes
+    ((1257, 64), 10)
+  """
+  from sklearn.datasets import load_digits as sk_load_digits
+
+  bunch = sk_load_digits()
+  x = (bunch.data / 16.0).astype(np.float32)
+  y = bunch.target.astype(np.int32)
+  return _assemble(
+      "digits", "classification", Split(x, y), None, None, num_classes=10,
+      val_fraction=val_fraction, test_fraction=test_fraction, seed=seed,
+  )
+
+
+NPZ_KEYS = ("x_train", "y_train", "x_val", "y_val", "x_test", "y_test")
+
+
+def load_npz(
+    path: str,
+    *,
+    task: str = "classification",
+    num_classes: int | None = None,
+    seed: int = 0,
+    val_fraction: float = 0.1,
+    test_fraction: float = 0.2,
+) -> Dataset:
+  """User arrays from an ``.npz`` file.
+
+  The file must hold ``x_train`` and ``y_train``; ``x_val``/``y_val`` and
+  ``x_test``/``y_test`` are optional (each pair all or nothing). A missing
+  validation or test split is carved out of the training split
+  (``val_fraction`` and ``test_fraction`` of it, stratified for
+  classification). Inputs are used as given (scale them beforehand).
+
+  Args:
+    path: the ``.npz`` file (``np.savez(path, x_train=..., y_train=...)``).
+    task: ``'classification'`` (integer labels ``0..num_classes-1``) or ``'regression'``.
+    num_classes: the number of classes; inferred as ``max label + 1`` if ``None``.
+    seed: seed of the carved-out splits.
+    val_fraction: share of the training data used for validation if ``x_val`` is absent.
+    test_fraction: share of the training data used for testing if ``x_test`` is absent.
+
+  Raises:
+    DataError: for a missing file or key, a half-given pair, or a malformed split.
+  """
+  if not path:
+    raise ConfigError("data.path must name an .npz file when data.name is 'npz'")
+  if not os.path.isfile(path):
+    raise DataError(f"data file {path!r} does not exist")
+  try:
+    with np.load(path, allow_pickle=False) as f:
+      arrays = {k: f[k] for k in f.files}
+  except Exception as e:  # zipfile.BadZipFile, ValueError (pickled objects), OSError
+    raise DataError(f"cannot read {path!r} as an .npz file: {e}") from e
+  unknown = sorted(set(arrays) - set(NPZ_KEYS))
+  if unknown:
+    raise DataError(f"{path!r} has unexpected key(s) {unknown}; valid keys: {', '.join(NPZ_KEYS)}")
+  for key in ("x_train", "y_train"):
+    if key not in arrays:
+      raise DataError(
+          f"{path!r} is missing the required key {key!r} (it has: {', '.join(sorted(arrays)) or 'nothing'})"
+      )
+  pairs = {}
+  for split in ("val", "test"):
+    has_x, has_y = f"x_{split}" in arrays, f"y_{split}" in arrays
+    if has_x != has_y:
+      missing = f"y_{split}" if has_x else f"x_{split}"
+      raise DataError(f"{path!r} has {'x' if has_x else 'y'}_{split} but is missing {missing!r}")
+    pairs[split] = Split(arrays[f"x_{split}"], arrays[f"y_{split}"]) if has_x else None
+  name = os.path.splitext(os.path.basename(path))[0]
+  return _assemble(
+      name, task, Split(arrays["x_train"], arrays["y_train"]), pairs["val"], pairs["test"],
+      num_classes=num_classes, val_fraction=val_fraction, test_fraction=test_fraction, seed=seed,
+  )

@@ -1,0 +1,47 @@
+"""Shuffling and batching, shared by the compiled-epoch and streaming paths.
+
+Both paths draw an epoch's order from the same key, ``fold_in(key, epoch)``,
+so they visit the examples in the same order and a resumed run reshuffles
+exactly as an uninterrupted one.
+"""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+
+def epoch_batch_indices(key: jax.Array, epoch, num_examples: int, batch_size: int) -> jax.Array:
+  """Indices of one epoch's batches, shape ``(num_examples // batch_size, batch_size)``.
+
+  The examples are permuted with ``fold_in(key, epoch)``; the last
+  ``num_examples % batch_size`` of the permutation are left out of this
+  epoch (a different subset every epoch), so every step sees a full batch.
+  Jit-safe (``epoch`` may be traced).
+  """
+  steps = num_examples // batch_size
+  perm = jax.random.permutation(jax.random.fold_in(key, epoch), num_examples)
+  return perm[: steps * batch_size].reshape(steps, batch_size)
+
+
+def padded_batches(x: np.ndarray, y: np.ndarray, batch_size: int) -> dict[str, np.ndarray]:
+  """Stacks a split into ``(num_batches, batch_size, ...)`` arrays plus a 0/1 ``mask``.
+
+  The last batch is padded with copies of the first example and mask 0, so
+  evaluation sees every example exactly once with static shapes.
+  """
+  n = len(y)
+  num_batches = -(-n // batch_size)
+  pad = num_batches * batch_size - n
+  index = np.concatenate([np.arange(n), np.zeros(pad, dtype=np.int64)])
+  mask = np.concatenate([np.ones(n, np.float32), np.zeros(pad, np.float32)])
+  shape = (num_batches, batch_size)
+  return {
+      "x": x[index].reshape(shape + x.shape[1:]),
+      "y": y[index].reshape(shape + y.shape[1:]),
+      "mask": mask.reshape(shape),
+  }
+
+
+def stack_on_device(batches: dict[str, np.ndarray]) -> dict[str, jax.Array]:
+  """Moves a dict of host arrays to the default device."""
+  return {k: jnp.asarray(v) for k, v in batches.items()}

@@ -1,0 +1,146 @@
+"""``train_and_evaluate``: run one config end to end in a work directory.
+
+This is the only place (besides ``cli.py``) that reads a config: it unpacks
+each section into the keyword arguments of one factory.
+"""
+
+import json
+import os
+import platform
+
+import jax
+import ml_collections
+
+from jaxreg.config import config_differences, validate_config
+from jaxreg.data import make_dataset
+from jaxreg.errors import CheckpointError, ConfigError
+from jaxreg.models import make_model
+from jaxreg.optim import make_optimizer
+from jaxreg.regularizers import make_regularizers
+from jaxreg.train import (
+    Checkpointer,
+    EarlyStopping,
+    MetricWriter,
+    create_train_state,
+    fit,
+    make_eval_step,
+    make_objective,
+    make_train_step,
+    write_json,
+)
+from jaxreg.train.loop import FitResult
+
+CHECKPOINT_SUBDIR = "checkpoints"
+# Keys that may change between an interrupted run and its resume.
+RESUMABLE_CHANGES = ("train.epochs", "train.progress_bar", "train.early_stopping.patience")
+
+
+def _check_workdir(workdir: str, config_dict: dict, resume: bool) -> None:
+  saved_config = os.path.join(workdir, "config.json")
+  has_run = os.path.exists(saved_config) or os.path.isdir(os.path.join(workdir, CHECKPOINT_SUBDIR))
+  if not resume:
+    if has_run:
+      raise CheckpointError(
+          f"{workdir} already holds a run; pass --resume to continue it, or choose a new --workdir "
+          "(nothing was overwritten)"
+      )
+    return
+  if not os.path.exists(saved_config):
+    raise CheckpointError(
+        f"nothing to resume in {workdir}: it has no config.json; start the run without --resume"
+    )
+  with open(saved_config) as f:
+    saved = json.load(f)
+  changed = [k for k in config_differences(saved, config_dict) if k not in RESUMABLE_CHANGES]
+  if changed:
+    raise ConfigError(
+        f"--resume with a config that differs from the run in {workdir} at: {', '.join(changed)}. "
+        f"Resume with the same config (only {', '.join(RESUMABLE_CHANGES)} may change)"
+    )
+
+
+def train_and_evaluate(
+    config: ml_collections.ConfigDict, workdir: str, *, resume: bool = False
+) -> FitResult:
+  """Trains and evaluates the experiment ``config``, writing its artifacts to ``workdir``.
+
+  Writes ``config.json`` (the resolved config), ``metrics.jsonl`` (a line per
+  epoch), ``checkpoints/`` (Orbax; the last ``checkpoint.keep`` epochs and
+  the best one) and, at the end, ``summary.json``.
+
+  Everything is built (and every config error raised) before the first step.
+
+  Args:
+    config: a config from :func:`jaxreg.config.load_config` or ``get_config()``.
+    workdir: the run's directory; it must not hold a run unless ``resume``.
+    resume: continue the run in ``workdir`` from its latest checkpoint.
+
+  Returns:
+    The :class:`~jaxreg.train.FitResult`; its summary is also in ``summary.json``.
+  """
+  validate_config(config)
+  config_dict = config.to_dict()
+  workdir = os.path.abspath(workdir)
+  data_cfg = dict(config.data)
+  batch_size = data_cfg.pop("batch_size")
+  eval_batch_size = data_cfg.pop("eval_batch_size")
+  on_device = data_cfg.pop("on_device")
+  es_cfg = dict(config.train.early_stopping)
+  restore_best = es_cfg.pop("restore_best")
+
+  # Build everything that can fail on a bad config before touching the disk.
+  model_cfg = dict(config.model)
+  optimizer_cfg = dict(config.optimizer)
+  tx = make_optimizer(**optimizer_cfg)
+  regularize = make_regularizers(**{k: dict(v) for k, v in config.regularizers.items()})
+  early_stopping = EarlyStopping(**es_cfg)
+  if config.checkpoint.every < 0 or config.checkpoint.keep < 1:
+    raise ConfigError(
+        "checkpoint.every must be >= 0 (0 turns checkpoints off) and checkpoint.keep >= 1, "
+        f"got every={config.checkpoint.every}, keep={config.checkpoint.keep}"
+    )
+  _check_workdir(workdir, config_dict, resume)
+  dataset = make_dataset(**data_cfg)
+  model = make_model(num_outputs=dataset.num_outputs, **model_cfg)
+  base_objective = make_objective(dataset.task, model.apply)
+
+  rng = jax.random.PRNGKey(config.train.seed)
+  state = create_train_state(
+      model, tx, rng=rng, sample_x=dataset.train.x[:1], early_stopping_mode=early_stopping.mode
+  )
+  os.makedirs(workdir, exist_ok=True)
+  write_json(os.path.join(workdir, "config.json"), config_dict)
+  checkpointer = None
+  if config.checkpoint.every > 0:
+    checkpointer = Checkpointer(
+        os.path.join(workdir, CHECKPOINT_SUBDIR), keep=config.checkpoint.keep,
+        monitor=early_stopping.monitor, mode=early_stopping.mode,
+    )
+  result = fit(
+      state,
+      train_step=make_train_step(regularize(base_objective), tx),
+      eval_step=make_eval_step(base_objective),
+      dataset=dataset,
+      batch_size=batch_size,
+      eval_batch_size=eval_batch_size,
+      epochs=config.train.epochs,
+      shuffle_seed=config.train.seed,
+      early_stopping=early_stopping,
+      restore_best=restore_best,
+      checkpointer=checkpointer,
+      checkpoint_every=max(config.checkpoint.every, 1),
+      resume=resume,
+      writer=MetricWriter(workdir),
+      progress=config.train.progress_bar,
+      data_on_device=on_device,
+  )
+  result.summary.update(
+      dataset=dataset.describe(),
+      device=str(jax.devices()[0].device_kind),
+      backend=jax.default_backend(),
+      jax_version=jax.__version__,
+      python=platform.python_version(),
+      resumed=resume,
+  )
+  write_json(os.path.join(workdir, "summary.json"), result.summary)
+  return result

@@ -1,0 +1,64 @@
+"""The model contract: ``ModelFns(init, apply)``.
+
+The rest of jaxreg sees a model only through these two pure functions, so any
+Flax Linen module (or hand-written function pair) plugs into the train step.
+"""
+
+from typing import Any, Callable, NamedTuple
+
+import flax.linen as nn
+import jax
+
+Variables = Any  # a pytree: {'params': ..., other collections ...}
+ModelState = Any  # the non-parameter collections, e.g. {'batch_stats': ...}
+
+# Collections that hold diagnostics, never state to carry between steps.
+_DIAGNOSTIC_COLLECTIONS = ("intermediates",)
+
+
+class ModelFns(NamedTuple):
+  """A model as two pure functions.
+
+  Attributes:
+    init: ``init(rng, sample_x) -> variables``, a dict with ``'params'`` and
+      any state collections (for example ``'batch_stats'``).
+    apply: ``apply(variables, x, *, train, rng) -> (outputs, new_model_state)``.
+      ``rng`` feeds dropout and noise (it may be ``None`` when ``train`` is
+      False); ``new_model_state`` holds the updated non-parameter collections
+      (an empty dict for a stateless model).
+  """
+
+  init: Callable[[jax.Array, jax.Array], Variables]
+  apply: Callable[..., tuple[jax.Array, ModelState]]
+
+
+def from_linen(module: nn.Module) -> ModelFns:
+  """Wraps a Linen module whose ``__call__(x, *, train)`` into ``ModelFns``.
+
+  Dropout and noise draw from the ``'dropout'`` rng stream, which ``apply``
+  feeds from its ``rng`` argument; no key is hidden in the module.
+
+  Example:
+    >>> import flax.linen as nn, jax, jax.numpy as jnp
+    >>> model = from_linen(nn.Dense(3))  # doctest: +SKIP
+  """
+
+  def init(rng, sample_x):
+    params_rng, dropout_rng = jax.random.split(rng)
+    variables = module.init(
+        {"params": params_rng, "dropout": dropout_rng}, sample_x, train=False
+    )
+    return {k: v for k, v in variables.items() if k not in _DIAGNOSTIC_COLLECTIONS}
+
+  def apply(variables, x, *, train, rng=None):
+    state_collections = [k for k in variables if k != "params"]
+    rngs = {"dropout": rng} if rng is not None else {}
+    if train and state_collections:
+      outputs, new_state = module.apply(
+          variables, x, train=True, rngs=rngs, mutable=state_collections
+      )
+      return outputs, dict(new_state)
+    outputs = module.apply(variables, x, train=train, rngs=rngs)
+    return outputs, {k: variables[k] for k in state_collections}
+
+  return ModelFns(init=init, apply=apply)

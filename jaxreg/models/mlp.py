@@ -1,0 +1,71 @@
+"""Multilayer perceptron (Flax Linen)."""
+
+from typing import Callable, Sequence
+
+import flax.linen as nn
+import jax
+
+from jaxreg.errors import ConfigError
+from jaxreg.models.initializers import Initializer
+
+_ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
+    "relu": nn.relu,
+    "tanh": nn.tanh,
+    "sigmoid": nn.sigmoid,
+    "gelu": nn.gelu,
+    "elu": nn.elu,
+    "leaky_relu": nn.leaky_relu,
+    "softplus": nn.softplus,
+    "identity": lambda x: x,
+}
+
+
+def get_activation(name: str) -> Callable[[jax.Array], jax.Array]:
+  """Returns the activation function called ``name`` (``'relu'``, ``'tanh'``, ...)."""
+  try:
+    return _ACTIVATIONS[name]
+  except KeyError:
+    raise ConfigError(
+        f"unknown activation {name!r}; valid names: {', '.join(sorted(_ACTIVATIONS))}"
+    ) from None
+
+
+class MLP(nn.Module):
+  """A fully connected network ``Dense -> activation -> Dropout`` per hidden layer.
+
+  ``h_0 = flatten(x)``, ``h_l = dropout(act(W_l h_{l-1} + b_l))``,
+  ``outputs = W_L h_{L-1} + b_L`` (logits; no softmax).
+
+  Dropout is inverted Bernoulli dropout (``flax.linen.Dropout``): in training
+  each unit is kept with probability ``1 - dropout_rate`` and scaled by
+  ``1 / (1 - dropout_rate)``, so inference uses the weights unchanged. This is
+  equivalent in expectation to the seeds' form, which scales by the keep
+  probability at inference instead.
+
+  Each hidden activation (after the nonlinearity, before dropout) is sown into
+  the ``'intermediates'`` collection as ``hidden_<l>`` for activity penalties.
+
+  Attributes:
+    hidden_sizes: widths of the hidden layers.
+    num_outputs: width of the output layer (number of classes, or targets).
+    activation: nonlinearity of the hidden layers.
+    dropout_rate: probability of dropping a hidden unit in training.
+    kernel_init: initializer of every kernel.
+  """
+
+  hidden_sizes: Sequence[int]
+  num_outputs: int
+  activation: Callable[[jax.Array], jax.Array] = nn.relu
+  dropout_rate: float = 0.0
+  kernel_init: Initializer = nn.initializers.lecun_normal()
+
+  @nn.compact
+  def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
+    h = x.reshape((x.shape[0], -1))
+    for layer, width in enumerate(self.hidden_sizes):
+      h = nn.Dense(width, kernel_init=self.kernel_init, name=f"dense_{layer}")(h)
+      h = self.activation(h)
+      self.sow("intermediates", f"hidden_{layer}", h)
+      if self.dropout_rate > 0:
+        h = nn.Dropout(self.dropout_rate, deterministic=not train)(h)
+    return nn.Dense(self.num_outputs, kernel_init=self.kernel_init, name="output")(h)

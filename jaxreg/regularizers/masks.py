@@ -1,0 +1,56 @@
+"""Select parameters by path, as optax's ``mask=`` does.
+
+Penalties and decay apply to weights, not to biases or normalization scales.
+The choice is made by the parameter's name in the pytree (its last path key),
+never by ``ndim``: a 1-D weight (e.g. an embedding row) is still a weight.
+"""
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import jax
+
+# Leaf names excluded from norm penalties and weight decay by default.
+DEFAULT_EXCLUDED_NAMES = ("bias", "scale")
+
+Mask = Any  # a pytree of bools with the structure of the params, or a callable returning one
+MaskSpec = Mask | Callable[[Any], Mask] | None
+
+
+def _leaf_name(path) -> str:
+  key = path[-1] if path else None
+  for attr in ("key", "name", "idx"):
+    if hasattr(key, attr):
+      return str(getattr(key, attr))
+  return str(key)
+
+
+def exclude_by_name(names: Iterable[str] = DEFAULT_EXCLUDED_NAMES) -> Callable[[Any], Mask]:
+  """Returns a mask function that is False for leaves called one of ``names``.
+
+  Example:
+    >>> params = {'dense': {'kernel': jnp.ones((2, 2)), 'bias': jnp.ones(2)}}
+    >>> exclude_by_name()(params)
+    {'dense': {'bias': False, 'kernel': True}}
+  """
+  excluded = frozenset(names)
+  return lambda params: jax.tree_util.tree_map_with_path(
+      lambda path, _: _leaf_name(path) not in excluded, params
+  )
+
+
+def resolve_mask(mask: MaskSpec, params: Any) -> Mask:
+  """Turns a mask spec into a pytree of bools for ``params``.
+
+  ``None`` means the default (every leaf except biases and scales); a callable
+  is applied to ``params``; a pytree of bools is returned as it is.
+  """
+  if mask is None:
+    mask = exclude_by_name()
+  return mask(params) if callable(mask) else mask
+
+
+def masked_leaves(params: Any, mask: MaskSpec) -> list[jax.Array]:
+  """Returns the leaves of ``params`` that ``mask`` selects."""
+  flags = resolve_mask(mask, params)
+  return [p for p, keep in zip(jax.tree.leaves(params), jax.tree.leaves(flags)) if keep]

@@ -1,0 +1,91 @@
+"""Orbax checkpoints of the ``TrainState``: the last few, and the best one.
+
+A checkpoint is saved under ``<directory>/<epoch>`` with the epoch's metrics.
+The manager keeps the ``keep`` most recent checkpoints and, beside them, the
+one with the best monitored metric, so ``restore_best`` survives a resume.
+"""
+
+import os
+
+import jax
+import orbax.checkpoint as ocp
+from orbax.checkpoint.checkpoint_managers import preservation_policy as preservation
+
+from jaxreg.errors import CheckpointError, ConfigError
+
+
+class Checkpointer:
+  """Saves and restores ``TrainState`` pytrees with Orbax.
+
+  Args:
+    directory: where checkpoints go (created if missing).
+    keep: how many of the most recent checkpoints to keep, ``>= 1``.
+    monitor: the metric that ranks checkpoints for "best", or ``None``.
+    mode: ``'min'`` or ``'max'`` for ``monitor``.
+
+  Example:
+    >>> ckpt = Checkpointer('/tmp/run/checkpoints', keep=3, monitor='val_loss')  # doctest: +SKIP
+    >>> ckpt.save(1, state, {'val_loss': 0.3})  # doctest: +SKIP
+    >>> state = ckpt.restore(1, like=state)  # doctest: +SKIP
+  """
+
+  def __init__(self, directory: str, *, keep: int = 3, monitor: str | None = None, mode: str = "min"):
+    if not isinstance(keep, int) or keep < 1:
+      raise ConfigError(f"checkpoint.keep must be a positive integer, got {keep!r}")
+    self.directory = os.path.abspath(directory)
+    policies = [preservation.LatestN(n=keep)]
+    if monitor is not None:
+      policies.append(
+          preservation.BestN(
+              get_metric_fn=lambda metrics: metrics[monitor],
+              reverse=(mode == "min"),  # BestN keeps the last n of the sorted list
+              n=1,
+              keep_checkpoints_without_metrics=False,
+          )
+      )
+    options = ocp.CheckpointManagerOptions(
+        preservation_policy=preservation.AnyPreservationPolicy(policies),
+        cleanup_tmp_directories=True,
+        create=True,
+    )
+    self._manager = ocp.CheckpointManager(self.directory, options=options)
+
+  def epochs(self) -> list[int]:
+    """The epochs that have a finished checkpoint, oldest first."""
+    return sorted(self._manager.all_steps())
+
+  def latest_epoch(self) -> int | None:
+    return self._manager.latest_step()
+
+  def save(self, epoch: int, state, metrics: dict) -> None:
+    """Saves ``state`` as the checkpoint of ``epoch`` (asynchronously)."""
+    finite = {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float))}
+    self._manager.save(epoch, args=ocp.args.StandardSave(state), metrics=finite)
+
+  def restore(self, epoch: int, *, like):
+    """Restores the checkpoint of ``epoch`` into the structure of ``like``.
+
+    Raises:
+      CheckpointError: if there is no checkpoint for ``epoch``, or it cannot
+        be read (incomplete or corrupt); the message names the folder.
+    """
+    self._manager.wait_until_finished()
+    path = os.path.join(self.directory, str(epoch))
+    if epoch not in self._manager.all_steps():
+      raise CheckpointError(
+          f"no checkpoint for epoch {epoch} in {self.directory} (found: {self.epochs() or 'none'})"
+      )
+    abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, like)
+    try:
+      return self._manager.restore(epoch, args=ocp.args.StandardRestore(abstract))
+    except Exception as e:  # orbax/tensorstore raise many types for damaged files
+      raise CheckpointError(
+          f"the checkpoint {path} could not be read; it is incomplete or corrupt "
+          f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}). Delete that folder to resume "
+          f"from the previous checkpoint, or start a new run in a new --workdir."
+      ) from e
+
+  def close(self) -> None:
+    """Waits for pending saves and releases the manager."""
+    self._manager.wait_until_finished()
+    self._manager.close()

@@ -1,0 +1,73 @@
+"""Early stopping: watch a validation metric and stop when it stops improving.
+
+Source: seed 001, "Regularization techniques: early stopping" and seed 002,
+"Early Stopping" (Goodfellow et al., Deep Learning, section 7.8).
+"""
+
+import dataclasses
+import math
+
+import jax.numpy as jnp
+
+from jaxreg.errors import ConfigError
+from jaxreg.train.state import EarlyStoppingState
+
+
+@dataclasses.dataclass(frozen=True)
+class EarlyStopping:
+  """When an epoch counts as an improvement, and when to stop.
+
+  An epoch improves on the best so far if ``value < best - min_delta``
+  (``mode='min'``) or ``value > best + min_delta`` (``mode='max'``). Training
+  stops after ``patience`` evaluations in a row without an improvement;
+  ``patience=None`` only tracks the best epoch (for checkpoints and
+  ``restore_best``) and never stops.
+
+  Attributes:
+    monitor: a logged metric, e.g. ``'val_loss'`` or ``'val_accuracy'``.
+    mode: ``'min'`` if lower is better, ``'max'`` if higher is better.
+    patience: evaluations without improvement before stopping, or ``None``.
+    min_delta: the smallest change that counts as an improvement, ``>= 0``.
+
+  Example:
+    >>> es = EarlyStopping(monitor='val_accuracy', mode='max', patience=10)
+  """
+
+  monitor: str = "val_loss"
+  mode: str = "min"
+  patience: int | None = None
+  min_delta: float = 0.0
+
+  def __post_init__(self):
+    if self.mode not in ("min", "max"):
+      raise ConfigError(f"early_stopping.mode must be 'min' or 'max', got {self.mode!r}")
+    if self.patience is not None and (not isinstance(self.patience, int) or self.patience < 1):
+      raise ConfigError(
+          f"early_stopping.patience must be a positive integer or None (never stop), got {self.patience!r}"
+      )
+    if not self.min_delta >= 0:
+      raise ConfigError(f"early_stopping.min_delta must be >= 0, got {self.min_delta!r}")
+
+  def initial_state(self) -> EarlyStoppingState:
+    return EarlyStoppingState.create(self.mode)
+
+  def update(self, es: EarlyStoppingState, value: float, epoch: int) -> tuple[EarlyStoppingState, bool]:
+    """Records ``value`` for ``epoch``; returns the new state and whether it improved."""
+    best = float(es.best_value)
+    if self.mode == "min":
+      improved = value < best - self.min_delta
+    else:
+      improved = value > best + self.min_delta
+    improved = improved and not math.isnan(value)
+    if improved:
+      new = EarlyStoppingState(
+          best_value=jnp.asarray(value, jnp.float32),
+          best_epoch=jnp.asarray(epoch, jnp.int32),
+          bad_epochs=jnp.asarray(0, jnp.int32),
+      )
+    else:
+      new = es.replace(bad_epochs=jnp.asarray(int(es.bad_epochs) + 1, jnp.int32))
+    return new, improved
+
+  def should_stop(self, es: EarlyStoppingState) -> bool:
+    return self.patience is not None and int(es.bad_epochs) >= self.patience

@@ -1,0 +1,333 @@
+"""``fit``: epochs on the host, each epoch one compiled ``lax.scan`` when the data fits.
+
+Between epochs the loop evaluates, updates early stopping, writes metrics,
+checkpoints and moves the progress bar; within an epoch there is no host
+round-trip per step.
+"""
+
+import dataclasses
+import math
+import time
+from collections.abc import Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from tqdm.auto import tqdm
+
+from jaxreg.data.datasets import Dataset
+from jaxreg.data.iterators import epoch_batch_indices, padded_batches, stack_on_device
+from jaxreg.errors import CheckpointError, ConfigError, TrainingError
+from jaxreg.optim.factory import current_learning_rate
+from jaxreg.train.checkpoint import Checkpointer
+from jaxreg.train.early_stopping import EarlyStopping
+from jaxreg.train.state import TrainState
+from jaxreg.train.writers import MetricWriter
+
+DATA_ON_DEVICE_CHOICES = ("auto", "always", "never")
+DEFAULT_MAX_DEVICE_BYTES = 2 * 1024**3
+
+
+@dataclasses.dataclass
+class FitResult:
+  """What :func:`fit` returns.
+
+  Attributes:
+    state: the final state, or the best epoch's state if ``restore_best``.
+    history: one record per epoch (the lines of ``metrics.jsonl``).
+    summary: test and validation metrics of ``state``, the best epoch, speed.
+  """
+
+  state: TrainState
+  history: list[dict]
+  summary: dict
+
+
+def _check_positive_int(name: str, value) -> None:
+  if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+    raise ConfigError(f"{name} must be a positive integer, got {value!r}")
+
+
+def make_scan_epoch(train_step: Callable, *, shuffle_key: jax.Array, num_examples: int, batch_size: int):
+  """Returns a jitted ``epoch(state, x, y, epoch) -> (state, mean_metrics)`` running one ``lax.scan``.
+
+  ``x`` and ``y`` are the whole training split on the device; each step
+  gathers its batch by index, so nothing crosses to the host within an epoch.
+  """
+
+  @jax.jit
+  def run_epoch(state, x, y, epoch):
+    indices = epoch_batch_indices(shuffle_key, epoch, num_examples, batch_size)
+
+    def body(state, idx):
+      return train_step(state, {"x": x[idx], "y": y[idx]})
+
+    state, metrics = jax.lax.scan(body, state, indices)
+    return state, jax.tree.map(jnp.mean, metrics)
+
+  return run_epoch
+
+
+def make_streaming_epoch(train_step: Callable, *, shuffle_key: jax.Array, num_examples: int, batch_size: int):
+  """Returns ``epoch(state, x, y, epoch) -> (state, mean_metrics)`` that feeds host batches to a jitted step.
+
+  Used when the training split does not fit on the device. It visits the
+  examples in the same order as :func:`make_scan_epoch`.
+  """
+  step = jax.jit(train_step)
+  order = jax.jit(epoch_batch_indices, static_argnums=(2, 3))
+
+  def run_epoch(state, x, y, epoch):
+    indices = np.asarray(order(shuffle_key, epoch, num_examples, batch_size))
+    totals = None
+    for idx in indices:
+      state, metrics = step(state, {"x": x[idx], "y": y[idx]})
+      totals = metrics if totals is None else jax.tree.map(jnp.add, totals, metrics)
+    return state, jax.tree.map(lambda v: v / len(indices), totals)
+
+  return run_epoch
+
+
+def make_evaluate(eval_step: Callable):
+  """Returns a jitted ``evaluate(state, batches) -> metrics`` over stacked, padded batches."""
+
+  @jax.jit
+  def evaluate(state, batches):
+    per_batch = jax.lax.map(lambda batch: eval_step(state, batch), batches)
+    counts = per_batch.pop("count")
+    total = jnp.sum(counts)
+    return {k: jnp.sum(v * counts) / total for k, v in per_batch.items()}
+
+  return evaluate
+
+
+def _split_metric_names(eval_step, state, batches) -> list[str]:
+  one = jax.tree.map(lambda a: a[0], batches)
+  return sorted(k for k in jax.eval_shape(eval_step, state, one) if k != "count")
+
+
+def fit(
+    state: TrainState,
+    *,
+    train_step: Callable,
+    eval_step: Callable,
+    dataset: Dataset,
+    batch_size: int,
+    epochs: int,
+    shuffle_seed: int = 0,
+    eval_batch_size: int = 1024,
+    early_stopping: EarlyStopping | None = None,
+    restore_best: bool = True,
+    checkpointer: Checkpointer | None = None,
+    checkpoint_every: int = 1,
+    resume: bool = False,
+    writer: MetricWriter | None = None,
+    progress: bool = True,
+    data_on_device: str = "auto",
+    max_device_bytes: int = DEFAULT_MAX_DEVICE_BYTES,
+) -> FitResult:
+  """Trains ``state`` for ``epochs`` epochs, evaluating after each.
+
+  Each epoch reshuffles the training split with ``fold_in(PRNGKey(shuffle_seed), epoch)``
+  and takes ``len(train) // batch_size`` steps on full batches. When the
+  training split fits on the device (``data_on_device``) the whole epoch is
+  one compiled ``lax.scan``; otherwise batches stream from the host to a
+  jitted step. After each epoch the validation and test splits are
+  evaluated, early stopping is updated, a line goes to ``writer`` and a
+  checkpoint to ``checkpointer``.
+
+  Args:
+    state: the initial :class:`TrainState` (also the template for a resume).
+    train_step: from :func:`make_train_step`.
+    eval_step: from :func:`make_eval_step`, built on the unregularized objective.
+    dataset: the splits, as host arrays.
+    batch_size: examples per step.
+    epochs: the epoch to train up to (a resumed run continues to it).
+    shuffle_seed: seed of the epoch order.
+    eval_batch_size: examples per evaluation batch.
+    early_stopping: what to monitor and when to stop; default tracks
+      ``val_loss`` (or ``train_loss`` without a validation split), never stops.
+    restore_best: return the state of the best epoch instead of the last.
+    checkpointer: where to save checkpoints, or ``None``.
+    checkpoint_every: save every this many epochs (and always the last).
+    resume: continue from the checkpointer's latest checkpoint; it is an
+      error if there is none.
+    writer: where to append ``metrics.jsonl`` lines, or ``None``.
+    progress: show a tqdm progress bar.
+    data_on_device: ``'auto'`` (scan if the split is at most
+      ``max_device_bytes``), ``'always'`` or ``'never'`` (stream).
+    max_device_bytes: the size limit of ``'auto'``.
+
+  Returns:
+    A :class:`FitResult`.
+
+  Raises:
+    ConfigError: for impossible settings (e.g. a batch larger than the split).
+    CheckpointError: when ``resume`` finds no readable checkpoint.
+    TrainingError: when the training loss becomes NaN or infinite; the last
+      good checkpoint is kept.
+  """
+  wall_start = time.perf_counter()
+  _check_positive_int("data.batch_size", batch_size)
+  _check_positive_int("data.eval_batch_size", eval_batch_size)
+  _check_positive_int("train.epochs", epochs)
+  _check_positive_int("checkpoint.every", checkpoint_every)
+  if data_on_device not in DATA_ON_DEVICE_CHOICES:
+    raise ConfigError(
+        f"data.on_device must be one of {', '.join(DATA_ON_DEVICE_CHOICES)}, got {data_on_device!r}"
+    )
+  train = dataset.train
+  num_train = len(train.y)
+  if batch_size > num_train:
+    raise ConfigError(
+        f"data.batch_size={batch_size} is larger than the training split ({num_train} examples); "
+        f"use at most {num_train}"
+    )
+  if early_stopping is None:
+    early_stopping = EarlyStopping(monitor="val_loss" if dataset.val is not None else "train_loss")
+
+  eval_sets = {
+      name: stack_on_device(padded_batches(split.x, split.y, min(eval_batch_size, len(split.y))))
+      for name, split in (("val", dataset.val), ("test", dataset.test))
+      if split is not None
+  }
+  shuffle_key = jax.random.PRNGKey(shuffle_seed)
+  train_bytes = train.x.nbytes + train.y.nbytes
+  on_device = data_on_device == "always" or (
+      data_on_device == "auto" and train_bytes <= max_device_bytes
+  )
+  epoch_kwargs = dict(shuffle_key=shuffle_key, num_examples=num_train, batch_size=batch_size)
+  if on_device:
+    run_epoch = make_scan_epoch(train_step, **epoch_kwargs)
+    x_train, y_train = jnp.asarray(train.x), jnp.asarray(train.y)
+  else:
+    run_epoch = make_streaming_epoch(train_step, **epoch_kwargs)
+    x_train, y_train = train.x, train.y
+  evaluate = make_evaluate(eval_step)
+
+  # Metric names, known without compiling anything, so a wrong monitor fails now.
+  train_names = jax.eval_shape(
+      train_step, state, {"x": x_train[:batch_size], "y": y_train[:batch_size]}
+  )[1]
+  available = [f"train_{k}" for k in sorted(train_names)]
+  for name, batches in eval_sets.items():
+    available += [f"{name}_{k}" for k in _split_metric_names(eval_step, state, batches)]
+  if early_stopping.monitor not in available:
+    raise ConfigError(
+        f"train.early_stopping.monitor={early_stopping.monitor!r} is not a logged metric; "
+        f"choose one of: {', '.join(available)}"
+    )
+
+  start_epoch, history = 0, []
+  if resume:
+    if checkpointer is None:
+      raise CheckpointError("resume=True needs a checkpointer to resume from")
+    latest = checkpointer.latest_epoch()
+    if latest is None:
+      raise CheckpointError(
+          f"nothing to resume: no checkpoint in {checkpointer.directory}; "
+          "start the run without --resume"
+      )
+    state = checkpointer.restore(latest, like=state)
+    start_epoch = latest
+    if writer is not None:
+      history = writer.truncate_after(start_epoch)
+  best_state = state
+  best_epoch = int(state.early_stopping.best_epoch)
+  if resume and restore_best and 0 < best_epoch != start_epoch:
+    if best_epoch in checkpointer.epochs():
+      best_state = checkpointer.restore(best_epoch, like=state)
+    else:
+      raise CheckpointError(
+          f"the best epoch ({best_epoch}) has no checkpoint in {checkpointer.directory}, so "
+          "restore_best cannot be honoured; resume with train.early_stopping.restore_best=False"
+      )
+
+  bar = tqdm(
+      total=epochs, initial=start_epoch, disable=not progress, unit="epoch",
+      desc=dataset.name, dynamic_ncols=True,
+  )
+  stop_reason = "completed all epochs"
+  timed_steps, timed_seconds, first_epoch_seconds = 0, 0.0, None
+  steps_per_epoch = num_train // batch_size
+  epoch = start_epoch
+  try:
+    for epoch in range(start_epoch + 1, epochs + 1):
+      epoch_start = time.perf_counter()
+      state, train_metrics = run_epoch(state, x_train, y_train, epoch)
+      train_metrics, step, lr = jax.device_get(
+          (train_metrics, state.step, current_learning_rate(state.opt_state))
+      )
+      train_seconds = time.perf_counter() - epoch_start
+      if first_epoch_seconds is None:
+        first_epoch_seconds = train_seconds  # includes compilation
+      else:
+        timed_steps += steps_per_epoch
+        timed_seconds += train_seconds
+      if not math.isfinite(float(train_metrics["loss"])):
+        last = checkpointer.latest_epoch() if checkpointer is not None else None
+        raise TrainingError(
+            f"the training loss became {float(train_metrics['loss'])} in epoch {epoch}; lower "
+            "optimizer.learning_rate or the regularization strength"
+            + (f"; the last good checkpoint (epoch {last}) is kept in {checkpointer.directory}" if last else "")
+        )
+      record = {"epoch": epoch, "step": int(step)}
+      record.update({f"train_{k}": float(v) for k, v in train_metrics.items()})
+      for name, batches in eval_sets.items():
+        record.update({f"{name}_{k}": float(v) for k, v in jax.device_get(evaluate(state, batches)).items()})
+      record["learning_rate"] = None if lr is None else float(lr)
+      record["train_seconds"] = train_seconds
+      record["seconds"] = time.perf_counter() - epoch_start
+
+      es_state, improved = early_stopping.update(state.early_stopping, record[early_stopping.monitor], epoch)
+      state = state.replace(early_stopping=es_state)
+      if improved:
+        best_state = state
+      history.append(record)
+      if writer is not None:
+        writer.write(record)
+      stop = early_stopping.should_stop(es_state)
+      if checkpointer is not None and (epoch % checkpoint_every == 0 or epoch == epochs or stop):
+        checkpointer.save(epoch, state, record)
+      bar.set_postfix(_postfix(record), refresh=False)
+      bar.update(1)
+      if stop:
+        stop_reason = (
+            f"early stopping: {early_stopping.monitor} did not improve for "
+            f"{early_stopping.patience} epochs"
+        )
+        break
+  finally:
+    bar.close()
+    if checkpointer is not None:
+      checkpointer.close()
+
+  best_epoch = int(state.early_stopping.best_epoch)
+  final_state = best_state if (restore_best and best_epoch > 0) else state
+  summary = {
+      "epochs_run": epoch,
+      "stop_reason": stop_reason,
+      "monitor": early_stopping.monitor,
+      "best_epoch": best_epoch,
+      f"best_{early_stopping.monitor}": float(state.early_stopping.best_value),
+      "restored_best": final_state is best_state and best_state is not state,
+      "steps": int(state.step),
+      "train_path": "scan" if on_device else "streaming",
+      "first_epoch_seconds": first_epoch_seconds,
+      "steps_per_second": (timed_steps / timed_seconds) if timed_seconds > 0 else (
+          steps_per_epoch / first_epoch_seconds if first_epoch_seconds else None
+      ),
+  }
+  for name in ("val", "test"):
+    metrics = (
+        {k: float(v) for k, v in jax.device_get(evaluate(final_state, eval_sets[name])).items()}
+        if name in eval_sets else {"loss": None, "accuracy": None}
+    )
+    summary.update({f"{name}_{k}": v for k, v in metrics.items()})
+  summary["wall_seconds"] = time.perf_counter() - wall_start
+  return FitResult(state=final_state, history=history, summary=summary)
+
+
+def _postfix(record: dict) -> dict:
+  keys = ("train_loss", "val_loss", "val_accuracy")
+  return {k: f"{record[k]:.4f}" for k in keys if record.get(k) is not None}

@@ -1,0 +1,94 @@
+"""``TrainState``: everything that changes during training, as plain data."""
+
+from typing import Any
+
+import flax.struct
+import jax
+import jax.numpy as jnp
+import optax
+
+from jaxreg.models.base import ModelFns
+
+
+@flax.struct.dataclass
+class EarlyStoppingState:
+  """What early stopping remembers between epochs.
+
+  Attributes:
+    best_value: the best value of the monitored metric so far (``inf`` or
+      ``-inf`` before the first evaluation, depending on the mode).
+    best_epoch: the epoch (1-based) that reached it, 0 before the first.
+    bad_epochs: evaluations in a row without an improvement.
+  """
+
+  best_value: jax.Array
+  best_epoch: jax.Array
+  bad_epochs: jax.Array
+
+  @classmethod
+  def create(cls, mode: str = "min") -> "EarlyStoppingState":
+    start = jnp.inf if mode == "min" else -jnp.inf
+    return cls(
+        best_value=jnp.asarray(start, jnp.float32),
+        best_epoch=jnp.asarray(0, jnp.int32),
+        bad_epochs=jnp.asarray(0, jnp.int32),
+    )
+
+
+@flax.struct.dataclass
+class TrainState:
+  """The whole training state as a pytree: it checkpoints, replicates and vmaps.
+
+  It holds data only (no functions): the model and optimizer are passed to
+  :func:`make_train_step` instead.
+
+  Attributes:
+    step: number of optimizer steps taken.
+    params: the model's parameters.
+    model_state: non-parameter collections (e.g. batch statistics); ``{}`` if none.
+    opt_state: the optimizer's state.
+    rng: base key; step ``t`` uses ``fold_in(rng, t)``.
+    early_stopping: the early-stopping bookkeeping.
+  """
+
+  step: jax.Array
+  params: Any
+  model_state: Any
+  opt_state: Any
+  rng: jax.Array
+  early_stopping: EarlyStoppingState
+
+
+def create_train_state(
+    model: ModelFns,
+    tx: optax.GradientTransformation,
+    *,
+    rng: jax.Array,
+    sample_x: jax.Array,
+    early_stopping_mode: str = "min",
+) -> TrainState:
+  """Initialises the model and the optimizer.
+
+  Args:
+    model: the model's ``ModelFns``.
+    tx: the optimizer (any optax transform).
+    rng: a key from ``jax.random.PRNGKey(seed)``; split for init and training.
+    sample_x: a batch of inputs with the right shape and dtype (values unused).
+    early_stopping_mode: ``'min'`` or ``'max'``, the monitored metric's direction.
+
+  Example:
+    >>> state = create_train_state(model, optax.adam(1e-3), rng=jax.random.PRNGKey(0),
+    ...                            sample_x=x_train[:1])  # doctest: +SKIP
+  """
+  init_rng, train_rng = jax.random.split(rng)
+  variables = model.init(init_rng, sample_x)
+  params = variables["params"]
+  model_state = {k: v for k, v in variables.items() if k != "params"}
+  return TrainState(
+      step=jnp.asarray(0, jnp.int32),
+      params=params,
+      model_state=model_state,
+      opt_state=tx.init(params),
+      rng=train_rng,
+      early_stopping=EarlyStoppingState.create(early_stopping_mode),
+  )

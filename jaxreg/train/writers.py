@@ -1,0 +1,66 @@
+"""Run artifacts: ``metrics.jsonl`` (one line per epoch) and JSON files."""
+
+import json
+import math
+import os
+from typing import Any
+
+
+def _jsonable(value: Any) -> Any:
+  """Converts NumPy/JAX scalars to Python, and NaN/inf to ``None`` (valid JSON)."""
+  if isinstance(value, dict):
+    return {k: _jsonable(v) for k, v in value.items()}
+  if isinstance(value, (list, tuple)):
+    return [_jsonable(v) for v in value]
+  if hasattr(value, "item") and getattr(value, "ndim", 1) == 0:
+    value = value.item()
+  if isinstance(value, float) and not math.isfinite(value):
+    return None
+  return value
+
+
+def write_json(path: str, obj: Any) -> None:
+  """Writes ``obj`` as indented JSON, atomically (write then rename)."""
+  tmp = f"{path}.tmp"
+  with open(tmp, "w") as f:
+    json.dump(_jsonable(obj), f, indent=2, sort_keys=True)
+    f.write("\n")
+  os.replace(tmp, path)
+
+
+def read_metrics(path: str) -> list[dict]:
+  """Reads a ``metrics.jsonl`` file (a path to the file or to its work directory)."""
+  if os.path.isdir(path):
+    path = os.path.join(path, "metrics.jsonl")
+  if not os.path.exists(path):
+    return []
+  with open(path) as f:
+    return [json.loads(line) for line in f if line.strip()]
+
+
+class MetricWriter:
+  """Appends one JSON line per epoch to ``<workdir>/metrics.jsonl``.
+
+  Each line is flushed as it is written, so a killed run keeps every finished epoch.
+  """
+
+  def __init__(self, workdir: str):
+    os.makedirs(workdir, exist_ok=True)
+    self.path = os.path.join(workdir, "metrics.jsonl")
+
+  def write(self, record: dict) -> None:
+    with open(self.path, "a") as f:
+      f.write(json.dumps(_jsonable(record), sort_keys=True) + "\n")
+
+  def read(self) -> list[dict]:
+    return read_metrics(self.path)
+
+  def truncate_after(self, epoch: int) -> list[dict]:
+    """Drops the lines of epochs after ``epoch`` (written after the checkpoint a resume starts from)."""
+    kept = [r for r in self.read() if r.get("epoch", 0) <= epoch]
+    tmp = f"{self.path}.tmp"
+    with open(tmp, "w") as f:
+      for r in kept:
+        f.write(json.dumps(r, sort_keys=True) + "\n")
+    os.replace(tmp, self.path)
+    return kept

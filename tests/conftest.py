@@ -1,0 +1,31 @@
+"""Shared test setup: 8 fake CPU devices (set before jax is imported), warnings surfaced."""
+
+import os
+
+os.environ["XLA_FLAGS"] = (
+    os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=8"
+).strip()
+os.environ.setdefault("JAX_PLATFORMS", "cpu")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+
+@pytest.fixture
+def rng():
+  return np.random.default_rng(0)
+
+
+@pytest.fixture
+def tiny_npz(tmp_path):
+  """A small, valid 3-class classification dataset saved as .npz; returns (path, arrays)."""
+  g = np.random.default_rng(1)
+  arrays = {
+      "x_train": g.normal(size=(120, 5)).astype(np.float32),
+      "y_train": np.tile(np.arange(3), 40),
+      "x_test": g.normal(size=(30, 5)).astype(np.float32),
+      "y_test": np.tile(np.arange(3), 10),
+  }
+  path = tmp_path / "tiny.npz"
+  np.savez(path, **arrays)
+  return str(path), arrays

@@ -1,0 +1,138 @@
+"""Resume after a kill, and clear errors for missing or corrupt checkpoints."""
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import jax
+import numpy as np
+import pytest
+
+from jaxreg import cli
+from jaxreg.config import load_config
+from jaxreg.errors import CheckpointError
+from jaxreg.experiment import train_and_evaluate
+
+# A run long enough to be killed in the middle; dropout makes the rng stream matter.
+OVERRIDES = [
+    "--config.train.epochs=12", "--config.model.hidden_sizes=[64]", "--config.model.dropout_rate=0.3",
+    "--config.data.batch_size=16", "--config.checkpoint.keep=2",
+]
+
+
+def _command(workdir, *extra):
+  return [sys.executable, "-m", "jaxreg.cli", "train", "--workdir", str(workdir), "--no-progress", *extra]
+
+
+def _final_params(workdir):
+  from jaxreg.train import Checkpointer
+
+  ckpt = Checkpointer(os.path.join(workdir, "checkpoints"))
+  epoch = ckpt.latest_epoch()
+  like = _template()
+  return epoch, ckpt.restore(epoch, like=like)
+
+
+def _template():
+  """A TrainState with the run's structure, built the way the experiment builds it."""
+  import jax.numpy as jnp
+
+  from jaxreg.models import make_model
+  from jaxreg.optim import make_optimizer
+  from jaxreg.train import create_train_state
+
+  config, _ = load_config("digits_mlp:smoke", [tuple(o[len("--config."):].split("=")) for o in OVERRIDES])
+  model = make_model(num_outputs=10, **config.model)
+  return create_train_state(model, make_optimizer(**config.optimizer), rng=jax.random.PRNGKey(0),
+                            sample_x=jnp.zeros((1, 64)))
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+  workdir = tmp_path_factory.mktemp("uninterrupted") / "run"
+  subprocess.run(_command(workdir, "--config", "digits_mlp:smoke", *OVERRIDES), check=True, timeout=300)
+  return workdir
+
+
+def test_a_killed_run_resumes_to_the_same_parameters(tmp_path, uninterrupted):
+  workdir = tmp_path / "run"
+  proc = subprocess.Popen(_command(workdir, "--config", "digits_mlp:smoke", *OVERRIDES))
+  deadline = time.monotonic() + 240
+  while not (workdir / "checkpoints" / "3").exists():
+    assert proc.poll() is None, "the run ended before it could be killed"
+    assert time.monotonic() < deadline
+    time.sleep(0.01)
+  proc.send_signal(signal.SIGKILL)
+  proc.wait()
+  assert proc.returncode == -signal.SIGKILL
+  assert not (workdir / "summary.json").exists()
+  killed_at = max(int(p.name) for p in (workdir / "checkpoints").iterdir() if p.name.isdigit())
+  assert 3 <= killed_at < 12
+
+  # --resume with no --config continues from the config saved in the work directory.
+  subprocess.run(_command(workdir, "--resume"), check=True, timeout=300)
+
+  epoch_a, state_a = _final_params(uninterrupted)
+  epoch_b, state_b = _final_params(workdir)
+  assert epoch_a == epoch_b == 12
+  for a, b in zip(jax.tree.leaves(state_a), jax.tree.leaves(state_b)):
+    np.testing.assert_array_equal(a, b)
+  lines_a = [json.loads(l) for l in (uninterrupted / "metrics.jsonl").read_text().splitlines()]
+  lines_b = [json.loads(l) for l in (workdir / "metrics.jsonl").read_text().splitlines()]
+  assert [l["epoch"] for l in lines_b] == list(range(1, 13))
+  assert [l["val_loss"] for l in lines_a] == [l["val_loss"] for l in lines_b]
+  summary_a = json.loads((uninterrupted / "summary.json").read_text())
+  summary_b = json.loads((workdir / "summary.json").read_text())
+  assert summary_b["resumed"] is True
+  for key in ("test_accuracy", "test_loss", "best_epoch", "epochs_run"):
+    assert summary_a[key] == summary_b[key], key
+
+
+def test_resume_refuses_a_changed_config(tmp_path, uninterrupted, capsys):
+  workdir = tmp_path / "run"
+  shutil.copytree(uninterrupted, workdir)
+  code = cli.main(["train", "--workdir", str(workdir), "--resume", "--no-progress", "--config.optimizer.learning_rate=0.5"])
+  assert code == 2
+  assert "differs from the run in" in capsys.readouterr().err
+
+
+def test_a_corrupt_checkpoint_is_a_clear_error(tmp_path, uninterrupted, capsys):
+  workdir = tmp_path / "run"
+  shutil.copytree(uninterrupted, workdir)
+  for root, _, files in os.walk(workdir / "checkpoints" / "12"):
+    for name in files:
+      with open(os.path.join(root, name), "wb") as f:
+        f.write(b"\x00garbage" * 8)
+  code = cli.main(["train", "--workdir", str(workdir), "--resume", "--no-progress", "--config.train.epochs=14"])
+  assert code == 2
+  err = capsys.readouterr().err
+  assert "checkpoints/12 could not be read; it is incomplete or corrupt" in err
+  assert "Delete that folder to resume from the previous checkpoint" in err
+  assert len((workdir / "metrics.jsonl").read_text().splitlines()) == 12  # nothing lost
+
+
+def test_resume_without_checkpoints_is_an_error_not_a_fresh_start(tmp_path, uninterrupted, capsys):
+  workdir = tmp_path / "run"
+  shutil.copytree(uninterrupted, workdir)
+  shutil.rmtree(workdir / "checkpoints")
+  code = cli.main(["train", "--workdir", str(workdir), "--resume", "--no-progress", "--config.train.epochs=14"])
+  assert code == 2
+  assert "nothing to resume: no checkpoint in" in capsys.readouterr().err
+  code = cli.main(["train", "--workdir", str(tmp_path / "empty"), "--resume", "--no-progress"])
+  assert code == 2
+  assert "does not exist" in capsys.readouterr().err
+
+
+def test_resume_can_extend_a_finished_run(tmp_path, uninterrupted):
+  workdir = tmp_path / "run"
+  shutil.copytree(uninterrupted, workdir)
+  config, _ = load_config(str(workdir / "config.json"), [("train.epochs", "13")])
+  result = train_and_evaluate(config, str(workdir), resume=True)
+  assert result.summary["epochs_run"] == 13
+  assert [json.loads(l)["epoch"] for l in (workdir / "metrics.jsonl").read_text().splitlines()] == list(range(1, 14))
+  with pytest.raises(CheckpointError, match="already holds a run"):
+    train_and_evaluate(config, str(workdir), resume=False)

@@ -1,0 +1,141 @@
+import json
+import os
+
+import pytest
+
+from jaxreg import cli
+from jaxreg.config import apply_override, base_config, load_config, packaged_configs, validate_config
+from jaxreg.errors import ConfigError
+from jaxreg.optim import make_optimizer
+
+
+def test_default_and_smoke_configs_load_and_validate():
+  config, name = load_config()
+  assert name == "digits_mlp" and config.data.name == "digits"
+  smoke, name = load_config("digits_mlp:smoke")
+  assert name == "digits_mlp-smoke" and smoke.train.epochs < config.train.epochs
+  path_config, _ = load_config(os.path.join(os.path.dirname(__file__), "..", "configs", "digits_mlp.py"))
+  assert path_config.to_dict() == config.to_dict()
+  assert "digits_mlp" in packaged_configs()
+
+
+def test_overrides_are_typed():
+  config = base_config()
+  apply_override(config, "optimizer.learning_rate", "0.05")
+  apply_override(config, "optimizer.learning_rate", "1")  # an int is a valid float
+  apply_override(config, "model.hidden_sizes", "[512, 128]")
+  apply_override(config, "train.early_stopping.patience", "7")
+  apply_override(config, "train.progress_bar", "false")
+  apply_override(config, "data.path", "my data.npz")
+  assert config.optimizer.learning_rate == 1.0
+  assert tuple(config.model.hidden_sizes) == (512, 128)
+  assert config.train.early_stopping.patience == 7
+  assert config.train.progress_bar is False
+  assert config.data.path == "my data.npz"
+
+
+@pytest.mark.parametrize(
+    "key, value, message",
+    [
+        ("optimizer.learning_rate", "fast", "optimizer.learning_rate='fast': expected a value of type float, got str"),
+        ("data.batch_size", "12.5", "data.batch_size='12.5': expected a value of type int, got float"),
+        ("train.epochs", "[3]", "expected a value of type int"),
+        ("data.batchsize", "32", "unknown config key 'data.batchsize'; valid keys in 'data': batch_size"),
+        ("trian.epochs", "3", "unknown config key 'trian'"),
+        ("train.early_stopping.patient", "3", "unknown config key 'train.early_stopping.patient'"),
+        ("train", "3", "unknown config key 'train'|is a section"),
+    ],
+)
+def test_bad_overrides_name_the_key(key, value, message):
+  with pytest.raises(ConfigError, match=message):
+    apply_override(base_config(), key, value)
+
+
+def test_open_sections_accept_new_keys_that_the_factories_check():
+  config = base_config()
+  apply_override(config, "regularizers.l2.alpha", "1e-4")
+  apply_override(config, "optimizer.momentum", "0.95")
+  assert config.regularizers.l2.alpha == 1e-4
+  with pytest.raises(ConfigError, match="optimizer.momentum for optimizer 'adam'; valid keys: b1, b2, eps"):
+    make_optimizer(**config.optimizer)
+  apply_override(config, "optimizer.name", "momentum")
+  make_optimizer(**config.optimizer)
+
+
+def test_validate_config_refuses_unknown_sections_and_types():
+  config = base_config()
+  config.trainer = {"epochs": 3}
+  with pytest.raises(ConfigError, match="unknown config section 'trainer'"):
+    validate_config(config)
+  config = base_config()
+  config.data.unlock()
+  config.data.shuffle_buffer = 10
+  with pytest.raises(ConfigError, match="unknown config key 'data.shuffle_buffer'"):
+    validate_config(config)
+  config = base_config()
+  config.regularizers.l2 = 1e-4
+  with pytest.raises(ConfigError, match="regularizers.l2 must be a dict of keyword arguments"):
+    validate_config(config)
+
+
+def test_optimizer_factory_errors():
+  with pytest.raises(ConfigError, match="unknown optimizer 'adamw'; valid names: adam, momentum, sgd"):
+    make_optimizer("adamw", learning_rate=1e-3)
+  with pytest.raises(ConfigError, match="learning_rate must be a positive number"):
+    make_optimizer("sgd", learning_rate=-1.0)
+  with pytest.raises(ConfigError, match="momentum must be in \\[0, 1\\)"):
+    make_optimizer("momentum", learning_rate=0.1, momentum=1.5)
+
+
+def test_cli_help(capsys):
+  with pytest.raises(SystemExit) as exit_info:
+    cli.main(["--help"])
+  assert exit_info.value.code == 0
+  out = capsys.readouterr().out
+  assert "train" in out and "plot" in out
+  with pytest.raises(SystemExit):
+    cli.main(["train", "--help"])
+  out = capsys.readouterr().out
+  assert "--config.<section>.<field>=<value>" in out and "--resume" in out and "--workdir" in out
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("--config.optimizer.lr=0.1", "optimizer.lr for optimizer 'adam'; valid keys: b1, b2, eps"),
+        ("--config.data.batch_size=big", "data.batch_size='big': expected a value of type int"),
+        ("--config.model.name=cnn", "unknown model 'cnn'"),
+        ("--config.train.early_stopping.monitor=val_f1", "monitor='val_f1' is not a logged metric; choose one of"),
+        ("--config.data.batch_size=5000", "batch_size=5000 is larger than the training split \\(1257 examples\\)"),
+    ],
+)
+def test_cli_stops_before_training_on_a_bad_config(tmp_path, capsys, override, message):
+  workdir = tmp_path / "run"
+  code = cli.main(["train", "--config", "digits_mlp:smoke", "--workdir", str(workdir), "--no-progress", override])
+  assert code == 2
+  err = capsys.readouterr().err
+  assert "jaxreg: error:" in err
+  import re
+
+  assert re.search(message, err), err
+  assert not (workdir / "metrics.jsonl").exists()  # no epoch ran
+
+
+def test_cli_trains_the_smoke_config_with_overrides(tmp_path, capsys):
+  workdir = tmp_path / "run"
+  code = cli.main([
+      "train", "--config", "digits_mlp:smoke", "--workdir", str(workdir), "--no-progress",
+      "--config.optimizer.learning_rate=0.003", "--config.train.epochs", "2",
+  ])
+  assert code == 0
+  saved = json.loads((workdir / "config.json").read_text())
+  assert saved["optimizer"]["learning_rate"] == 0.003 and saved["train"]["epochs"] == 2
+  lines = (workdir / "metrics.jsonl").read_text().splitlines()
+  assert len(lines) == 2
+  summary = json.loads((workdir / "summary.json").read_text())
+  assert summary["epochs_run"] == 2
+  # Running again into the same work directory is refused, and nothing is lost.
+  code = cli.main(["train", "--config", "digits_mlp:smoke", "--workdir", str(workdir), "--no-progress"])
+  assert code == 2
+  assert "already holds a run; pass --resume" in capsys.readouterr().err
+  assert len((workdir / "metrics.jsonl").read_text().splitlines()) == 2

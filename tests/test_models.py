@@ -1,0 +1,75 @@
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxreg.errors import ConfigError
+from jaxreg.models import get_initializer, initializer_names, make_mlp, make_model
+
+
+def test_mlp_shapes_and_parameter_names():
+  model = make_mlp(num_outputs=10, hidden_sizes=(32, 16))
+  variables = model.init(jax.random.PRNGKey(0), jnp.zeros((1, 64)))
+  params = variables["params"]
+  assert set(params) == {"dense_0", "dense_1", "output"}
+  assert params["dense_0"]["kernel"].shape == (64, 32)
+  assert params["dense_1"]["kernel"].shape == (32, 16)
+  assert params["output"]["kernel"].shape == (16, 10)
+  assert "intermediates" not in variables  # diagnostics are not model state
+  logits, state = model.apply(variables, jnp.ones((7, 64)), train=False)
+  assert logits.shape == (7, 10)
+  assert state == {}
+
+
+def test_mlp_forward_matches_numpy():
+  model = make_mlp(num_outputs=3, hidden_sizes=(4,), activation="tanh")
+  variables = model.init(jax.random.PRNGKey(1), jnp.zeros((1, 5)))
+  p = jax.tree.map(np.asarray, variables["params"])
+  x = np.random.default_rng(0).normal(size=(6, 5)).astype(np.float32)
+  expected = np.tanh(x @ p["dense_0"]["kernel"] + p["dense_0"]["bias"]) @ p["output"]["kernel"] + p["output"]["bias"]
+  logits, _ = model.apply(variables, x, train=True)  # no dropout configured: train == eval
+  np.testing.assert_allclose(logits, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_dropout_is_inverted_bernoulli_and_off_in_eval():
+  model = make_mlp(num_outputs=2, hidden_sizes=(64,), dropout_rate=0.5, activation="identity")
+  variables = model.init(jax.random.PRNGKey(0), jnp.zeros((1, 3)))
+  x = jnp.ones((1, 3))
+  eval_a, _ = model.apply(variables, x, train=False)
+  eval_b, _ = model.apply(variables, x, train=False)
+  np.testing.assert_array_equal(eval_a, eval_b)
+  train_a, _ = model.apply(variables, x, train=True, rng=jax.random.PRNGKey(1))
+  train_b, _ = model.apply(variables, x, train=True, rng=jax.random.PRNGKey(2))
+  assert not np.allclose(train_a, train_b)
+  # Inverted dropout scales kept units by 1/(1 - rate) in training, so with a
+  # linear network the mean output over many masks equals the eval output.
+  keys = jax.random.split(jax.random.PRNGKey(3), 4000)
+  outs = jax.vmap(lambda k: model.apply(variables, x, train=True, rng=k)[0])(keys)
+  standard_error = outs.std(axis=0) / np.sqrt(len(keys))
+  assert np.all(np.abs(outs.mean(axis=0) - eval_a) < 5 * standard_error)
+  assert np.all(outs.std(axis=0) > 0)
+
+
+def test_kernel_initializer_by_name():
+  model = make_mlp(num_outputs=10, hidden_sizes=(300,), kernel_init="glorot_uniform")
+  kernel = model.init(jax.random.PRNGKey(0), jnp.zeros((1, 100)))["params"]["dense_0"]["kernel"]
+  bound = np.sqrt(6.0 / (100 + 300))  # Glorot and Bengio's bound, sqrt(6 / (m + n))
+  assert np.max(np.abs(kernel)) <= bound
+  assert np.max(np.abs(kernel)) > 0.95 * bound
+  np.testing.assert_allclose(np.var(kernel), bound**2 / 3, rtol=0.05)
+
+
+def test_unknown_names_are_refused_with_the_valid_ones():
+  with pytest.raises(ConfigError, match="unknown kernel initializer 'xavier'.*glorot_uniform"):
+    get_initializer("xavier")
+  with pytest.raises(ConfigError, match="unknown activation 'relu6'.*tanh"):
+    make_mlp(num_outputs=2, activation="relu6")
+  with pytest.raises(ConfigError, match="unknown model 'cnn'; valid names: mlp"):
+    make_model("cnn", num_outputs=2)
+  with pytest.raises(ConfigError, match="model.widths.*valid keys: activation, dropout_rate"):
+    make_model("mlp", num_outputs=2, widths=(3,))
+  with pytest.raises(ConfigError, match="dropout_rate must be in \\[0, 1\\)"):
+    make_mlp(num_outputs=2, dropout_rate=1.0)
+  with pytest.raises(ConfigError, match="hidden_sizes"):
+    make_mlp(num_outputs=2, hidden_sizes=(0,))
+  assert "he_normal" in initializer_names()

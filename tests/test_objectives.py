@@ -1,0 +1,70 @@
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxreg.errors import ConfigError
+from jaxreg.models import from_linen
+from jaxreg.train import Context, classification_objective, make_objective, regression_objective
+
+
+def _log_softmax(z):
+  z = z - z.max(axis=-1, keepdims=True)
+  return z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
+
+
+class Linear(nn.Module):
+  """A linear layer with the module contract of jaxreg (a ``train`` keyword)."""
+
+  features: int
+
+  @nn.compact
+  def __call__(self, x, *, train):
+    del train
+    return nn.Dense(self.features, name="dense")(x)
+
+
+@pytest.fixture
+def linear():
+  model = from_linen(Linear(4))
+  variables = model.init(jax.random.PRNGKey(0), jnp.zeros((1, 3)))
+  return model, variables["params"]["dense"]
+
+
+def test_classification_objective_is_the_mean_nll(linear, rng):
+  model, params = linear
+  x = rng.normal(size=(8, 3)).astype(np.float32)
+  y = rng.integers(0, 4, size=8)
+  loss, aux = classification_objective(model.apply)({"dense": params}, {"x": x, "y": y}, Context(None, {}, False))
+  z = x @ np.asarray(params["kernel"]) + np.asarray(params["bias"])
+  nll = -_log_softmax(z)[np.arange(8), y]  # E_nll = -log y_{c_t} (seed 001)
+  np.testing.assert_allclose(loss, nll.mean(), rtol=1e-6)
+  np.testing.assert_allclose(aux["metrics"]["accuracy"], np.mean(z.argmax(-1) == y))
+
+
+def test_mask_excludes_padding_from_the_means(linear, rng):
+  model, params = linear
+  x = rng.normal(size=(6, 3)).astype(np.float32)
+  y = rng.integers(0, 4, size=6)
+  objective = classification_objective(model.apply)
+  ctx = Context(None, {}, False)
+  full, _ = objective({"dense": params}, {"x": x[:4], "y": y[:4]}, ctx)
+  mask = np.array([1, 1, 1, 1, 0, 0], np.float32)
+  masked, _ = objective({"dense": params}, {"x": x, "y": y, "mask": mask}, ctx)
+  np.testing.assert_allclose(masked, full, rtol=1e-6)
+
+
+def test_regression_objective_is_the_mse(linear, rng):
+  model, params = linear
+  x = rng.normal(size=(5, 3)).astype(np.float32)
+  y = rng.normal(size=(5, 4)).astype(np.float32)
+  loss, aux = regression_objective(model.apply)({"dense": params}, {"x": x, "y": y}, Context(None, {}, False))
+  z = x @ np.asarray(params["kernel"]) + np.asarray(params["bias"])
+  np.testing.assert_allclose(loss, np.mean((z - y) ** 2), rtol=1e-6)
+  assert set(aux["metrics"]) == {"loss"}
+
+
+def test_unknown_task():
+  with pytest.raises(ConfigError, match="unknown task 'ranking'"):
+    make_objective("ranking", lambda *a, **k: None)
