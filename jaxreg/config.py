@@ -7,7 +7,7 @@ overridden as ``--config.<section>.<field>=value``:
 * ``model``: ``make_model`` arguments (``name`` and the model's own).
 * ``optimizer``: ``make_optimizer`` arguments (``name``, ``learning_rate``, the optimizer's own).
 * ``regularizers``: ``{name: {argument: value}}``; an absent name is off.
-* ``train``: ``seed``, ``epochs``, ``early_stopping``, ``progress_bar``.
+* ``train``: ``seed``, ``epochs``, ``early_stopping``, ``progress_bar``, ``log_grad_norm``.
 * ``checkpoint``: ``every`` (0 turns checkpoints off), ``keep``.
 
 ``model``, ``optimizer`` and ``regularizers`` are open: their keys depend on
@@ -16,7 +16,6 @@ closed: an unknown key is an error.
 """
 
 import ast
-import importlib
 import importlib.util
 import json
 import os
@@ -58,6 +57,7 @@ def base_config() -> ml_collections.ConfigDict:
       seed=0,
       epochs=50,
       progress_bar=True,
+      log_grad_norm=False,
       early_stopping=ml_collections.ConfigDict(dict(
           monitor="val_loss",
           mode="min",
@@ -212,17 +212,15 @@ def load_config(spec: str | None = None, overrides: list[tuple[str, str]] = ()) 
   if target.endswith(".py") or os.sep in target:
     if not os.path.isfile(target):
       raise ConfigError(f"config file {target!r} does not exist")
-    module_spec = importlib.util.spec_from_file_location(f"jaxreg_config_{abs(hash(target))}", target)
-    module = importlib.util.module_from_spec(module_spec)
-    module_spec.loader.exec_module(module)
+    module = _load_module(target)
   else:
-    try:
-      module = importlib.import_module(f"jaxreg.configs.{target}")
-    except ModuleNotFoundError:
+    path = os.path.join(_configs_folder(), f"{target}.py")
+    if not os.path.isfile(path):
       raise ConfigError(
           f"no packaged config named {target!r}; pass a path like configs/{target}.py "
           f"or one of: {', '.join(packaged_configs())}"
-      ) from None
+      )
+    module = _load_module(path)
   if not hasattr(module, "get_config"):
     raise ConfigError(f"config {target!r} defines no get_config(arg=None) function")
   config = module.get_config(arg)
@@ -249,11 +247,31 @@ def _load_saved_config(path: str, overrides) -> ml_collections.ConfigDict:
   return config
 
 
+def _load_module(path: str):
+  name = "jaxreg_config_" + os.path.splitext(os.path.basename(path))[0]
+  module_spec = importlib.util.spec_from_file_location(name, path)
+  module = importlib.util.module_from_spec(module_spec)
+  module_spec.loader.exec_module(module)
+  return module
+
+
+def _configs_folder() -> str:
+  """Where the packaged configs are: ``jaxreg.configs`` when installed, else the checkout's ``configs/``.
+
+  Python finds the source tree's ``jaxreg/`` first when it runs from the
+  repository root, and there ``configs/`` sits beside the package.
+  """
+  try:
+    import jaxreg.configs
+
+    return os.path.dirname(jaxreg.configs.__file__)
+  except ModuleNotFoundError:
+    return os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs")
+
+
 def packaged_configs() -> list[str]:
   """Names of the configs shipped in ``jaxreg.configs`` (the repository's ``configs/``)."""
-  import jaxreg.configs
-
-  folder = os.path.dirname(jaxreg.configs.__file__)
+  folder = _configs_folder()
   return sorted(f[:-3] for f in os.listdir(folder) if f.endswith(".py") and not f.startswith("_"))
 
 

@@ -32,7 +32,9 @@ from jaxreg.train.loop import FitResult
 
 CHECKPOINT_SUBDIR = "checkpoints"
 # Keys that may change between an interrupted run and its resume.
-RESUMABLE_CHANGES = ("train.epochs", "train.progress_bar", "train.early_stopping.patience")
+RESUMABLE_CHANGES = (
+    "train.epochs", "train.progress_bar", "train.log_grad_norm", "train.early_stopping.patience",
+)
 
 
 def _check_workdir(workdir: str, config_dict: dict, resume: bool) -> None:
@@ -118,7 +120,7 @@ def train_and_evaluate(
     )
   result = fit(
       state,
-      train_step=make_train_step(regularize(base_objective), tx),
+      train_step=make_train_step(regularize(base_objective), tx, grad_norm=config.train.log_grad_norm),
       eval_step=make_eval_step(base_objective),
       dataset=dataset,
       batch_size=batch_size,

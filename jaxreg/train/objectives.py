@@ -43,6 +43,17 @@ def _weighted_mean(values: jax.Array, mask: jax.Array | None) -> jax.Array:
   return jnp.sum(values * mask) / jnp.maximum(jnp.sum(mask), 1.0)
 
 
+def _is_top1(logits: jax.Array, labels: jax.Array) -> jax.Array:
+  """Whether the label's logit is the largest: ``argmax`` except on exact ties.
+
+  Comparing with the row maximum is a plain max-reduction, which XLA shares
+  with the softmax's own; ``argmax`` is a (value, index) reduction that costs
+  about 5% of a small MLP's train step on a CPU.
+  """
+  label_logit = jnp.take_along_axis(logits, labels[..., None].astype(jnp.int32), axis=-1)[..., 0]
+  return label_logit >= jnp.max(logits, axis=-1)
+
+
 def classification_objective(apply: Callable) -> Callable:
   """Softmax cross-entropy on integer labels: the negative log-likelihood of the seeds.
 
@@ -61,7 +72,7 @@ def classification_objective(apply: Callable) -> Callable:
     variables = {"params": params, **ctx.model_state}
     logits, model_state = apply(variables, batch["x"], train=ctx.train, rng=ctx.rng)
     nll = optax.softmax_cross_entropy_with_integer_labels(logits, batch["y"])
-    correct = (jnp.argmax(logits, axis=-1) == batch["y"]).astype(nll.dtype)
+    correct = _is_top1(logits, batch["y"]).astype(nll.dtype)
     mask = batch.get("mask")
     loss = _weighted_mean(nll, mask)
     metrics = {"loss": loss, "accuracy": _weighted_mean(correct, mask)}

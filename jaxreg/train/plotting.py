@@ -32,7 +32,11 @@ def plot_learning_curves(run, *, output: str | None = None, title: str | None = 
   panels = [("loss", "loss (NLL)"), ("accuracy", "accuracy")]
   panels = [(m, label) for m, label in panels if any(f"val_{m}" in r or f"train_{m}" in r for r in records)]
   fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 4), squeeze=False)
+  val_losses = [(r["val_loss"], r["epoch"]) for r in records if r.get("val_loss") is not None]
+  best_epoch = min(val_losses)[1] if val_losses else None
   for ax, (metric, label) in zip(axes[0], panels):
+    if best_epoch is not None:
+      ax.axvline(best_epoch, color="gray", linestyle=":", label=f"lowest val loss (epoch {best_epoch})")
     for split, style in (("train", "-"), ("val", "-"), ("test", "--")):
       values = [r.get(f"{split}_{metric}") for r in records]
       if any(v is not None for v in values):

@@ -15,8 +15,25 @@ from jaxreg.train.objectives import Context
 from jaxreg.train.state import TrainState
 
 
+def global_norm(tree) -> jax.Array:
+  """``sqrt(sum of squares)`` over all leaves, the same value as ``optax.tree.norm``.
+
+  Written as dot products because XLA:CPU lowers a dot to its vectorized
+  matmul path and a sum-reduction to a slower generic loop: on a small MLP
+  the reduction form costs about 10% of a train step on a CPU.
+  """
+  leaves = jax.tree.leaves(tree)
+  if not leaves:
+    return jnp.zeros((), jnp.float32)
+  return jnp.sqrt(sum(jnp.vdot(x.ravel(), x.ravel()).real for x in leaves))
+
+
 def make_train_step(
-    objective: Callable, tx: optax.GradientTransformation, *, axis_name: str | None = None
+    objective: Callable,
+    tx: optax.GradientTransformation,
+    *,
+    axis_name: str | None = None,
+    grad_norm: bool = False,
 ) -> Callable[[TrainState, dict], tuple[TrainState, dict]]:
   """Builds one optimizer step on ``objective``.
 
@@ -31,10 +48,18 @@ def make_train_step(
       objective wrapped in regularizers.
     tx: the optimizer, an ``optax.GradientTransformation``.
     axis_name: the mapped axis to average over, or ``None`` on one device.
+    grad_norm: also report the global gradient norm ``||g||_2`` as
+      ``metrics['grad_norm']``. Off by default: on a CPU it costs about 10%
+      of a small MLP's step, because the gradients can then no longer be
+      fused into the optimizer's update.
 
   Returns:
     ``step(state, batch) -> (new_state, metrics)``; ``metrics`` holds the
-    objective's metrics plus ``grad_norm`` (the global gradient norm).
+    objective's metrics (and ``grad_norm`` if asked for).
+
+  Example:
+    >>> step = jax.jit(make_train_step(l2(1e-4)(objective), optax.adam(1e-3)))  # doctest: +SKIP
+    >>> state, metrics = step(state, {'x': x_batch, 'y': y_batch})  # doctest: +SKIP
   """
 
   def step(state: TrainState, batch: dict):
@@ -48,7 +73,8 @@ def make_train_step(
     model_state = aux["model_state"]
     if axis_name is not None:
       grads, metrics, model_state = jax.lax.pmean((grads, metrics, model_state), axis_name)
-    metrics["grad_norm"] = optax.tree.norm(grads)
+    if grad_norm:
+      metrics["grad_norm"] = global_norm(grads)
     updates, opt_state = tx.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
     new_state = state.replace(

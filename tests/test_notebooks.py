@@ -1,0 +1,29 @@
+"""Execute the notebooks through a real Jupyter kernel, at small sizes."""
+
+import os
+import pathlib
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+
+NOTEBOOKS = sorted((pathlib.Path(__file__).parent.parent / "notebooks").glob("*.ipynb"))
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
+def test_notebook_runs(path, tmp_path, monkeypatch):
+  monkeypatch.setenv("JAXREG_NOTEBOOK_SMOKE", "1")
+  nb = nbformat.read(path, as_version=4)
+  NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
+  outputs = "".join(
+      out.get("text", "") + str(out.get("data", {}).get("text/plain", ""))
+      for cell in nb.cells if cell.cell_type == "code" for out in cell.get("outputs", [])
+  )
+  errors = [out for cell in nb.cells if cell.cell_type == "code" for out in cell.get("outputs", [])
+            if out.get("output_type") == "error"]
+  assert not errors
+  if path.name == "01_quickstart.ipynb":
+    assert '"test_accuracy"' in outputs and "test accuracy:" in outputs
+    figures = [out for cell in nb.cells if cell.cell_type == "code" for out in cell.get("outputs", [])
+               if "image/png" in out.get("data", {})]
+    assert len(figures) >= 2  # the learning curves were drawn
