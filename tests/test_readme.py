@@ -1,0 +1,17 @@
+"""The README's code example runs as written (at 2 epochs)."""
+
+import pathlib
+import re
+
+
+def test_readme_python_example_runs():
+  readme = (pathlib.Path(__file__).parent.parent / "README.md").read_text()
+  blocks = re.findall(r"```python\n(.*?)```", readme, flags=re.S)
+  assert blocks, "README has no python example"
+  code = blocks[0].replace("epochs=50", "epochs=2")
+  namespace = {}
+  exec(compile(code, "README.md", "exec"), namespace)
+  result = namespace["result"]
+  assert result.summary["epochs_run"] == 2
+  assert 0.0 <= result.summary["test_accuracy"] <= 1.0
+  assert "l2_penalty" in namespace["metrics"]
