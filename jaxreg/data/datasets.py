@@ -150,6 +150,11 @@ def _assemble(
     raise ConfigError(f"data.task must be one of {', '.join(TASKS)}, got {task!r}")
   _check_fraction("val_fraction", val_fraction)
   _check_fraction("test_fraction", test_fraction)
+  if val is None and test is None and val_fraction + test_fraction >= 1.0:
+    raise ConfigError(
+        f"data.val_fraction + data.test_fraction must be below 1 to leave training data, "
+        f"got {val_fraction} + {test_fraction}"
+    )
   if task == "classification" and num_classes is None:
     labels = [s.y for s in (train, val, test) if s is not None]
     try:

@@ -39,8 +39,9 @@ def from_linen(module: nn.Module) -> ModelFns:
   feeds from its ``rng`` argument; no key is hidden in the module.
 
   Example:
-    >>> import flax.linen as nn, jax, jax.numpy as jnp
-    >>> model = from_linen(nn.Dense(3))  # doctest: +SKIP
+    >>> model = from_linen(MLP(hidden_sizes=(32,), num_outputs=10, dropout_rate=0.1))
+    >>> variables = model.init(jax.random.PRNGKey(0), jnp.zeros((1, 64)))
+    >>> logits, state = model.apply(variables, x, train=True, rng=jax.random.PRNGKey(1))  # doctest: +SKIP
   """
 
   def init(rng, sample_x):
