@@ -29,3 +29,21 @@ def tiny_npz(tmp_path):
   path = tmp_path / "tiny.npz"
   np.savez(path, **arrays)
   return str(path), arrays
+
+
+@pytest.fixture
+def make_linear():
+  """Returns ``make(features) -> ModelFns`` of one linear layer named ``dense`` (logits = x W + b)."""
+  import flax.linen as nn
+
+  from jaxreg.models import from_linen
+
+  class Linear(nn.Module):
+    features: int
+
+    @nn.compact
+    def __call__(self, x, *, train):
+      del train  # the module contract takes it; a linear layer has no stochastic parts
+      return nn.Dense(self.features, name="dense")(x)
+
+  return lambda features: from_linen(Linear(features))

@@ -1,11 +1,9 @@
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from jaxreg.errors import ConfigError
-from jaxreg.models import from_linen
 from jaxreg.train import Context, classification_objective, make_objective, regression_objective
 
 
@@ -14,20 +12,9 @@ def _log_softmax(z):
   return z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
 
 
-class Linear(nn.Module):
-  """A linear layer with the module contract of jaxreg (a ``train`` keyword)."""
-
-  features: int
-
-  @nn.compact
-  def __call__(self, x, *, train):
-    del train
-    return nn.Dense(self.features, name="dense")(x)
-
-
 @pytest.fixture
-def linear():
-  model = from_linen(Linear(4))
+def linear(make_linear):
+  model = make_linear(4)
   variables = model.init(jax.random.PRNGKey(0), jnp.zeros((1, 3)))
   return model, variables["params"]["dense"]
 

@@ -1,21 +1,11 @@
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jaxreg.models import from_linen, make_mlp
+from jaxreg.models import make_mlp
 from jaxreg.regularizers import l2
 from jaxreg.train import classification_objective, create_train_state, make_eval_step, make_train_step
-
-
-class Linear(nn.Module):
-  features: int
-
-  @nn.compact
-  def __call__(self, x, *, train):
-    del train
-    return nn.Dense(self.features, name="dense")(x)
 
 
 def _softmax(z):
@@ -23,9 +13,9 @@ def _softmax(z):
   return e / e.sum(axis=-1, keepdims=True)
 
 
-def test_sgd_step_with_l2_matches_the_closed_form_gradient(rng):
+def test_sgd_step_with_l2_matches_the_closed_form_gradient(rng, make_linear):
   """Softmax regression: dJ/dW = X^T (softmax(XW + b) - onehot(y)) / B, plus alpha W from L2."""
-  model = from_linen(Linear(3))
+  model = make_linear(3)
   lr, alpha = 0.5, 0.1
   tx = optax.sgd(lr)
   state = create_train_state(model, tx, rng=jax.random.PRNGKey(0), sample_x=jnp.zeros((1, 4)))
