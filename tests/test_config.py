@@ -134,6 +134,8 @@ def test_cli_trains_the_smoke_config_with_overrides(tmp_path, capsys):
   assert len(lines) == 2
   summary = json.loads((workdir / "summary.json").read_text())
   assert summary["epochs_run"] == 2
+  assert cli.main(["plot", str(workdir)]) == 0
+  assert (workdir / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
   # Running again into the same work directory is refused, and nothing is lost.
   code = cli.main(["train", "--config", "digits_mlp:smoke", "--workdir", str(workdir), "--no-progress"])
   assert code == 2
