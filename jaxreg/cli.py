@@ -116,7 +116,10 @@ def _plot(args) -> int:
   from jaxreg.train.plotting import plot_learning_curves
 
   output = args.output or os.path.join(args.workdir, "curves.png")
-  plot_learning_curves(args.workdir, output=output)
+  try:
+    plot_learning_curves(args.workdir, output=output)
+  except (ValueError, ImportError) as e:
+    raise DataError(f"cannot plot {args.workdir}: {e}") from None
   print(output)
   return 0
 

@@ -79,7 +79,7 @@ def test_a_killed_run_resumes_to_the_same_parameters(tmp_path, uninterrupted):
   epoch_a, state_a = _final_params(uninterrupted)
   epoch_b, state_b = _final_params(workdir)
   assert epoch_a == epoch_b == 12
-  for a, b in zip(jax.tree.leaves(state_a), jax.tree.leaves(state_b)):
+  for a, b in zip(jax.tree.leaves(state_a), jax.tree.leaves(state_b), strict=True):
     np.testing.assert_array_equal(a, b)
   lines_a = [json.loads(l) for l in (uninterrupted / "metrics.jsonl").read_text().splitlines()]
   lines_b = [json.loads(l) for l in (workdir / "metrics.jsonl").read_text().splitlines()]

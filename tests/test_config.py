@@ -136,6 +136,8 @@ def test_cli_trains_the_smoke_config_with_overrides(tmp_path, capsys):
   assert summary["epochs_run"] == 2
   assert cli.main(["plot", str(workdir)]) == 0
   assert (workdir / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+  assert cli.main(["plot", str(tmp_path / "nothing-here")]) == 2
+  assert "no metrics to plot" in capsys.readouterr().err
   # Running again into the same work directory is refused, and nothing is lost.
   code = cli.main(["train", "--config", "digits_mlp:smoke", "--workdir", str(workdir), "--no-progress"])
   assert code == 2

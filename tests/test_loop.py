@@ -45,7 +45,7 @@ def test_scan_and_streaming_paths_take_the_same_steps(digits):
   stream = fit(state, data_on_device="never", **kwargs)
   assert scan.summary["train_path"] == "scan" and stream.summary["train_path"] == "streaming"
   assert int(scan.state.step) == int(stream.state.step) == 3 * (1257 // 100)
-  for a, b in zip(jax.tree.leaves(scan.state.params), jax.tree.leaves(stream.state.params)):
+  for a, b in zip(jax.tree.leaves(scan.state.params), jax.tree.leaves(stream.state.params), strict=True):
     np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
   np.testing.assert_allclose(scan.history[-1]["val_loss"], stream.history[-1]["val_loss"], rtol=1e-4)
 
@@ -79,7 +79,7 @@ def test_early_stopping_and_restore_best(tmp_path, digits):
   ckpt = Checkpointer(str(tmp_path / "ckpt"), keep=1, monitor="val_loss", mode="min")
   assert set(ckpt.epochs()) == {best["epoch"], history[-1]["epoch"]}
   restored = ckpt.restore(best["epoch"], like=state)
-  for a, b in zip(jax.tree.leaves(restored.params), jax.tree.leaves(result.state.params)):
+  for a, b in zip(jax.tree.leaves(restored.params), jax.tree.leaves(result.state.params), strict=True):
     np.testing.assert_array_equal(a, b)
   assert result.summary["val_loss"] == pytest.approx(best["val_loss"], rel=1e-6)
 

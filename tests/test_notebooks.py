@@ -1,6 +1,5 @@
 """Execute the notebooks through a real Jupyter kernel, at small sizes."""
 
-import os
 import pathlib
 
 import nbformat

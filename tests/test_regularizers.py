@@ -1,8 +1,6 @@
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 import pytest
 
 from jaxreg.errors import ConfigError
@@ -75,6 +73,8 @@ def test_masks_select_by_name_not_ndim():
   np.testing.assert_allclose(loss, 3.0)  # only the 1-D kernel: 0.5 * 2 * 3
   loss, _ = l2(2.0, mask=lambda p: jax.tree.map(lambda _: True, p))(objective)(params, None, None)
   np.testing.assert_allclose(loss, 9.0)
+  with pytest.raises(ConfigError, match="a mask must be a pytree of bools with the structure of the params"):
+    l2(2.0, mask={"embed": {"kernel": True}})(objective)(params, None, None)
 
 
 def test_chain_applies_in_order_like_optax():

@@ -66,7 +66,7 @@ def test_pmap_step_averages_gradients_like_one_big_batch(rng):
   parallel, parallel_metrics = jax.pmap(make_train_step(objective, tx, axis_name="batch"), axis_name="batch")(
       replicated, shards
   )
-  for a, b in zip(jax.tree.leaves(single.params), jax.tree.leaves(parallel.params)):
+  for a, b in zip(jax.tree.leaves(single.params), jax.tree.leaves(parallel.params), strict=True):
     np.testing.assert_allclose(b[0], a, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(b[7], a, rtol=1e-5, atol=1e-6)
   np.testing.assert_allclose(parallel_metrics["loss"][0], single_metrics["loss"], rtol=1e-5)

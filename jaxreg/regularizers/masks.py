@@ -10,6 +10,8 @@ from typing import Any
 
 import jax
 
+from jaxreg.errors import ConfigError
+
 # Leaf names excluded from norm penalties and weight decay by default.
 DEFAULT_EXCLUDED_NAMES = ("bias", "scale")
 
@@ -51,6 +53,18 @@ def resolve_mask(mask: MaskSpec, params: Any) -> Mask:
 
 
 def masked_leaves(params: Any, mask: MaskSpec) -> list[jax.Array]:
-  """Returns the leaves of ``params`` that ``mask`` selects."""
+  """Returns the leaves of ``params`` that ``mask`` selects.
+
+  Raises:
+    ConfigError: if the mask does not have the structure of the params.
+  """
   flags = resolve_mask(mask, params)
-  return [p for p, keep in zip(jax.tree.leaves(params), jax.tree.leaves(flags)) if keep]
+  leaves, treedef = jax.tree.flatten(params)
+  try:
+    keep = treedef.flatten_up_to(flags)
+  except (ValueError, TypeError) as e:
+    raise ConfigError(
+        f"a mask must be a pytree of bools with the structure of the params, or a function "
+        f"returning one: {e}"
+    ) from None
+  return [p for p, k in zip(leaves, keep, strict=True) if k]
