@@ -1,6 +1,7 @@
 import json
 import os
 
+import jax.numpy as jnp
 import pytest
 
 from jaxreg import cli
@@ -56,7 +57,7 @@ def test_open_sections_accept_new_keys_that_the_factories_check():
   apply_override(config, "regularizers.l2.alpha", "1e-4")
   apply_override(config, "optimizer.momentum", "0.95")
   assert config.regularizers.l2.alpha == 1e-4
-  with pytest.raises(ConfigError, match="optimizer.momentum for optimizer 'adam'; valid keys: b1, b2, eps"):
+  with pytest.raises(ConfigError, match="optimizer.momentum for optimizer 'adam'; valid keys: b1, b2, delta"):
     make_optimizer(**config.optimizer)
   apply_override(config, "optimizer.name", "momentum")
   make_optimizer(**config.optimizer)
@@ -78,9 +79,16 @@ def test_validate_config_refuses_unknown_sections_and_types():
     validate_config(config)
 
 
-def test_optimizer_factory_errors():
-  with pytest.raises(ConfigError, match="unknown optimizer 'adamw'; valid names: adam, momentum, sgd"):
+def test_optimizer_factory_names_and_errors():
+  for name in ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "rmsprop_nesterov", "adam", "optax.adamw"):
+    make_optimizer(name, learning_rate=1e-3).init({"w": jnp.zeros(2)})
+  with pytest.raises(ConfigError, match="unknown optimizer 'adamw'; valid names: adagrad, adam, momentum, "
+                     "nesterov, rmsprop, rmsprop_nesterov, sgd, or optax.<name>"):
     make_optimizer("adamw", learning_rate=1e-3)
+  with pytest.raises(ConfigError, match="'optax.no_such_thing' is not an optax optimizer"):
+    make_optimizer("optax.no_such_thing", learning_rate=1e-3)
+  with pytest.raises(ConfigError, match="optimizer.betas for optimizer 'optax.adamw'; valid keys: b1, b2"):
+    make_optimizer("optax.adamw", learning_rate=1e-3, betas=(0.9, 0.99))
   with pytest.raises(ConfigError, match="learning_rate must be a positive number"):
     make_optimizer("sgd", learning_rate=-1.0)
   with pytest.raises(ConfigError, match="momentum must be in \\[0, 1\\)"):
@@ -102,7 +110,7 @@ def test_cli_help(capsys):
 @pytest.mark.parametrize(
     "override, message",
     [
-        ("--config.optimizer.lr=0.1", "optimizer.lr for optimizer 'adam'; valid keys: b1, b2, eps"),
+        ("--config.optimizer.lr=0.1", "optimizer.lr for optimizer 'adam'; valid keys: b1, b2, delta"),
         ("--config.data.batch_size=big", "data.batch_size='big': expected a value of type int"),
         ("--config.model.name=cnn", "unknown model 'cnn'"),
         ("--config.train.early_stopping.monitor=val_f1", "monitor='val_f1' is not a logged metric; choose one of"),

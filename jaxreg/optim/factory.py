@@ -1,49 +1,45 @@
 """``make_optimizer``: a config's ``optimizer`` section to an optax transform.
 
-For now the names ``sgd``, ``momentum`` and ``adam`` map to optax's own
-optimizers; the seeds' exact algorithms replace them behind the same names.
+The names ``sgd``, ``momentum``, ``nesterov``, ``adagrad``, ``rmsprop``,
+``rmsprop_nesterov`` and ``adam`` are the seeds' algorithms
+(:mod:`jaxreg.optim.transforms`); ``optax.<name>`` is any optimizer of optax
+(e.g. ``optax.adamw``), with optax's own arguments.
 """
 
+import inspect
 from collections.abc import Callable
 
 import optax
 
 from jaxreg._validation import check_kwargs
 from jaxreg.errors import ConfigError
-
-
-def _sgd(learning_rate):
-  """Plain (minibatch) SGD: ``theta <- theta - eps * g``."""
-  return optax.sgd(learning_rate)
-
-
-def _momentum(learning_rate, momentum: float = 0.9, nesterov: bool = False):
-  """SGD with heavy-ball momentum, optax's form: ``v <- momentum*v + g; theta <- theta - eps*v``."""
-  if not 0.0 <= momentum < 1.0:
-    raise ConfigError(f"optimizer.momentum must be in [0, 1), got {momentum!r}")
-  return optax.sgd(learning_rate, momentum=momentum, nesterov=nesterov)
-
-
-def _adam(learning_rate, b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8):
-  """Adam (Kingma and Ba, 2015), optax's form."""
-  for name, value in (("b1", b1), ("b2", b2)):
-    if not 0.0 <= value < 1.0:
-      raise ConfigError(f"optimizer.{name} must be in [0, 1), got {value!r}")
-  if eps <= 0:
-    raise ConfigError(f"optimizer.eps must be positive, got {eps!r}")
-  return optax.adam(learning_rate, b1=b1, b2=b2, eps=eps)
-
+from jaxreg.optim import transforms
 
 _OPTIMIZERS: dict[str, Callable[..., optax.GradientTransformation]] = {
-    "sgd": _sgd,
-    "momentum": _momentum,
-    "adam": _adam,
+    "sgd": transforms.sgd,
+    "momentum": transforms.momentum,
+    "nesterov": transforms.nesterov,
+    "adagrad": transforms.adagrad,
+    "rmsprop": transforms.rmsprop,
+    "rmsprop_nesterov": transforms.rmsprop_nesterov,
+    "adam": transforms.adam,
 }
+OPTAX_PREFIX = "optax."
 
 
 def optimizer_names() -> list[str]:
-  """Returns the names accepted by :func:`make_optimizer`."""
+  """Returns the seed optimizers' names accepted by :func:`make_optimizer` (besides ``optax.<name>``)."""
   return sorted(_OPTIMIZERS)
+
+
+def _optax_factory(name: str) -> Callable[..., optax.GradientTransformation]:
+  attr = name[len(OPTAX_PREFIX):]
+  factory = getattr(optax, attr, None)
+  if factory is None or not callable(factory) or "learning_rate" not in inspect.signature(factory).parameters:
+    raise ConfigError(
+        f"{name!r} is not an optax optimizer taking a learning_rate (e.g. optax.adamw, optax.lion)"
+    )
+  return factory
 
 
 def make_optimizer(
@@ -56,23 +52,26 @@ def make_optimizer(
   optimizer state with :func:`current_learning_rate` and logged.
 
   Args:
-    name: one of :func:`optimizer_names`.
+    name: one of :func:`optimizer_names`, or ``'optax.<name>'``.
     learning_rate: the step size ``eps``, a positive number.
-    **kwargs: the optimizer's own arguments, e.g. ``momentum=0.9`` or ``b1=0.9``.
+    **kwargs: the optimizer's own arguments, e.g. ``momentum=0.9`` or ``delta=1e-7``.
 
   Raises:
     ConfigError: for an unknown name, argument or an impossible value; the
       message lists the valid choices.
 
   Example:
-    >>> tx = make_optimizer('momentum', learning_rate=0.1, momentum=0.9)
+    >>> tx = make_optimizer('nesterov', learning_rate=0.1, momentum=0.9)
     >>> state = tx.init({'w': jnp.zeros(3)})
   """
-  if name not in _OPTIMIZERS:
+  if name.startswith(OPTAX_PREFIX):
+    factory = _optax_factory(name)
+  elif name in _OPTIMIZERS:
+    factory = _OPTIMIZERS[name]
+  else:
     raise ConfigError(
-        f"unknown optimizer {name!r}; valid names: {', '.join(optimizer_names())}"
+        f"unknown optimizer {name!r}; valid names: {', '.join(optimizer_names())}, or optax.<name>"
     )
-  factory = _OPTIMIZERS[name]
   check_kwargs(
       factory, kwargs, section="optimizer", what=f"optimizer {name!r}", exclude=("learning_rate",)
   )

@@ -1,0 +1,258 @@
+"""The seeds' optimizers (Algorithms 8.1-8.7 of seed 002) as optax transforms.
+
+Each optimizer is a chain of optax primitives wherever optax computes the
+same arithmetic; only AdaGrad with ``delta`` outside the square root and the
+accumulator starting at 0 needs a primitive of its own. Every
+``learning_rate`` accepts a number or a schedule ``step -> value``.
+
+Names follow the seeds' symbols: ``learning_rate`` is epsilon,
+``momentum`` is alpha, ``decay`` is rho, ``b1``/``b2`` are rho_1/rho_2 and
+``delta`` is the small stabilising constant.
+"""
+
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from jaxreg.errors import ConfigError
+
+ScalarOrSchedule = float | optax.Schedule
+
+
+def _check_unit_interval(name: str, value, *, closed: bool = False) -> None:
+  upper_ok = value <= 1.0 if closed else value < 1.0
+  if isinstance(value, bool) or not isinstance(value, (int, float)) or not (0.0 <= value and upper_ok):
+    raise ConfigError(f"optimizer.{name} must be in [0, 1{']' if closed else ')'}, got {value!r}")
+
+
+def _check_positive(name: str, value) -> None:
+  if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+    raise ConfigError(f"optimizer.{name} must be a positive number, got {value!r}")
+
+
+def _check_form(value: str, choices: tuple[str, ...]) -> None:
+  if value not in choices:
+    raise ConfigError(f"optimizer.form must be one of {', '.join(choices)}, got {value!r}")
+
+
+def sgd(learning_rate: ScalarOrSchedule) -> optax.GradientTransformation:
+  """Stochastic gradient descent (seed 002, Algorithms 1 and 2; seed 001).
+
+  ``theta <- theta - eps_k * g``. Batch, minibatch and single-example SGD
+  differ only in how many examples ``g`` averages over: the batch size.
+
+  Example:
+    >>> tx = sgd(0.1)
+  """
+  return optax.scale_by_learning_rate(learning_rate)
+
+
+def momentum(
+    learning_rate: ScalarOrSchedule, momentum: float = 0.9, *, form: str = "seed"
+) -> optax.GradientTransformation:
+  """SGD with momentum (seed 002, "SGD with Momentum"; seed 001).
+
+  ``form='seed'``: ``v <- alpha*v - eps_k*g``, ``theta <- theta + v``: the
+  learning rate is inside the velocity, so a change of ``eps`` affects only
+  new gradients.
+
+  ``form='optax'``: ``v <- alpha*v + g``, ``theta <- theta - eps_k*v``
+  (``optax.sgd(momentum=...)``, PyTorch): the same sequence while ``eps`` is
+  constant, different once it changes.
+
+  Args:
+    learning_rate: ``eps``, a number or a schedule.
+    momentum: ``alpha`` in [0, 1).
+    form: ``'seed'`` or ``'optax'``.
+  """
+  _check_unit_interval("momentum", momentum)
+  _check_form(form, ("seed", "optax"))
+  if form == "seed":
+    return optax.chain(optax.scale_by_learning_rate(learning_rate), optax.trace(decay=momentum))
+  return optax.chain(optax.trace(decay=momentum), optax.scale_by_learning_rate(learning_rate))
+
+
+def nesterov(learning_rate: ScalarOrSchedule, momentum: float = 0.9) -> optax.GradientTransformation:
+  """SGD with Nesterov momentum (seed 002, Algorithm 3).
+
+  The seed evaluates the gradient at the interim point
+  ``theta~ = theta + alpha*v``, then ``v <- alpha*v - eps*g(theta~)`` and
+  ``theta <- theta + v``. With the change of variables ``phi = theta + alpha*v``
+  this is ``phi <- phi + alpha*v_new - eps*g(phi)``, so **the parameters the
+  train step holds are the interim points** ``theta~`` where gradients are
+  evaluated. :func:`nesterov_theta` recovers ``theta = phi - alpha*v``; use
+  it to evaluate the model at the seed's ``theta``.
+
+  Args:
+    learning_rate: ``eps``, a number or a schedule.
+    momentum: ``alpha`` in [0, 1).
+  """
+  _check_unit_interval("momentum", momentum)
+  return optax.chain(
+      optax.scale_by_learning_rate(learning_rate), optax.trace(decay=momentum, nesterov=True)
+  )
+
+
+class ScaleByAdagradState(NamedTuple):
+  """State of :func:`scale_by_adagrad`: the sum of squared gradients ``r``."""
+
+  sum_of_squares: Any
+
+
+def scale_by_adagrad(
+    delta: float = 1e-7, *, initial_accumulator_value: float = 0.0, delta_inside_sqrt: bool = False
+) -> optax.GradientTransformation:
+  """AdaGrad's rescaling: ``r <- r + g*g``, ``g <- g / (delta + sqrt(r))``.
+
+  Args:
+    delta: the stabilising constant ``delta``.
+    initial_accumulator_value: the initial ``r`` (0 in the seed; 0.1 in optax and Keras).
+    delta_inside_sqrt: use ``g / sqrt(r + delta)`` instead (optax, Keras).
+  """
+
+  def init_fn(params):
+    return ScaleByAdagradState(
+        jax.tree.map(lambda p: jnp.full_like(p, initial_accumulator_value), params)
+    )
+
+  def update_fn(updates, state, params=None):
+    del params
+    r = jax.tree.map(lambda acc, g: acc + g * g, state.sum_of_squares, updates)
+    if delta_inside_sqrt:
+      scaled = jax.tree.map(lambda g, a: g * jax.lax.rsqrt(a + delta), updates, r)
+    else:
+      scaled = jax.tree.map(lambda g, a: g / (delta + jnp.sqrt(a)), updates, r)
+    return scaled, ScaleByAdagradState(r)
+
+  return optax.GradientTransformation(init_fn, update_fn)
+
+
+def adagrad(
+    learning_rate: ScalarOrSchedule, delta: float = 1e-7, *, form: str = "seed"
+) -> optax.GradientTransformation:
+  """AdaGrad (seed 002, Algorithm 8.4; Duchi et al., 2011).
+
+  ``form='seed'``: ``r`` starts at 0, ``r <- r + g*g``,
+  ``theta <- theta - eps/(delta + sqrt(r)) * g`` (as PyTorch). The seed
+  prints the update as ``+eps/(delta + sqrt(r)) * g`` followed by
+  ``theta <- theta + delta_theta``, a sign slip (that would ascend); the
+  book it follows (Goodfellow et al., Deep Learning, Algorithm 8.4) has the
+  minus sign, which is what this implements.
+
+  ``form='optax'``: ``r`` starts at 0.1 and ``delta`` is inside the root,
+  ``g / sqrt(r + delta)`` (``optax.adagrad``, Keras).
+
+  Args:
+    learning_rate: ``eps``, a number or a schedule.
+    delta: ``delta`` > 0, "perhaps 1e-7".
+    form: ``'seed'`` or ``'optax'``.
+  """
+  _check_positive("delta", delta)
+  _check_form(form, ("seed", "optax"))
+  if form == "seed":
+    rescale = scale_by_adagrad(delta)
+  else:
+    rescale = scale_by_adagrad(delta, initial_accumulator_value=0.1, delta_inside_sqrt=True)
+  return optax.chain(rescale, optax.scale_by_learning_rate(learning_rate))
+
+
+def rmsprop(
+    learning_rate: ScalarOrSchedule, decay: float = 0.9, delta: float = 1e-6, *, delta_inside_sqrt: bool = True
+) -> optax.GradientTransformation:
+  """RMSProp (seed 002, Algorithm 8.5; Hinton, 2012).
+
+  ``r <- rho*r + (1 - rho)*g*g``, ``theta <- theta - eps/sqrt(delta + r) * g``,
+  ``r`` starting at 0. ``delta_inside_sqrt=False`` gives
+  ``eps/(delta + sqrt(r))``, PyTorch's form (and the seed's summary slide).
+
+  Args:
+    learning_rate: ``eps``, a number or a schedule.
+    decay: ``rho`` in [0, 1).
+    delta: ``delta`` > 0, "usually 1e-6".
+    delta_inside_sqrt: where ``delta`` goes.
+  """
+  _check_unit_interval("decay", decay)
+  _check_positive("delta", delta)
+  return optax.chain(
+      optax.scale_by_rms(decay=decay, eps=delta, eps_in_sqrt=delta_inside_sqrt),
+      optax.scale_by_learning_rate(learning_rate),
+  )
+
+
+def rmsprop_nesterov(
+    learning_rate: ScalarOrSchedule, decay: float = 0.9, momentum: float = 0.9, delta: float = 1e-10
+) -> optax.GradientTransformation:
+  """RMSProp with Nesterov momentum (seed 002, Algorithm 8.6).
+
+  The gradient is evaluated at ``theta~ = theta + alpha*v``; then
+  ``r <- rho*r + (1 - rho)*g*g``, ``v <- alpha*v - eps/sqrt(r) * g``,
+  ``theta <- theta + v``. As in :func:`nesterov`, the parameters the train
+  step holds are the interim points ``theta~``; :func:`nesterov_theta`
+  recovers ``theta``. The seed has no ``delta``; a tiny one
+  (``sqrt(r + delta)``) keeps a zero gradient from dividing 0 by 0.
+
+  Args:
+    learning_rate: ``eps``, a number or a schedule.
+    decay: ``rho`` in [0, 1).
+    momentum: ``alpha`` in [0, 1).
+    delta: the tiny constant inside the root, > 0.
+  """
+  _check_unit_interval("decay", decay)
+  _check_unit_interval("momentum", momentum)
+  _check_positive("delta", delta)
+  return optax.chain(
+      optax.scale_by_rms(decay=decay, eps=delta, eps_in_sqrt=True),
+      optax.scale_by_learning_rate(learning_rate),
+      optax.trace(decay=momentum, nesterov=True),
+  )
+
+
+def adam(
+    learning_rate: ScalarOrSchedule = 1e-3, b1: float = 0.9, b2: float = 0.999, delta: float = 1e-8
+) -> optax.GradientTransformation:
+  """Adam (seed 002, Algorithm 8.7; Kingma and Ba, 2015).
+
+  ``t <- t + 1``, ``s <- rho1*s + (1 - rho1)*g``, ``r <- rho2*r + (1 - rho2)*g*g``,
+  ``s^ = s/(1 - rho1^t)``, ``r^ = r/(1 - rho2^t)``,
+  ``theta <- theta - eps * s^/(sqrt(r^) + delta)``.
+
+  Args:
+    learning_rate: ``eps`` (suggested 0.001), a number or a schedule.
+    b1: ``rho_1`` in [0, 1) (suggested 0.9).
+    b2: ``rho_2`` in [0, 1) (suggested 0.999).
+    delta: ``delta`` > 0 (suggested 1e-8).
+  """
+  _check_unit_interval("b1", b1)
+  _check_unit_interval("b2", b2)
+  _check_positive("delta", delta)
+  return optax.chain(
+      optax.scale_by_adam(b1=b1, b2=b2, eps=delta), optax.scale_by_learning_rate(learning_rate)
+  )
+
+
+def nesterov_theta(params, opt_state, momentum: float):
+  """Recovers the seed's ``theta = theta~ - alpha*v`` from a Nesterov optimizer's state.
+
+  For :func:`nesterov` and :func:`rmsprop_nesterov`, whose train-step
+  parameters are the interim points ``theta~ = theta + alpha*v``.
+
+  Args:
+    params: the parameters the train step holds (``theta~``).
+    opt_state: the optimizer's state (its ``trace`` is the velocity ``v``).
+    momentum: the optimizer's ``alpha``.
+
+  Raises:
+    ValueError: if the state holds no velocity (not a Nesterov optimizer).
+  """
+  traces = [
+      s for s in jax.tree.leaves(opt_state, is_leaf=lambda x: isinstance(x, optax.TraceState))
+      if isinstance(s, optax.TraceState)
+  ]
+  if len(traces) != 1:
+    raise ValueError(
+        f"this optimizer state holds {len(traces)} velocities (optax.TraceState); "
+        "expected one: it is not a Nesterov optimizer"
+    )
+  return jax.tree.map(lambda p, v: p - momentum * v, params, traces[0].trace)
