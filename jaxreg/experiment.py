@@ -15,7 +15,7 @@ from jaxreg.config import config_differences, validate_config
 from jaxreg.data import make_dataset
 from jaxreg.errors import CheckpointError, ConfigError
 from jaxreg.models import make_model
-from jaxreg.optim import make_optimizer
+from jaxreg.optim import make_evaluation_params, make_optimizer
 from jaxreg.regularizers import make_regularizers
 from jaxreg.train import (
     Checkpointer,
@@ -121,7 +121,7 @@ def train_and_evaluate(
   result = fit(
       state,
       train_step=make_train_step(regularize(base_objective), tx, grad_norm=config.train.log_grad_norm),
-      eval_step=make_eval_step(base_objective),
+      eval_step=make_eval_step(base_objective, params_fn=make_evaluation_params(**optimizer_cfg)),
       dataset=dataset,
       batch_size=batch_size,
       eval_batch_size=eval_batch_size,

@@ -239,3 +239,25 @@ def test_adagrad_matches_pytorch_form():
 def test_invalid_arguments(call, message):
   with pytest.raises(ConfigError, match=message):
     call()
+
+
+def test_nesterov_runs_are_evaluated_at_theta_not_at_the_interim_point(rng):
+  from jaxreg.models import make_mlp
+  from jaxreg.optim import make_evaluation_params, make_optimizer
+  from jaxreg.train import Context, classification_objective, create_train_state, make_eval_step, make_train_step
+
+  model = make_mlp(num_outputs=3, hidden_sizes=(8,))
+  objective = classification_objective(model.apply)
+  tx = make_optimizer("nesterov", learning_rate=0.5, momentum=0.9)
+  state = create_train_state(model, tx, rng=jax.random.PRNGKey(0), sample_x=jnp.zeros((1, 4)))
+  batch = {"x": rng.normal(size=(16, 4)).astype(np.float32), "y": rng.integers(0, 3, size=16)}
+  step = jax.jit(make_train_step(objective, tx))
+  for _ in range(5):
+    state, _ = step(state, batch)
+  theta = T.nesterov_theta(state.params, state.opt_state, 0.9)
+  at_theta = objective(theta, batch, Context(None, {}, False))[1]["metrics"]["loss"]
+  at_interim = objective(state.params, batch, Context(None, {}, False))[1]["metrics"]["loss"]
+  assert abs(float(at_theta) - float(at_interim)) > 1e-4  # the two points differ
+  evaluated = make_eval_step(objective, params_fn=make_evaluation_params("nesterov", 0.5, momentum=0.9))(state, batch)
+  np.testing.assert_allclose(evaluated["loss"], at_theta, rtol=1e-6)
+  assert make_evaluation_params("adam", 1e-3) is None

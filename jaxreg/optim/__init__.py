@@ -1,6 +1,6 @@
 """The seeds' optimizers as optax transforms, and the ``make_optimizer`` factory."""
 
-from jaxreg.optim.factory import current_learning_rate, make_optimizer, optimizer_names
+from jaxreg.optim.factory import current_learning_rate, make_evaluation_params, make_optimizer, optimizer_names
 from jaxreg.optim.transforms import (
     adagrad,
     adam,
@@ -17,6 +17,7 @@ __all__ = [
     "adagrad",
     "adam",
     "current_learning_rate",
+    "make_evaluation_params",
     "make_optimizer",
     "momentum",
     "nesterov",

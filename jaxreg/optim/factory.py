@@ -87,6 +87,28 @@ def make_optimizer(
   )
 
 
+_NESTEROV = ("nesterov", "rmsprop_nesterov")
+
+
+def make_evaluation_params(name: str, learning_rate=None, **kwargs) -> Callable | None:
+  """For the Nesterov optimizers, ``fn(params, opt_state) -> theta`` to evaluate at; ``None`` otherwise.
+
+  ``nesterov`` and ``rmsprop_nesterov`` keep the interim points
+  ``theta~ = theta + alpha*v`` as parameters (see :func:`transforms.nesterov`);
+  the model the seeds evaluate is ``theta``. Takes the same arguments as
+  :func:`make_optimizer`.
+
+  Example:
+    >>> eval_step = make_eval_step(objective, params_fn=make_evaluation_params('nesterov', 0.1))  # doctest: +SKIP
+  """
+  del learning_rate
+  if name not in _NESTEROV:
+    return None
+  default = inspect.signature(_OPTIMIZERS[name]).parameters["momentum"].default
+  alpha = kwargs.get("momentum", default)
+  return lambda params, opt_state: transforms.nesterov_theta(params, opt_state, alpha)
+
+
 def current_learning_rate(opt_state) -> float | None:
   """Reads the injected learning rate from an optimizer state, or ``None`` if there is none."""
   try:

@@ -87,19 +87,27 @@ def make_train_step(
 
 
 def make_eval_step(
-    objective: Callable, *, axis_name: str | None = None
+    objective: Callable, *, axis_name: str | None = None, params_fn: Callable | None = None
 ) -> Callable[[TrainState, dict], dict]:
   """Builds ``eval_step(state, batch) -> metrics`` with stochastic layers off.
 
   Pass the *base* objective (without regularizers) to report the data loss
   and accuracy. Metrics are means over the batch's real examples
   (``batch['mask']``), and ``metrics['count']`` is their number, so batches
-  combine into exact means (see :func:`jaxreg.train.evaluate`).
+  combine into exact means (see :func:`jaxreg.train.make_evaluate`).
+
+  Args:
+    objective: the objective to evaluate, usually the unregularized one.
+    axis_name: the mapped axis to combine metrics over, or ``None``.
+    params_fn: ``fn(params, opt_state) -> params`` giving the parameters to
+      evaluate, e.g. ``make_evaluation_params('nesterov', ...)`` to evaluate
+      a Nesterov run at the seeds' ``theta``; ``None`` evaluates ``state.params``.
   """
 
   def eval_step(state: TrainState, batch: dict) -> dict:
     ctx = Context(rng=None, model_state=state.model_state, train=False, step=state.step)
-    _, aux = objective(state.params, batch, ctx)
+    params = state.params if params_fn is None else params_fn(state.params, state.opt_state)
+    _, aux = objective(params, batch, ctx)
     metrics = dict(aux["metrics"])
     mask = batch.get("mask")
     count = jnp.sum(mask) if mask is not None else batch["y"].shape[0]
