@@ -93,7 +93,8 @@ def train_and_evaluate(
   # Build everything that can fail on a bad config before touching the disk.
   model_cfg = dict(config.model)
   optimizer_cfg = dict(config.optimizer)
-  tx = make_optimizer(**optimizer_cfg)
+  optimizer_cfg = {k: (v.to_dict() if hasattr(v, "to_dict") else v) for k, v in optimizer_cfg.items()}
+  make_optimizer(**optimizer_cfg, steps_per_epoch=1)  # a config error stops the run here
   regularize = make_regularizers(**{k: dict(v) for k, v in config.regularizers.items()})
   early_stopping = EarlyStopping(**es_cfg)
   if config.checkpoint.every < 0 or config.checkpoint.keep < 1:
@@ -104,6 +105,8 @@ def train_and_evaluate(
   _check_workdir(workdir, config_dict, resume)
   dataset = make_dataset(**data_cfg)
   model = make_model(num_outputs=dataset.num_outputs, **model_cfg)
+  steps_per_epoch = max(len(dataset.train.y) // batch_size, 1)
+  tx = make_optimizer(**optimizer_cfg, steps_per_epoch=steps_per_epoch)
   base_objective = make_objective(dataset.task, model.apply)
 
   rng = jax.random.PRNGKey(config.train.seed)

@@ -7,13 +7,14 @@ The names ``sgd``, ``momentum``, ``nesterov``, ``adagrad``, ``rmsprop``,
 """
 
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
+import jax
 import optax
 
 from jaxreg._validation import check_kwargs
 from jaxreg.errors import ConfigError
-from jaxreg.optim import transforms
+from jaxreg.optim import schedules, transforms
 
 _OPTIMIZERS: dict[str, Callable[..., optax.GradientTransformation]] = {
     "sgd": transforms.sgd,
@@ -43,7 +44,11 @@ def _optax_factory(name: str) -> Callable[..., optax.GradientTransformation]:
 
 
 def make_optimizer(
-    name: str, learning_rate: float, **kwargs
+    name: str,
+    learning_rate: float,
+    schedule: Mapping[str, object] | None = None,
+    steps_per_epoch: int | None = None,
+    **kwargs,
 ) -> optax.GradientTransformationExtraArgs:
   """Builds the optimizer called ``name``.
 
@@ -53,7 +58,11 @@ def make_optimizer(
 
   Args:
     name: one of :func:`optimizer_names`, or ``'optax.<name>'``.
-    learning_rate: the step size ``eps``, a positive number.
+    learning_rate: the step size ``eps`` (``eps_0`` with a schedule), a positive number.
+    schedule: ``{'name': ..., 'unit': 'step' | 'epoch', <its arguments>}``
+      (see :func:`jaxreg.optim.schedules.make_schedule`), or ``None`` for a
+      constant rate.
+    steps_per_epoch: for schedules counted in epochs (filled in by jaxreg).
     **kwargs: the optimizer's own arguments, e.g. ``momentum=0.9`` or ``delta=1e-7``.
 
   Raises:
@@ -80,17 +89,29 @@ def make_optimizer(
         f"optimizer.learning_rate must be a positive number, got {learning_rate!r}"
     )
   factory(float(learning_rate), **kwargs)  # validates the arguments eagerly
-  # Only the learning rate is injected (so it can be read and, later,
+  rate = float(learning_rate)
+  if schedule:
+    schedule = dict(schedule)
+    if "name" not in schedule:
+      raise ConfigError(
+          f"optimizer.schedule needs a name; valid names: {', '.join(schedules.schedule_names())}"
+      )
+    rate = schedules.make_schedule(
+        schedule.pop("name"), init_value=rate, steps_per_epoch=steps_per_epoch, **schedule
+    )
+  # Only the learning rate is injected (so it can be read, logged and
   # scheduled); the other arguments stay Python constants.
   return optax.inject_hyperparams(lambda learning_rate: factory(learning_rate, **kwargs))(
-      learning_rate=float(learning_rate)
+      learning_rate=rate
   )
 
 
 _NESTEROV = ("nesterov", "rmsprop_nesterov")
 
 
-def make_evaluation_params(name: str, learning_rate=None, **kwargs) -> Callable | None:
+def make_evaluation_params(
+    name: str, learning_rate=None, schedule=None, steps_per_epoch=None, **kwargs
+) -> Callable | None:
   """For the Nesterov optimizers, ``fn(params, opt_state) -> theta`` to evaluate at; ``None`` otherwise.
 
   ``nesterov`` and ``rmsprop_nesterov`` keep the interim points
@@ -101,7 +122,7 @@ def make_evaluation_params(name: str, learning_rate=None, **kwargs) -> Callable 
   Example:
     >>> eval_step = make_eval_step(objective, params_fn=make_evaluation_params('nesterov', 0.1))  # doctest: +SKIP
   """
-  del learning_rate
+  del learning_rate, schedule, steps_per_epoch
   if name not in _NESTEROV:
     return None
   default = inspect.signature(_OPTIMIZERS[name]).parameters["momentum"].default
@@ -110,8 +131,12 @@ def make_evaluation_params(name: str, learning_rate=None, **kwargs) -> Callable 
 
 
 def current_learning_rate(opt_state) -> float | None:
-  """Reads the injected learning rate from an optimizer state, or ``None`` if there is none."""
-  try:
-    return optax.tree_utils.tree_get(opt_state, "learning_rate")
-  except (KeyError, ValueError):
-    return None
+  """Reads the injected learning rate from an optimizer state, or ``None`` if there is none.
+
+  With a schedule it is the rate the latest update used.
+  """
+  has_hyperparams = lambda x: hasattr(x, "hyperparams")  # noqa: E731  optax's InjectHyperparamsState
+  for state in jax.tree.leaves(opt_state, is_leaf=has_hyperparams):
+    if has_hyperparams(state) and "learning_rate" in state.hyperparams:
+      return state.hyperparams["learning_rate"]
+  return None

@@ -1,0 +1,78 @@
+"""Each schedule against its formula (seeds 001 and 002), in steps and in epochs, and from configs."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxreg.errors import ConfigError
+from jaxreg.optim import current_learning_rate, make_optimizer
+from jaxreg.optim.schedules import make_schedule
+
+T = np.arange(0, 200)
+
+
+@pytest.mark.parametrize("name, kwargs, formula", [
+    ("constant", {}, lambda t: 0.1 + 0 * t),
+    ("exponential", {"rate": 0.97}, lambda t: 0.97**t * 0.1),
+    ("inverse_time", {"k": 0.05}, lambda t: 0.1 / (1 + 0.05 * t)),
+    ("linear", {"tau": 120, "final_fraction": 0.01},
+     lambda t: np.where(t <= 120, (1 - np.minimum(t, 120) / 120) * 0.1 + (np.minimum(t, 120) / 120) * 0.001, 0.001)),
+    ("piecewise", {"boundaries": (50, 150), "factor": 0.1},
+     lambda t: 0.1 * 0.1 ** ((t >= 50).astype(int) + (t >= 150).astype(int))),
+])
+def test_schedule_matches_its_formula(name, kwargs, formula):
+  with jax.enable_x64(True):  # float64, so the comparison tests the formula, not float32 round-off
+    schedule = make_schedule(name, init_value=0.1, **kwargs)
+    values = np.array([float(schedule(jnp.asarray(t))) for t in T])
+  np.testing.assert_allclose(values, formula(T.astype(np.float64)), rtol=1e-12)
+
+
+def test_epoch_unit_counts_whole_epochs():
+  schedule = make_schedule("exponential", init_value=0.1, rate=0.5, unit="epoch", steps_per_epoch=10)
+  values = [float(schedule(jnp.asarray(t))) for t in (0, 9, 10, 19, 20, 35)]
+  np.testing.assert_allclose(values, [0.1, 0.1, 0.05, 0.05, 0.025, 0.0125], rtol=1e-6)
+
+
+def test_make_optimizer_follows_the_schedule_and_logs_the_rate():
+  tx = make_optimizer("momentum", learning_rate=0.1, schedule={"name": "inverse_time", "k": 1.0})
+  params = {"w": jnp.ones(3)}
+  state = tx.init(params)
+  rates = []
+  for _ in range(4):
+    _, state = tx.update({"w": jnp.ones(3)}, state, params)
+    rates.append(float(current_learning_rate(state)))
+  # inject_hyperparams stores the rate used by the latest update: eps_0/(1+k*t) for t = 0..3.
+  np.testing.assert_allclose(rates, [0.1 / 1, 0.1 / 2, 0.1 / 3, 0.1 / 4][:4], rtol=1e-6)
+
+
+@pytest.mark.parametrize("schedule, message", [
+    ({"name": "cosine"}, "unknown schedule 'cosine'; valid names: constant, exponential, inverse_time, linear, piecewise"),
+    ({"rate": 0.9}, "optimizer.schedule needs a name"),
+    ({"name": "exponential"}, "schedule 'exponential' needs optimizer.schedule.rate"),
+    ({"name": "exponential", "rate": 1.5}, "rate must be in \\(0, 1\\]"),
+    ({"name": "linear", "tau": 10, "gamma": 2}, "optimizer.schedule.gamma for schedule 'linear'"),
+    ({"name": "piecewise", "boundaries": (30, 10)}, "boundaries must be increasing positive integers"),
+    ({"name": "constant", "unit": "batch"}, "unit must be 'step' or 'epoch'"),
+    ({"name": "constant", "unit": "epoch"}, "needs steps_per_epoch"),
+])
+def test_bad_schedules_are_refused(schedule, message):
+  with pytest.raises(ConfigError, match=message):
+    make_optimizer("sgd", learning_rate=0.1, schedule=schedule)
+
+
+def test_schedule_from_the_command_line(tmp_path):
+  import json
+
+  from jaxreg import cli
+
+  workdir = tmp_path / "run"
+  code = cli.main([
+      "train", "--config", "digits_mlp:smoke", "--workdir", str(workdir), "--no-progress",
+      "--config.optimizer.schedule.name=exponential", "--config.optimizer.schedule.rate=0.5",
+      "--config.optimizer.schedule.unit=epoch",
+  ])
+  assert code == 0
+  rates = [json.loads(line)["learning_rate"] for line in (workdir / "metrics.jsonl").read_text().splitlines()]
+  # The rate logged after epoch e is the one its last step used: epoch index e-1.
+  np.testing.assert_allclose(rates, [1e-3, 5e-4, 2.5e-4], rtol=1e-6)
