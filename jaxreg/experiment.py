@@ -16,6 +16,7 @@ from jaxreg.data import make_dataset
 from jaxreg.errors import CheckpointError, ConfigError
 from jaxreg.models import make_model
 from jaxreg.optim import make_evaluation_params, make_optimizer
+from jaxreg.optim.plateau import make_plateau
 from jaxreg.regularizers import make_regularizers
 from jaxreg.train import (
     Checkpointer,
@@ -138,6 +139,7 @@ def train_and_evaluate(
       writer=MetricWriter(workdir),
       progress=config.train.progress_bar,
       data_on_device=on_device,
+      plateau=make_plateau(optimizer_cfg.get("schedule"), optimizer_cfg["learning_rate"]),
   )
   result.summary.update(
       dataset=dataset.describe(),

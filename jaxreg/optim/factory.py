@@ -14,7 +14,7 @@ import optax
 
 from jaxreg._validation import check_kwargs
 from jaxreg.errors import ConfigError
-from jaxreg.optim import schedules, transforms
+from jaxreg.optim import plateau, schedules, transforms
 
 _OPTIMIZERS: dict[str, Callable[..., optax.GradientTransformation]] = {
     "sgd": transforms.sgd,
@@ -90,6 +90,12 @@ def make_optimizer(
     )
   factory(float(learning_rate), **kwargs)  # validates the arguments eagerly
   rate = float(learning_rate)
+  if schedule and schedule.get("name") == "plateau":
+    plateau.make_plateau(schedule, rate)  # validates its arguments
+    return optax.chain(
+        optax.inject_hyperparams(lambda learning_rate: factory(learning_rate, **kwargs))(learning_rate=rate),
+        plateau.scale_by_plateau(),
+    )
   if schedule:
     schedule = dict(schedule)
     if "name" not in schedule:
@@ -133,10 +139,11 @@ def make_evaluation_params(
 def current_learning_rate(opt_state) -> float | None:
   """Reads the injected learning rate from an optimizer state, or ``None`` if there is none.
 
-  With a schedule it is the rate the latest update used.
+  With a schedule it is the rate the latest update used; with a plateau
+  schedule, the base rate times the current plateau scale.
   """
   has_hyperparams = lambda x: hasattr(x, "hyperparams")  # noqa: E731  optax's InjectHyperparamsState
   for state in jax.tree.leaves(opt_state, is_leaf=has_hyperparams):
     if has_hyperparams(state) and "learning_rate" in state.hyperparams:
-      return state.hyperparams["learning_rate"]
+      return state.hyperparams["learning_rate"] * plateau.plateau_scale(opt_state)
   return None

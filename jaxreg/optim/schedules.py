@@ -74,7 +74,8 @@ _SCHEDULES = {
 
 
 def schedule_names() -> list[str]:
-  return sorted(_SCHEDULES)
+  """Schedules by name, including ``'plateau'`` (see :mod:`jaxreg.optim.plateau`)."""
+  return sorted([*_SCHEDULES, "plateau"])
 
 
 def per_epoch(schedule: optax.Schedule, steps_per_epoch: int) -> optax.Schedule:

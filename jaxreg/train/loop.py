@@ -19,6 +19,7 @@ from jaxreg.data.datasets import Dataset
 from jaxreg.data.iterators import epoch_batch_indices, padded_batches, stack_on_device
 from jaxreg.errors import CheckpointError, ConfigError, TrainingError
 from jaxreg.optim.factory import current_learning_rate
+from jaxreg.optim.plateau import ReduceOnPlateau
 from jaxreg.train.checkpoint import Checkpointer
 from jaxreg.train.early_stopping import EarlyStopping
 from jaxreg.train.state import TrainState
@@ -125,6 +126,7 @@ def fit(
     progress: bool = True,
     data_on_device: str = "auto",
     max_device_bytes: int = DEFAULT_MAX_DEVICE_BYTES,
+    plateau: ReduceOnPlateau | None = None,
 ) -> FitResult:
   """Trains ``state`` for ``epochs`` epochs, evaluating after each.
 
@@ -157,6 +159,8 @@ def fit(
     data_on_device: ``'auto'`` (scan if the split is at most
       ``max_device_bytes``), ``'always'`` or ``'never'`` (stream).
     max_device_bytes: the size limit of ``'auto'``.
+    plateau: a step-decay-on-plateau rule, applied to the optimizer state
+      (which must contain ``scale_by_plateau``) after each evaluation.
 
   Returns:
     A :class:`FitResult`.
@@ -215,6 +219,11 @@ def fit(
   if early_stopping.monitor not in available:
     raise ConfigError(
         f"train.early_stopping.monitor={early_stopping.monitor!r} is not a logged metric; "
+        f"choose one of: {', '.join(available)}"
+    )
+  if plateau is not None and plateau.monitor not in available:
+    raise ConfigError(
+        f"optimizer.schedule.monitor={plateau.monitor!r} is not a logged metric; "
         f"choose one of: {', '.join(available)}"
     )
 
@@ -279,6 +288,8 @@ def fit(
       record["train_seconds"] = train_seconds
       record["seconds"] = time.perf_counter() - epoch_start
 
+      if plateau is not None:
+        state = state.replace(opt_state=plateau.apply(state.opt_state, record[plateau.monitor]))
       es_state, improved = early_stopping.update(state.early_stopping, record[early_stopping.monitor], epoch)
       state = state.replace(early_stopping=es_state)
       if improved:
