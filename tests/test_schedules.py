@@ -76,3 +76,20 @@ def test_schedule_from_the_command_line(tmp_path):
   rates = [json.loads(line)["learning_rate"] for line in (workdir / "metrics.jsonl").read_text().splitlines()]
   # The rate logged after epoch e is the one its last step used: epoch index e-1.
   np.testing.assert_allclose(rates, [1e-3, 5e-4, 2.5e-4], rtol=1e-6)
+
+
+def test_gradient_clipping_by_global_norm():
+  tx = make_optimizer("sgd", learning_rate=0.1, clip_global_norm=1.0)
+  params = {"a": jnp.zeros(3), "b": jnp.zeros(4)}
+  state = tx.init(params)
+  big = {"a": jnp.full(3, 10.0), "b": jnp.full(4, -10.0)}
+  updates, state = tx.update(big, state, params)
+  norm = float(np.sqrt(sum(np.sum(np.square(u)) for u in updates.values())))
+  np.testing.assert_allclose(norm, 0.1 * 1.0, rtol=1e-6)  # lr * clip: the direction kept, the norm capped
+  np.testing.assert_allclose(updates["a"] / np.linalg.norm(updates["a"]), np.full(3, -1 / np.sqrt(3)), rtol=1e-6)
+  small = {"a": jnp.full(3, 0.01), "b": jnp.zeros(4)}
+  updates, _ = tx.update(small, state, params)
+  np.testing.assert_allclose(updates["a"], -0.1 * 0.01, rtol=1e-6)  # below the cap: untouched
+  assert float(current_learning_rate(state)) == pytest.approx(0.1)
+  with pytest.raises(ConfigError, match="clip_global_norm must be a positive number"):
+    make_optimizer("sgd", learning_rate=0.1, clip_global_norm=0.0)

@@ -48,6 +48,7 @@ def make_optimizer(
     learning_rate: float,
     schedule: Mapping[str, object] | None = None,
     steps_per_epoch: int | None = None,
+    clip_global_norm: float | None = None,
     **kwargs,
 ) -> optax.GradientTransformationExtraArgs:
   """Builds the optimizer called ``name``.
@@ -63,6 +64,8 @@ def make_optimizer(
       (see :func:`jaxreg.optim.schedules.make_schedule`), or ``None`` for a
       constant rate.
     steps_per_epoch: for schedules counted in epochs (filled in by jaxreg).
+    clip_global_norm: if set, first rescale the gradient to global norm at most
+      this (``optax.clip_by_global_norm``; seed 001's remedy for exploding gradients).
     **kwargs: the optimizer's own arguments, e.g. ``momentum=0.9`` or ``delta=1e-7``.
 
   Raises:
@@ -89,6 +92,11 @@ def make_optimizer(
         f"optimizer.learning_rate must be a positive number, got {learning_rate!r}"
     )
   factory(float(learning_rate), **kwargs)  # validates the arguments eagerly
+  if clip_global_norm is not None:
+    if isinstance(clip_global_norm, bool) or not isinstance(clip_global_norm, (int, float)) or clip_global_norm <= 0:
+      raise ConfigError(f"optimizer.clip_global_norm must be a positive number, got {clip_global_norm!r}")
+    tx = make_optimizer(name, learning_rate, schedule=schedule, steps_per_epoch=steps_per_epoch, **kwargs)
+    return optax.chain(optax.clip_by_global_norm(float(clip_global_norm)), tx)
   rate = float(learning_rate)
   if schedule and schedule.get("name") == "plateau":
     plateau.make_plateau(schedule, rate)  # validates its arguments
