@@ -151,3 +151,10 @@ def test_cli_trains_the_smoke_config_with_overrides(tmp_path, capsys):
   assert code == 2
   assert "already holds a run; pass --resume" in capsys.readouterr().err
   assert len((workdir / "metrics.jsonl").read_text().splitlines()) == 2
+
+
+@pytest.mark.parametrize("name", ["sgd", "momentum", "nesterov", "adagrad", "rmsprop", "rmsprop_nesterov", "adam"])
+def test_every_optimizer_has_a_digits_config(name):
+  config, config_name = load_config(f"digits_optimizers:{name}")
+  assert config.optimizer.name == name and config_name == f"digits_optimizers-{name}"
+  make_optimizer(**config.optimizer).init({"w": jnp.zeros(2)})
