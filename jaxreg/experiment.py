@@ -96,7 +96,8 @@ def train_and_evaluate(
   optimizer_cfg = dict(config.optimizer)
   optimizer_cfg = {k: (v.to_dict() if hasattr(v, "to_dict") else v) for k, v in optimizer_cfg.items()}
   make_optimizer(**optimizer_cfg, steps_per_epoch=1)  # a config error stops the run here
-  regularize = make_regularizers(**{k: dict(v) for k, v in config.regularizers.items()})
+  regularizer_cfg = config.regularizers.to_dict()
+  make_regularizers(steps_per_epoch=1, **regularizer_cfg)  # a config error stops the run here
   early_stopping = EarlyStopping(**es_cfg)
   if config.checkpoint.every < 0 or config.checkpoint.keep < 1:
     raise ConfigError(
@@ -108,6 +109,7 @@ def train_and_evaluate(
   model = make_model(num_outputs=dataset.num_outputs, **model_cfg)
   steps_per_epoch = max(len(dataset.train.y) // batch_size, 1)
   tx = make_optimizer(**optimizer_cfg, steps_per_epoch=steps_per_epoch)
+  regularize = make_regularizers(steps_per_epoch=steps_per_epoch, **regularizer_cfg)
   base_objective = make_objective(dataset.task, model.apply)
 
   rng = jax.random.PRNGKey(config.train.seed)

@@ -1,4 +1,5 @@
 import jax
+import optax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -101,3 +102,30 @@ def test_make_regularizers_from_config_sections():
     make_regularizers(l2={"beta": 1.0})
   with pytest.raises(ConfigError, match="alpha must be a number >= 0"):
     l2(-1.0)
+
+
+def test_scheduled_alpha_follows_the_optimizer_step(mlp_setup):
+  """Seed 001's trick: lower the regularization coefficient near convergence."""
+  from jaxreg.train import create_train_state, make_train_step
+
+  model, params, batch = mlp_setup
+  tx = optax.sgd(0.0)  # weights stay put, so only alpha changes the penalty
+  transform = make_regularizers(
+      steps_per_epoch=4, l2={"alpha": 0.2, "schedule": {"name": "exponential", "rate": 0.5, "unit": "epoch"}}
+  )
+  state = create_train_state(model, tx, rng=jax.random.PRNGKey(0), sample_x=batch["x"][:1])
+  step = jax.jit(make_train_step(transform(classification_objective(model.apply)), tx))
+  sq_norm = sum(float(np.sum(np.square(state.params[layer]["kernel"]))) for layer in ("dense_0", "output"))
+  for t in range(10):
+    state, metrics = step(state, batch)
+    expected_alpha = 0.2 * 0.5 ** (t // 4)  # the step's count t, in epochs of 4 steps
+    np.testing.assert_allclose(metrics["l2_penalty"], 0.5 * expected_alpha * sq_norm, rtol=1e-5)
+
+
+def test_scheduled_alpha_errors():
+  with pytest.raises(ConfigError, match="regularizers.l2.schedule needs regularizers.l2.alpha"):
+    make_regularizers(l2={"schedule": {"name": "exponential", "rate": 0.5}})
+  with pytest.raises(ConfigError, match="regularizers.l2.schedule.name must be one of constant"):
+    make_regularizers(l2={"alpha": 0.1, "schedule": {"name": "plateau"}})
+  with pytest.raises(ConfigError, match="schedule 'linear' needs optimizer.schedule.tau"):
+    make_regularizers(l2={"alpha": 0.1, "schedule": {"name": "linear"}})
