@@ -88,9 +88,9 @@ def _check_against(config: ml_collections.ConfigDict, reference: ml_collections.
         raise ConfigError(f"config key {path!r} must be a section (dict), got {value!r}")
       _check_against(value, ref, path)
       continue
-    expected = reference.get_type(key) if hasattr(reference, "get_type") else type(ref)
+    expected = reference.get_type(key)
     if value is None:
-      if ref is None or isinstance(reference._fields.get(key), config_dict.FieldReference):
+      if ref is None:  # a placeholder field (e.g. data.path): None means unset
         continue
       raise ConfigError(f"config key {path!r} must not be None (expected {expected.__name__})")
     ok = isinstance(value, expected) and not (expected is int and isinstance(value, bool))

@@ -93,8 +93,7 @@ def train_and_evaluate(
 
   # Build everything that can fail on a bad config before touching the disk.
   model_cfg = dict(config.model)
-  optimizer_cfg = dict(config.optimizer)
-  optimizer_cfg = {k: (v.to_dict() if hasattr(v, "to_dict") else v) for k, v in optimizer_cfg.items()}
+  optimizer_cfg = config.optimizer.to_dict()
   make_optimizer(**optimizer_cfg, steps_per_epoch=1)  # a config error stops the run here
   regularizer_cfg = config.regularizers.to_dict()
   make_regularizers(steps_per_epoch=1, **regularizer_cfg)  # a config error stops the run here

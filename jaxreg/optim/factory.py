@@ -92,20 +92,16 @@ def make_optimizer(
         f"optimizer.learning_rate must be a positive number, got {learning_rate!r}"
     )
   factory(float(learning_rate), **kwargs)  # validates the arguments eagerly
-  if clip_global_norm is not None:
-    if isinstance(clip_global_norm, bool) or not isinstance(clip_global_norm, (int, float)) or clip_global_norm <= 0:
-      raise ConfigError(f"optimizer.clip_global_norm must be a positive number, got {clip_global_norm!r}")
-    tx = make_optimizer(name, learning_rate, schedule=schedule, steps_per_epoch=steps_per_epoch, **kwargs)
-    return optax.chain(optax.clip_by_global_norm(float(clip_global_norm)), tx)
+  if clip_global_norm is not None and (
+      isinstance(clip_global_norm, bool) or not isinstance(clip_global_norm, (int, float)) or clip_global_norm <= 0
+  ):
+    raise ConfigError(f"optimizer.clip_global_norm must be a positive number, got {clip_global_norm!r}")
+  schedule = dict(schedule or {})
+  on_plateau = schedule.get("name") == "plateau"
   rate = float(learning_rate)
-  if schedule and schedule.get("name") == "plateau":
-    plateau.make_plateau(schedule, rate)  # validates its arguments
-    return optax.chain(
-        optax.inject_hyperparams(lambda learning_rate: factory(learning_rate, **kwargs))(learning_rate=rate),
-        plateau.scale_by_plateau(),
-    )
-  if schedule:
-    schedule = dict(schedule)
+  if on_plateau:
+    plateau.make_plateau(schedule, rate)  # validates its arguments; the fit loop applies the rule
+  elif schedule:
     if "name" not in schedule:
       raise ConfigError(
           f"optimizer.schedule needs a name; valid names: {', '.join(schedules.schedule_names())}"
@@ -115,9 +111,12 @@ def make_optimizer(
     )
   # Only the learning rate is injected (so it can be read, logged and
   # scheduled); the other arguments stay Python constants.
-  return optax.inject_hyperparams(lambda learning_rate: factory(learning_rate, **kwargs))(
-      learning_rate=rate
-  )
+  tx = optax.inject_hyperparams(lambda learning_rate: factory(learning_rate, **kwargs))(learning_rate=rate)
+  if on_plateau:
+    tx = optax.chain(tx, plateau.scale_by_plateau())
+  if clip_global_norm is not None:
+    tx = optax.chain(optax.clip_by_global_norm(float(clip_global_norm)), tx)
+  return tx
 
 
 _NESTEROV = ("nesterov", "rmsprop_nesterov")

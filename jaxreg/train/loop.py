@@ -282,8 +282,10 @@ def fit(
         )
       record = {"epoch": epoch, "step": int(step)}
       record.update({f"train_{k}": float(v) for k, v in train_metrics.items()})
-      for name, batches in eval_sets.items():
-        record.update({f"{name}_{k}": float(v) for k, v in jax.device_get(evaluate(state, batches)).items()})
+      # Dispatch every split's evaluation, then wait once.
+      evaluated = jax.device_get({name: evaluate(state, batches) for name, batches in eval_sets.items()})
+      for name, metrics in evaluated.items():
+        record.update({f"{name}_{k}": float(v) for k, v in metrics.items()})
       record["learning_rate"] = None if lr is None else float(lr)
       record["train_seconds"] = train_seconds
       record["seconds"] = time.perf_counter() - epoch_start
