@@ -4,7 +4,7 @@
   jaxreg train --config configs/digits_mlp.py:smoke --workdir runs/x
   jaxreg train --config digits_mlp --config.optimizer.learning_rate=0.05
   jaxreg train --workdir runs/x --resume           # continue an interrupted run
-  jaxreg plot runs/x                               # learning curves to runs/x/curves.png
+  jaxreg plot runs/x                               # runs/x/curves.png, runs/x/curves_diagnostics.png
   jaxreg configs                                   # list the packaged configs
 """
 
@@ -62,8 +62,12 @@ def _parser() -> argparse.ArgumentParser:
   )
   train.add_argument("--no-progress", action="store_true", help="hide the progress bar")
   plot = commands.add_parser(
-      "plot", help="plot a run's learning curves to a PNG",
-      description="Plot loss and accuracy per epoch from WORKDIR/metrics.jsonl (needs matplotlib).",
+      "plot", help="plot a run's learning curves and diagnostics to PNGs",
+      description=(
+          "Plot loss and accuracy per epoch from WORKDIR/metrics.jsonl to curves.png, and the "
+          "update-to-weight ratios, gradient norm and learning rate to curves_diagnostics.png "
+          "(needs matplotlib)."
+      ),
   )
   plot.add_argument("workdir", help="the run's work directory")
   plot.add_argument("--output", default=None, help="PNG path (default: WORKDIR/curves.png)")
@@ -109,18 +113,28 @@ def _train(args, overrides) -> int:
   s = result.summary
   print(f"workdir: {os.path.abspath(workdir)}")
   print(json.dumps({k: s[k] for k in ("test_accuracy", "test_loss", "best_epoch", "epochs_run", "steps_per_second", "wall_seconds")}, indent=2))
+  for warning in s.get("update_ratio_warnings", []):
+    print(f"warning: {warning}", file=sys.stderr)
   return 0
 
 
 def _plot(args) -> int:
-  from jaxreg.train.plotting import plot_learning_curves
+  from jaxreg.train.plotting import has_diagnostics, plot_diagnostics, plot_learning_curves
+  from jaxreg.train.writers import read_metrics
 
   output = args.output or os.path.join(args.workdir, "curves.png")
+  diagnostics_output = os.path.splitext(output)[0] + "_diagnostics.png"
   try:
-    plot_learning_curves(args.workdir, output=output)
-  except (ValueError, ImportError) as e:
+    records = read_metrics(args.workdir)
+    if not records:
+      raise ValueError(f"no metrics to plot in {args.workdir} (it has no metrics.jsonl lines)")
+    plot_learning_curves(records, output=output, title=args.workdir)
+    print(output)
+    if has_diagnostics(records):
+      plot_diagnostics(records, output=diagnostics_output, title=args.workdir)
+      print(diagnostics_output)
+  except (ValueError, ImportError, OSError) as e:
     raise DataError(f"cannot plot {args.workdir}: {e}") from None
-  print(output)
   return 0
 
 

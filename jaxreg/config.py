@@ -7,7 +7,8 @@ overridden as ``--config.<section>.<field>=value``:
 * ``model``: ``make_model`` arguments (``name`` and the model's own).
 * ``optimizer``: ``make_optimizer`` arguments (``name``, ``learning_rate``, the optimizer's own).
 * ``regularizers``: ``{name: {argument: value}}``; an absent name is off.
-* ``train``: ``seed``, ``epochs``, ``early_stopping``, ``progress_bar``, ``log_grad_norm``.
+* ``train``: ``seed``, ``epochs``, ``early_stopping``, ``progress_bar``, ``log_grad_norm``,
+  ``diagnostics`` (update-to-weight ratios and gradient norm of each epoch's last step).
 * ``checkpoint``: ``every`` (0 turns checkpoints off), ``keep``.
 
 ``model``, ``optimizer`` and ``regularizers`` are open: their keys depend on
@@ -58,6 +59,7 @@ def base_config() -> ml_collections.ConfigDict:
       epochs=50,
       progress_bar=True,
       log_grad_norm=False,
+      diagnostics=True,
       early_stopping=ml_collections.ConfigDict(dict(
           monitor="val_loss",
           mode="min",

@@ -16,6 +16,7 @@ from jaxreg.data import make_dataset
 from jaxreg.errors import CheckpointError, ConfigError
 from jaxreg.models import make_model
 from jaxreg.optim import make_evaluation_params, make_optimizer
+from jaxreg.optim.momentum_switch import make_momentum_off
 from jaxreg.optim.plateau import make_plateau
 from jaxreg.regularizers import make_regularizers
 from jaxreg.train import (
@@ -34,7 +35,8 @@ from jaxreg.train.loop import FitResult
 CHECKPOINT_SUBDIR = "checkpoints"
 # Keys that may change between an interrupted run and its resume.
 RESUMABLE_CHANGES = (
-    "train.epochs", "train.progress_bar", "train.log_grad_norm", "train.early_stopping.patience",
+    "train.epochs", "train.progress_bar", "train.log_grad_norm", "train.diagnostics",
+    "train.early_stopping.patience",
 )
 
 
@@ -123,9 +125,21 @@ def train_and_evaluate(
         os.path.join(workdir, CHECKPOINT_SUBDIR), keep=config.checkpoint.keep,
         monitor=early_stopping.monitor, mode=early_stopping.mode,
     )
+  train_objective = regularize(base_objective)
+  grad_norm = config.train.log_grad_norm
+  optimizer_rules = [
+      rule for rule in (
+          make_plateau(optimizer_cfg.get("schedule"), optimizer_cfg["learning_rate"]),
+          make_momentum_off(optimizer_cfg.get("momentum_off")),
+      ) if rule is not None
+  ]
   result = fit(
       state,
-      train_step=make_train_step(regularize(base_objective), tx, grad_norm=config.train.log_grad_norm),
+      train_step=make_train_step(train_objective, tx, grad_norm=grad_norm),
+      diagnostic_step=(
+          make_train_step(train_objective, tx, grad_norm=grad_norm, diagnostics=True)
+          if config.train.diagnostics else None
+      ),
       eval_step=make_eval_step(base_objective, params_fn=make_evaluation_params(**optimizer_cfg)),
       dataset=dataset,
       batch_size=batch_size,
@@ -140,7 +154,7 @@ def train_and_evaluate(
       writer=MetricWriter(workdir),
       progress=config.train.progress_bar,
       data_on_device=on_device,
-      plateau=make_plateau(optimizer_cfg.get("schedule"), optimizer_cfg["learning_rate"]),
+      optimizer_rules=optimizer_rules,
   )
   result.summary.update(
       dataset=dataset.describe(),

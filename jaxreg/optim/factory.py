@@ -14,7 +14,7 @@ import optax
 
 from jaxreg._validation import check_kwargs
 from jaxreg.errors import ConfigError
-from jaxreg.optim import plateau, schedules, transforms
+from jaxreg.optim import momentum_switch, plateau, schedules, transforms
 
 _OPTIMIZERS: dict[str, Callable[..., optax.GradientTransformation]] = {
     "sgd": transforms.sgd,
@@ -49,6 +49,7 @@ def make_optimizer(
     schedule: Mapping[str, object] | None = None,
     steps_per_epoch: int | None = None,
     clip_global_norm: float | None = None,
+    momentum_off: Mapping[str, object] | None = None,
     **kwargs,
 ) -> optax.GradientTransformationExtraArgs:
   """Builds the optimizer called ``name``.
@@ -66,6 +67,10 @@ def make_optimizer(
     steps_per_epoch: for schedules counted in epochs (filled in by jaxreg).
     clip_global_norm: if set, first rescale the gradient to global norm at most
       this (``optax.clip_by_global_norm``; seed 001's remedy for exploding gradients).
+    momentum_off: ``{'monitor': ..., 'patience': ..., 'min_delta': ..., 'mode': ...}``
+      to switch momentum off (plain SGD) once the monitored metric flat-lines
+      (seed 001; :class:`jaxreg.optim.momentum_switch.MomentumOffOnPlateau`,
+      applied by the fit loop). Only for optimizers with a ``momentum``.
     **kwargs: the optimizer's own arguments, e.g. ``momentum=0.9`` or ``delta=1e-7``.
 
   Raises:
@@ -109,14 +114,38 @@ def make_optimizer(
     rate = schedules.make_schedule(
         schedule.pop("name"), init_value=rate, steps_per_epoch=steps_per_epoch, **schedule
     )
-  # Only the learning rate is injected (so it can be read, logged and
-  # scheduled); the other arguments stay Python constants.
-  tx = optax.inject_hyperparams(lambda learning_rate: factory(learning_rate, **kwargs))(learning_rate=rate)
+  # Only the learning rate (and the momentum, if it can be switched off) is
+  # injected, so it can be read, logged and changed; the other arguments stay
+  # Python constants.
+  if momentum_switch.make_momentum_off(momentum_off) is None:
+    tx = optax.inject_hyperparams(lambda learning_rate: factory(learning_rate, **kwargs))(learning_rate=rate)
+  else:
+    alpha = _switchable_momentum(name, factory, kwargs)
+    kwargs = {k: v for k, v in kwargs.items() if k != "momentum"}
+    tx = optax.inject_hyperparams(
+        lambda learning_rate, momentum: factory(learning_rate, momentum=momentum, **kwargs)
+    )(learning_rate=rate, momentum=alpha)
+    tx = optax.chain(tx, momentum_switch.momentum_switch())
   if on_plateau:
     tx = optax.chain(tx, plateau.scale_by_plateau())
   if clip_global_norm is not None:
     tx = optax.chain(optax.clip_by_global_norm(float(clip_global_norm)), tx)
   return tx
+
+
+def _switchable_momentum(name: str, factory: Callable, kwargs: Mapping[str, object]) -> float:
+  parameters = inspect.signature(factory).parameters
+  if "momentum" not in parameters:
+    raise ConfigError(
+        f"optimizer.momentum_off needs an optimizer with momentum (momentum, nesterov, "
+        f"rmsprop_nesterov, or optax.sgd with momentum=...); {name!r} has none"
+    )
+  alpha = kwargs.get("momentum", parameters["momentum"].default)
+  if not isinstance(alpha, (int, float)) or isinstance(alpha, bool) or alpha <= 0:
+    raise ConfigError(
+        f"optimizer.momentum_off needs a positive optimizer.momentum to switch off, got {alpha!r}"
+    )
+  return float(alpha)
 
 
 _NESTEROV = ("nesterov", "rmsprop_nesterov")
@@ -140,7 +169,13 @@ def make_evaluation_params(
     return None
   default = inspect.signature(_OPTIMIZERS[name]).parameters["momentum"].default
   alpha = kwargs.get("momentum", default)
-  return lambda params, opt_state: transforms.nesterov_theta(params, opt_state, alpha)
+
+  def params_fn(params, opt_state):
+    # With optimizer.momentum_off, alpha is injected and drops to 0 at the switch.
+    injected = momentum_switch.injected_momentum(opt_state)
+    return transforms.nesterov_theta(params, opt_state, alpha if injected is None else injected)
+
+  return params_fn
 
 
 def current_learning_rate(opt_state) -> float | None:

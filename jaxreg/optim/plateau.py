@@ -53,6 +53,16 @@ def scale_by_plateau() -> optax.GradientTransformation:
   return optax.GradientTransformation(init_fn, update_fn)
 
 
+def is_improvement(value: jax.Array, best: jax.Array, *, mode: str, min_delta: float) -> jax.Array:
+  """Whether ``value`` beats ``best`` by more than ``min_delta`` (jit-safe).
+
+  The first value (``best`` is NaN) always improves; a NaN value never does.
+  ``min_delta`` is absolute, so the test reads the same for negative metrics.
+  """
+  better = value < best - min_delta if mode == "min" else value > best + min_delta
+  return (jnp.isnan(best) | better) & ~jnp.isnan(value)
+
+
 def _is_plateau(x) -> bool:
   return isinstance(x, PlateauState)
 
@@ -105,11 +115,7 @@ class ReduceOnPlateau:
   def update(self, state: PlateauState, value) -> PlateauState:
     """The state after one evaluation with metric ``value`` (pure; jit-safe)."""
     value = jnp.asarray(value, jnp.float32)
-    if self.mode == "min":
-      better = value < state.best - self.min_delta
-    else:
-      better = value > state.best + self.min_delta
-    improved = (jnp.isnan(state.best) | better) & ~jnp.isnan(value)
+    improved = is_improvement(value, state.best, mode=self.mode, min_delta=self.min_delta)
     best = jnp.where(improved, value, state.best)
     in_cooldown = state.cooldown_left > 0
     bad = jnp.where(improved | in_cooldown, 0, state.bad_evals + 1)

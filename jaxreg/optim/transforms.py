@@ -22,6 +22,8 @@ ScalarOrSchedule = float | optax.Schedule
 
 
 def _check_unit_interval(name: str, value, *, closed: bool = False) -> None:
+  if isinstance(value, jax.Array):
+    return  # an injected hyperparameter (optax.inject_hyperparams), checked when it was a number
   upper_ok = value <= 1.0 if closed else value < 1.0
   if isinstance(value, bool) or not isinstance(value, (int, float)) or not (0.0 <= value and upper_ok):
     raise ConfigError(f"optimizer.{name} must be in [0, 1{']' if closed else ')'}, got {value!r}")

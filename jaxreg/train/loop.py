@@ -8,7 +8,7 @@ round-trip per step.
 import dataclasses
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -19,8 +19,9 @@ from jaxreg.data.datasets import Dataset
 from jaxreg.data.iterators import epoch_batch_indices, padded_batches, stack_on_device
 from jaxreg.errors import CheckpointError, ConfigError, TrainingError
 from jaxreg.optim.factory import current_learning_rate
-from jaxreg.optim.plateau import ReduceOnPlateau
+from jaxreg.optim.momentum_switch import injected_momentum, momentum_off_after
 from jaxreg.train.checkpoint import Checkpointer
+from jaxreg.train.diagnostics import is_diagnostic, summarize_update_ratios
 from jaxreg.train.early_stopping import EarlyStopping
 from jaxreg.train.state import TrainState
 from jaxreg.train.writers import MetricWriter
@@ -49,11 +50,22 @@ def _check_positive_int(name: str, value) -> None:
     raise ConfigError(f"{name} must be a positive integer, got {value!r}")
 
 
-def make_scan_epoch(train_step: Callable, *, shuffle_key: jax.Array, num_examples: int, batch_size: int):
+def _with_last_step(summed: dict, last: dict, num_steps: int) -> dict:
+  """Epoch means of the metrics summed over the first steps plus the last step's; its extras as they are."""
+  return {k: (summed[k] + v) / num_steps if k in summed else v for k, v in last.items()}
+
+
+def make_scan_epoch(
+    train_step: Callable, *, shuffle_key: jax.Array, num_examples: int, batch_size: int,
+    last_step: Callable | None = None,
+):
   """Returns a jitted ``epoch(state, x, y, epoch) -> (state, mean_metrics)`` running one ``lax.scan``.
 
   ``x`` and ``y`` are the whole training split on the device; each step
   gathers its batch by index, so nothing crosses to the host within an epoch.
+  With ``last_step`` (e.g. a step with diagnostics), the epoch's last batch
+  goes through it instead of ``train_step``; metrics only it reports are
+  returned as its values rather than means.
   """
 
   @jax.jit
@@ -63,28 +75,38 @@ def make_scan_epoch(train_step: Callable, *, shuffle_key: jax.Array, num_example
     def body(state, idx):
       return train_step(state, {"x": x[idx], "y": y[idx]})
 
-    state, metrics = jax.lax.scan(body, state, indices)
-    return state, jax.tree.map(jnp.mean, metrics)
+    if last_step is None:
+      state, metrics = jax.lax.scan(body, state, indices)
+      return state, jax.tree.map(jnp.mean, metrics)
+    state, metrics = jax.lax.scan(body, state, indices[:-1])
+    state, last = last_step(state, {"x": x[indices[-1]], "y": y[indices[-1]]})
+    return state, _with_last_step(jax.tree.map(jnp.sum, metrics), last, len(indices))
 
   return run_epoch
 
 
-def make_streaming_epoch(train_step: Callable, *, shuffle_key: jax.Array, num_examples: int, batch_size: int):
+def make_streaming_epoch(
+    train_step: Callable, *, shuffle_key: jax.Array, num_examples: int, batch_size: int,
+    last_step: Callable | None = None,
+):
   """Returns ``epoch(state, x, y, epoch) -> (state, mean_metrics)`` that feeds host batches to a jitted step.
 
   Used when the training split does not fit on the device. It visits the
-  examples in the same order as :func:`make_scan_epoch`.
+  examples in the same order as :func:`make_scan_epoch`, and treats
+  ``last_step`` the same way.
   """
   step = jax.jit(train_step)
+  final_step = step if last_step is None else jax.jit(last_step)
   order = jax.jit(epoch_batch_indices, static_argnums=(2, 3))
 
   def run_epoch(state, x, y, epoch):
     indices = np.asarray(order(shuffle_key, epoch, num_examples, batch_size))
-    totals = None
-    for idx in indices:
+    totals = {}
+    for idx in indices[:-1]:
       state, metrics = step(state, {"x": x[idx], "y": y[idx]})
-      totals = metrics if totals is None else jax.tree.map(jnp.add, totals, metrics)
-    return state, jax.tree.map(lambda v: v / len(indices), totals)
+      totals = metrics if not totals else jax.tree.map(jnp.add, totals, metrics)
+    state, last = final_step(state, {"x": x[indices[-1]], "y": y[indices[-1]]})
+    return state, _with_last_step(totals, last, len(indices))
 
   return run_epoch
 
@@ -126,7 +148,8 @@ def fit(
     progress: bool = True,
     data_on_device: str = "auto",
     max_device_bytes: int = DEFAULT_MAX_DEVICE_BYTES,
-    plateau: ReduceOnPlateau | None = None,
+    diagnostic_step: Callable | None = None,
+    optimizer_rules: Sequence = (),
 ) -> FitResult:
   """Trains ``state`` for ``epochs`` epochs, evaluating after each.
 
@@ -159,8 +182,16 @@ def fit(
     data_on_device: ``'auto'`` (scan if the split is at most
       ``max_device_bytes``), ``'always'`` or ``'never'`` (stream).
     max_device_bytes: the size limit of ``'auto'``.
-    plateau: a step-decay-on-plateau rule, applied to the optimizer state
-      (which must contain ``scale_by_plateau``) after each evaluation.
+    diagnostic_step: ``train_step`` built with ``diagnostics=True``; if given,
+      it takes each epoch's last step, and the update-to-weight ratios and
+      gradient norm it reports go to the record (see
+      :mod:`jaxreg.train.diagnostics`) and their medians to the summary.
+    optimizer_rules: rules applied to the optimizer state after each
+      evaluation, each with a ``monitor`` (a logged metric) and
+      ``apply(opt_state, value) -> opt_state``:
+      :class:`~jaxreg.optim.plateau.ReduceOnPlateau` (its optimizer must
+      contain ``scale_by_plateau``) and
+      :class:`~jaxreg.optim.momentum_switch.MomentumOffOnPlateau`.
 
   Returns:
     A :class:`FitResult`.
@@ -200,7 +231,9 @@ def fit(
   on_device = data_on_device == "always" or (
       data_on_device == "auto" and train_bytes <= max_device_bytes
   )
-  epoch_kwargs = dict(shuffle_key=shuffle_key, num_examples=num_train, batch_size=batch_size)
+  epoch_kwargs = dict(
+      shuffle_key=shuffle_key, num_examples=num_train, batch_size=batch_size, last_step=diagnostic_step
+  )
   if on_device:
     run_epoch = make_scan_epoch(train_step, **epoch_kwargs)
     x_train, y_train = jnp.asarray(train.x), jnp.asarray(train.y)
@@ -213,7 +246,7 @@ def fit(
   train_names = jax.eval_shape(
       train_step, state, {"x": x_train[:batch_size], "y": y_train[:batch_size]}
   )[1]
-  available = [f"train_{k}" for k in sorted(train_names)]
+  available = [f"train_{k}" for k in sorted(train_names) if not is_diagnostic(k)]
   for name, batches in eval_sets.items():
     available += [f"{name}_{k}" for k in _split_metric_names(eval_step, state, batches)]
   if early_stopping.monitor not in available:
@@ -221,11 +254,12 @@ def fit(
         f"train.early_stopping.monitor={early_stopping.monitor!r} is not a logged metric; "
         f"choose one of: {', '.join(available)}"
     )
-  if plateau is not None and plateau.monitor not in available:
-    raise ConfigError(
-        f"optimizer.schedule.monitor={plateau.monitor!r} is not a logged metric; "
-        f"choose one of: {', '.join(available)}"
-    )
+  for rule in optimizer_rules:
+    if rule.monitor not in available:
+      raise ConfigError(
+          f"the monitor {rule.monitor!r} of {type(rule).__name__} (optimizer.schedule.monitor or "
+          f"optimizer.momentum_off.monitor) is not a logged metric; choose one of: {', '.join(available)}"
+      )
 
   start_epoch, history = 0, []
   if resume:
@@ -264,8 +298,8 @@ def fit(
     for epoch in range(start_epoch + 1, epochs + 1):
       epoch_start = time.perf_counter()
       state, train_metrics = run_epoch(state, x_train, y_train, epoch)
-      train_metrics, step, lr = jax.device_get(
-          (train_metrics, state.step, current_learning_rate(state.opt_state))
+      train_metrics, step, lr, alpha = jax.device_get(
+          (train_metrics, state.step, current_learning_rate(state.opt_state), injected_momentum(state.opt_state))
       )
       train_seconds = time.perf_counter() - epoch_start
       if first_epoch_seconds is None:
@@ -281,17 +315,19 @@ def fit(
             + (f"; the last good checkpoint (epoch {last}) is kept in {checkpointer.directory}" if last else "")
         )
       record = {"epoch": epoch, "step": int(step)}
-      record.update({f"train_{k}": float(v) for k, v in train_metrics.items()})
+      record.update({k if is_diagnostic(k) else f"train_{k}": float(v) for k, v in train_metrics.items()})
       # Dispatch every split's evaluation, then wait once.
       evaluated = jax.device_get({name: evaluate(state, batches) for name, batches in eval_sets.items()})
       for name, metrics in evaluated.items():
         record.update({f"{name}_{k}": float(v) for k, v in metrics.items()})
       record["learning_rate"] = None if lr is None else float(lr)
+      if alpha is not None:
+        record["momentum"] = float(alpha)
       record["train_seconds"] = train_seconds
       record["seconds"] = time.perf_counter() - epoch_start
 
-      if plateau is not None:
-        state = state.replace(opt_state=plateau.apply(state.opt_state, record[plateau.monitor]))
+      for rule in optimizer_rules:
+        state = state.replace(opt_state=rule.apply(state.opt_state, record[rule.monitor]))
       es_state, improved = early_stopping.update(state.early_stopping, record[early_stopping.monitor], epoch)
       state = state.replace(early_stopping=es_state)
       if improved:
@@ -331,6 +367,10 @@ def fit(
           steps_per_epoch / first_epoch_seconds if first_epoch_seconds else None
       ),
   }
+  off_after = momentum_off_after(state.opt_state)
+  if off_after is not None:
+    summary["momentum_off_after_epoch"] = off_after
+  summary.update(summarize_update_ratios(history))
   for name in ("val", "test"):
     metrics = (
         {k: float(v) for k, v in jax.device_get(evaluate(final_state, eval_sets[name])).items()}

@@ -1,6 +1,19 @@
 """Learning curves from ``metrics.jsonl`` (needs matplotlib: ``pip install jaxreg[plot]``)."""
 
+from jaxreg.train.diagnostics import HEALTHY_UPDATE_RATIO, LAST_GRAD_NORM, UPDATE_RATIO_PREFIX
 from jaxreg.train.writers import read_metrics
+
+
+def _pyplot(output):
+  try:
+    import matplotlib
+
+    if output is not None:
+      matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+  except ImportError:
+    raise ImportError("plotting needs matplotlib: pip install 'jaxreg[plot]'") from None
+  return plt
 
 
 def plot_learning_curves(run, *, output: str | None = None, title: str | None = None):
@@ -17,14 +30,7 @@ def plot_learning_curves(run, *, output: str | None = None, title: str | None = 
   Example:
     >>> fig = plot_learning_curves('runs/digits_mlp/20261122-101500')  # doctest: +SKIP
   """
-  try:
-    import matplotlib
-
-    if output is not None:
-      matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-  except ImportError:
-    raise ImportError("plotting needs matplotlib: pip install 'jaxreg[plot]'") from None
+  plt = _pyplot(output)
   records = run if isinstance(run, list) else read_metrics(run)
   if not records:
     raise ValueError(f"no metrics to plot in {run!r}")
@@ -48,6 +54,69 @@ def plot_learning_curves(run, *, output: str | None = None, title: str | None = 
     ax.grid(alpha=0.3)
     ax.legend()
   fig.suptitle(title or (run if isinstance(run, str) else "learning curves"))
+  fig.tight_layout()
+  if output is not None:
+    fig.savefig(output, dpi=100)
+  return fig
+
+
+def has_diagnostics(records: list[dict]) -> bool:
+  """Whether the records hold the per-epoch diagnostics of :mod:`jaxreg.train.diagnostics`."""
+  return any(k.startswith(UPDATE_RATIO_PREFIX) for r in records for k in r)
+
+
+def plot_diagnostics(run, *, output: str | None = None, title: str | None = None):
+  """Plots the training health checks per epoch (seed 001's "tricks of the trade").
+
+  Three panels: ``||dW||/||W||`` of each weight matrix on the epoch's last
+  step against the healthy band [1e-4, 1e-2] (shaded) and the seed's target
+  1e-3 (dotted); the gradient's global norm on that step; the learning rate
+  (and the momentum, if it is logged).
+
+  Args:
+    run: a work directory, a ``metrics.jsonl`` path, or a list of records.
+    output: save the figure to this PNG path if given.
+    title: the figure's title (default: the work directory).
+
+  Returns:
+    The matplotlib ``Figure``.
+
+  Raises:
+    ValueError: if the records hold no diagnostics (``train.diagnostics=False``).
+
+  Example:
+    >>> fig = plot_diagnostics('runs/digits_mlp/20261122-101500')  # doctest: +SKIP
+  """
+  plt = _pyplot(output)
+  records = run if isinstance(run, list) else read_metrics(run)
+  if not has_diagnostics(records):
+    raise ValueError(f"no diagnostics to plot in {run!r}; train with train.diagnostics=True")
+  epochs = [r["epoch"] for r in records]
+  fig, (ratio_ax, norm_ax, lr_ax) = plt.subplots(1, 3, figsize=(16, 4))
+  low, high = HEALTHY_UPDATE_RATIO
+  ratio_ax.axhspan(low, high, color="tab:green", alpha=0.08, label="healthy band")
+  ratio_ax.axhline(1e-3, color="gray", linestyle=":", label="seed 001's target 1e-3")
+  layers = sorted({k for r in records for k in r if k.startswith(UPDATE_RATIO_PREFIX)})
+  for key in layers:
+    ratio_ax.plot(epochs, [r.get(key) for r in records], label=key[len(UPDATE_RATIO_PREFIX):])
+  ratio_ax.set(yscale="log", xlabel="epoch", ylabel="||dW|| / ||W|| (last step)", title="update-to-weight ratio")
+  ratio_ax.legend(loc="lower left", fontsize="small")
+  norm_ax.plot(epochs, [r.get(LAST_GRAD_NORM) for r in records], label="last step")
+  if any("train_grad_norm" in r for r in records):
+    norm_ax.plot(epochs, [r.get("train_grad_norm") for r in records], "--", label="epoch mean")
+  norm_ax.set(yscale="log", xlabel="epoch", ylabel="||g||_2", title="gradient global norm")
+  norm_ax.legend(fontsize="small")
+  lr_ax.plot(epochs, [r.get("learning_rate") for r in records], color="tab:blue", label="learning rate")
+  lr_ax.set(yscale="log", xlabel="epoch", ylabel="learning rate", title="learning rate and momentum")
+  if any("momentum" in r for r in records):
+    momentum_ax = lr_ax.twinx()
+    momentum_ax.plot(epochs, [r.get("momentum") for r in records], color="tab:orange", label="momentum")
+    momentum_ax.set(ylabel="momentum", ylim=(-0.05, 1.05))
+    momentum_ax.legend(loc="lower left", fontsize="small")
+  lr_ax.legend(loc="upper right", fontsize="small")
+  for ax in (ratio_ax, norm_ax, lr_ax):
+    ax.grid(alpha=0.3)
+  fig.suptitle(title or (run if isinstance(run, str) else "training diagnostics"))
   fig.tight_layout()
   if output is not None:
     fig.savefig(output, dpi=100)

@@ -11,6 +11,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from jaxreg.train.diagnostics import LAST_GRAD_NORM, update_ratios
 from jaxreg.train.objectives import Context
 from jaxreg.train.state import TrainState
 
@@ -35,6 +36,7 @@ def make_train_step(
     *,
     axis_name: str | None = None,
     grad_norm: bool = False,
+    diagnostics: bool = False,
 ) -> Callable[[TrainState, dict], tuple[TrainState, dict]]:
   """Builds one optimizer step on ``objective``.
 
@@ -53,10 +55,14 @@ def make_train_step(
       ``metrics['grad_norm']``. Off by default: on a CPU it costs about 10%
       of a small MLP's step, because the gradients can then no longer be
       fused into the optimizer's update.
+    diagnostics: also report this step's health checks (seed 001):
+      ``update_ratio/<layer>`` = ``||dW||/||W||`` for every weight matrix and
+      ``last_grad_norm`` (:mod:`jaxreg.train.diagnostics`). The fit loop uses
+      such a step for the last step of each epoch only.
 
   Returns:
     ``step(state, batch) -> (new_state, metrics)``; ``metrics`` holds the
-    objective's metrics (and ``grad_norm`` if asked for).
+    objective's metrics (and ``grad_norm`` and the diagnostics if asked for).
 
   Example:
     >>> step = jax.jit(make_train_step(l2(1e-4)(objective), optax.adam(1e-3)))  # doctest: +SKIP
@@ -77,6 +83,9 @@ def make_train_step(
     if grad_norm:
       metrics["grad_norm"] = global_norm(grads)
     updates, opt_state = tx.update(grads, state.opt_state, state.params)
+    if diagnostics:
+      metrics[LAST_GRAD_NORM] = global_norm(grads)
+      metrics.update(update_ratios(state.params, updates))
     params = optax.apply_updates(state.params, updates)
     new_state = state.replace(
         step=state.step + 1, params=params, opt_state=opt_state, model_state=model_state

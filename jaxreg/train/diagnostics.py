@@ -1,0 +1,82 @@
+"""Training health checks: the update-to-weight ratio and the gradient norm.
+
+Seed 001 ("tricks of the trade"): "Evaluate the ratio ||dW_t||_2 / ||W_t||_2
+as a measure to efficient learning rate. Should be around 10^-3". A ratio far
+below (say under 1e-4) means the weights barely move: the learning rate is
+too low or the layer is stuck. Far above (over 1e-2), each step rewrites a
+large part of the weights: the learning rate is too high.
+
+The fit loop measures the ratios on the last step of every epoch (one extra
+norm per matrix, once per epoch, so the other steps run at full speed) and
+writes them to ``metrics.jsonl`` as ``update_ratio/<layer>``, with the
+gradient's global norm at that step as ``last_grad_norm``.
+"""
+
+from collections.abc import Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxreg._tree import named_leaves
+
+UPDATE_RATIO_PREFIX = "update_ratio/"
+LAST_GRAD_NORM = "last_grad_norm"
+HEALTHY_UPDATE_RATIO = (1e-4, 1e-2)
+
+
+def update_ratios(params, updates) -> dict[str, jax.Array]:
+  """``||dW||_2 / ||W||_2`` for every weight matrix (leaves with ``ndim >= 2``), keyed by path.
+
+  ``||.||_2`` is the Frobenius norm of the matrix; ``W`` is the weight before
+  the update ``dW``. Biases and scales (1-D) are left out, as in the seed.
+
+  Example:
+    >>> update_ratios({'k': jnp.ones((2, 2))}, {'k': jnp.full((2, 2), 1e-3)})
+    {'update_ratio/k': Array(0.001, dtype=float32)}
+  """
+  weights, deltas = named_leaves(params), named_leaves(updates)
+  return {
+      UPDATE_RATIO_PREFIX + name: jnp.linalg.norm(deltas[name].ravel()) / jnp.linalg.norm(w.ravel())
+      for name, w in weights.items()
+      if jnp.ndim(w) >= 2
+  }
+
+
+def summarize_update_ratios(
+    history: Sequence[dict], healthy: tuple[float, float] = HEALTHY_UPDATE_RATIO
+) -> dict:
+  """The median ratio of each layer over the epochs, and the layers outside ``healthy``.
+
+  Args:
+    history: the fit loop's records (lines of ``metrics.jsonl``).
+    healthy: the ``(low, high)`` band; seed 001's target, 1e-3, is in the middle.
+
+  Returns:
+    ``{'update_ratio_median': {layer: median}, 'update_ratio_warnings': [message, ...]}``;
+    both empty when no record has ratios.
+  """
+  low, high = healthy
+  layers = sorted({k for record in history for k in record if k.startswith(UPDATE_RATIO_PREFIX)})
+  medians, warnings = {}, []
+  for key in layers:
+    values = [r[key] for r in history if r.get(key) is not None]
+    median = float(np.median(values))
+    layer = key[len(UPDATE_RATIO_PREFIX):]
+    medians[layer] = median
+    if not np.isfinite(median) or median < low:
+      warnings.append(
+          f"{layer}: median ||dW||/||W|| = {median:.2e} is below {low:.0e}: the weights barely move "
+          "(learning rate too low, or a dead layer)"
+      )
+    elif median > high:
+      warnings.append(
+          f"{layer}: median ||dW||/||W|| = {median:.2e} is above {high:.0e}: each step changes the "
+          "weights a lot (learning rate too high?)"
+      )
+  return {"update_ratio_median": medians, "update_ratio_warnings": warnings}
+
+
+def is_diagnostic(metric: str) -> bool:
+  """Whether a train-step metric is one of the last step's diagnostics (logged without ``train_``)."""
+  return metric == LAST_GRAD_NORM or metric.startswith(UPDATE_RATIO_PREFIX)
