@@ -131,3 +131,29 @@ def test_switch_from_a_config_end_to_end(tmp_path):
   records = [json.loads(line) for line in open(tmp_path / "run" / "metrics.jsonl")]
   assert [r["momentum"] for r in records[:2]] == pytest.approx([0.9, 0.9])
   assert {r["momentum"] for r in records[2:]} == {0.0}
+
+
+def test_rules_resume_exactly(tmp_path):
+  """A run with a plateau schedule and the momentum switch, stopped and resumed, equals an uninterrupted one."""
+  overrides = [
+      ("train.progress_bar", "False"), ("model.hidden_sizes", "(32,)"), ("optimizer.learning_rate", "0.05"),
+      ("optimizer.momentum_off", "{'monitor': 'train_loss', 'min_delta': 0.05, 'patience': 1}"),
+      ("optimizer.schedule", "{'name': 'plateau', 'monitor': 'val_loss', 'patience': 1, 'factor': 0.5}"),
+  ]
+  config, _ = load_config("digits_optimizers:momentum", overrides + [("train.epochs", "10")])
+  full = train_and_evaluate(config, str(tmp_path / "full"))
+  config, _ = load_config("digits_optimizers:momentum", overrides + [("train.epochs", "5")])
+  train_and_evaluate(config, str(tmp_path / "parts"))
+  config.train.epochs = 10
+  resumed = train_and_evaluate(config, str(tmp_path / "parts"), resume=True)
+
+  def curves(run):
+    records = [json.loads(line) for line in (tmp_path / run / "metrics.jsonl").read_text().splitlines()]
+    return [(r["learning_rate"], r["momentum"], r["val_loss"]) for r in records]
+
+  assert curves("parts") == curves("full")
+  lrs = [lr for lr, _, _ in curves("full")]
+  assert min(lrs) < 0.05 and 0.0 in [m for _, m, _ in curves("full")]  # both rules fired during the run
+  for a, b in zip(jax.tree.leaves(full.state), jax.tree.leaves(resumed.state), strict=True):
+    np.testing.assert_array_equal(a, b)
+  assert 5 < resumed.summary["momentum_off_after_epoch"] == full.summary["momentum_off_after_epoch"] < 10
