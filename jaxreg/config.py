@@ -181,6 +181,15 @@ def apply_override(config: ml_collections.ConfigDict, dotted_key: str, raw_value
       )
     node[key] = value
     return
+  if parts[0] in OPEN_SECTIONS and len(parts) >= 2 and (
+      isinstance(value, dict) or isinstance(node[key], ml_collections.ConfigDict)
+  ):
+    # A value may change between a name and a mapping (kernel_init='sparse' ->
+    # {'name': 'sparse', 'k': 15}), or a sub-section be given whole; the
+    # factories check what it holds.
+    del node[key]
+    node[key] = tuple(value) if isinstance(value, list) else value
+    return
   if isinstance(node[key], ml_collections.ConfigDict):
     raise ConfigError(f"--config.{dotted_key} is a section; set one of its keys: {', '.join(sorted(node[key].keys()))}")
   if isinstance(value, list):

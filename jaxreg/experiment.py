@@ -10,15 +10,18 @@ import platform
 
 import jax
 import ml_collections
+import optax
 
 from jaxreg.config import config_differences, validate_config
 from jaxreg.data import make_dataset
 from jaxreg.errors import CheckpointError, ConfigError
 from jaxreg.models import make_model
 from jaxreg.optim import make_evaluation_params, make_optimizer
+from jaxreg.optim.factory import learning_rate_schedule
 from jaxreg.optim.momentum_switch import make_momentum_off
 from jaxreg.optim.plateau import make_plateau
 from jaxreg.regularizers import make_regularizers
+from jaxreg.regularizers.factory import UPDATE_REGULARIZERS
 from jaxreg.train import (
     Checkpointer,
     EarlyStopping,
@@ -94,11 +97,19 @@ def train_and_evaluate(
   restore_best = es_cfg.pop("restore_best")
 
   # Build everything that can fail on a bad config before touching the disk.
-  model_cfg = dict(config.model)
+  model_cfg = config.model.to_dict()
   optimizer_cfg = config.optimizer.to_dict()
   make_optimizer(**optimizer_cfg, steps_per_epoch=1)  # a config error stops the run here
   regularizer_cfg = config.regularizers.to_dict()
-  make_regularizers(steps_per_epoch=1, **regularizer_cfg)  # a config error stops the run here
+  if "prox_l1" in regularizer_cfg and (optimizer_cfg.get("schedule") or {}).get("name") == "plateau":
+    raise ConfigError(
+        "regularizers.prox_l1 thresholds by the learning rate, which a plateau schedule changes "
+        "inside the optimizer state; use a step or epoch schedule, or weight_decay / l1 instead"
+    )
+  # A config error stops the run here (the class count is a stand-in until the data is loaded).
+  make_regularizers(
+      steps_per_epoch=1, num_classes=2, learning_rate=optimizer_cfg["learning_rate"], **regularizer_cfg
+  )
   early_stopping = EarlyStopping(**es_cfg)
   if config.checkpoint.every < 0 or config.checkpoint.keep < 1:
     raise ConfigError(
@@ -109,8 +120,17 @@ def train_and_evaluate(
   dataset = make_dataset(**data_cfg)
   model = make_model(num_outputs=dataset.num_outputs, **model_cfg)
   steps_per_epoch = max(len(dataset.train.y) // batch_size, 1)
+  regularizers = make_regularizers(
+      steps_per_epoch=steps_per_epoch,
+      num_classes=dataset.num_classes,
+      learning_rate=learning_rate_schedule(
+          optimizer_cfg["learning_rate"], optimizer_cfg.get("schedule"), steps_per_epoch
+      ),
+      **regularizer_cfg,
+  )
   tx = make_optimizer(**optimizer_cfg, steps_per_epoch=steps_per_epoch)
-  regularize = make_regularizers(steps_per_epoch=steps_per_epoch, **regularizer_cfg)
+  if any(name in regularizer_cfg for name in UPDATE_REGULARIZERS):
+    tx = optax.chain(tx, regularizers.update)
   base_objective = make_objective(dataset.task, model.apply)
 
   rng = jax.random.PRNGKey(config.train.seed)
@@ -125,7 +145,7 @@ def train_and_evaluate(
         os.path.join(workdir, CHECKPOINT_SUBDIR), keep=config.checkpoint.keep,
         monitor=early_stopping.monitor, mode=early_stopping.mode,
     )
-  train_objective = regularize(base_objective)
+  train_objective = regularizers.objective(base_objective)
   grad_norm = config.train.log_grad_norm
   optimizer_rules = [
       rule for rule in (

@@ -94,9 +94,9 @@ def test_chain_applies_in_order_like_optax():
 
 def test_make_regularizers_from_config_sections():
   objective = lambda p, b, c: (jnp.zeros(()), {"metrics": {}, "model_state": {}})
-  loss, aux = make_regularizers(l2={"alpha": 1.0})(objective)({"w": {"kernel": jnp.ones(4)}}, None, None)
+  loss, aux = make_regularizers(l2={"alpha": 1.0}).objective(objective)({"w": {"kernel": jnp.ones(4)}}, None, None)
   np.testing.assert_allclose(loss, 2.0)
-  with pytest.raises(ConfigError, match="unknown regularizer 'l3'.*valid names: l2"):
+  with pytest.raises(ConfigError, match="unknown regularizer 'l3'.*valid names: activation_l1, elastic_net, l1, l2, label_smoothing"):
     make_regularizers(l3={"alpha": 1.0})
   with pytest.raises(ConfigError, match="regularizers.l2.beta.*valid keys: alpha, mask"):
     make_regularizers(l2={"beta": 1.0})
@@ -112,7 +112,7 @@ def test_scheduled_alpha_follows_the_optimizer_step(mlp_setup):
   tx = optax.sgd(0.0)  # weights stay put, so only alpha changes the penalty
   transform = make_regularizers(
       steps_per_epoch=4, l2={"alpha": 0.2, "schedule": {"name": "exponential", "rate": 0.5, "unit": "epoch"}}
-  )
+  ).objective
   state = create_train_state(model, tx, rng=jax.random.PRNGKey(0), sample_x=batch["x"][:1])
   step = jax.jit(make_train_step(transform(classification_objective(model.apply)), tx))
   sq_norm = sum(float(np.sum(np.square(state.params[layer]["kernel"]))) for layer in ("dense_0", "output"))

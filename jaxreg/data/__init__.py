@@ -2,9 +2,10 @@
 
 from jaxreg.data.datasets import NPZ_KEYS, TASKS, Dataset, Split, load_digits, load_npz, validate_split
 from jaxreg.data.iterators import epoch_batch_indices, padded_batches
+from jaxreg.data.mnist1d import load_mnist1d
 from jaxreg.errors import ConfigError
 
-DATASET_NAMES = ("digits", "npz")
+DATASET_NAMES = ("digits", "mnist1d", "npz")
 
 
 def make_dataset(
@@ -20,7 +21,8 @@ def make_dataset(
   """Builds the dataset of a config's ``data`` section (less ``batch_size``).
 
   Args:
-    name: ``'digits'`` or ``'npz'``.
+    name: ``'digits'``, ``'mnist1d'`` (generated locally, see
+      :func:`jaxreg.data.mnist1d.load_mnist1d`; its test split is its own) or ``'npz'``.
     path: the ``.npz`` file, for ``name='npz'``.
     task: ``'classification'`` or ``'regression'`` (``npz`` only; digits is classification).
     num_classes: number of classes (``npz`` only; inferred from the labels if ``None``).
@@ -38,6 +40,13 @@ def make_dataset(
     if task != "classification" or num_classes not in (None, 10):
       raise ConfigError("digits is a 10-class classification dataset: leave data.task and data.num_classes unset")
     return load_digits(seed=seed, val_fraction=val_fraction, test_fraction=test_fraction)
+  if name == "mnist1d":
+    if path or task != "classification" or num_classes not in (None, 10):
+      raise ConfigError(
+          "mnist1d is a 10-class classification dataset generated locally: leave data.path, "
+          "data.task and data.num_classes unset"
+      )
+    return load_mnist1d(seed=seed, val_fraction=val_fraction)
   if name == "npz":
     return load_npz(
         path, task=task, num_classes=num_classes, seed=seed,
@@ -54,6 +63,7 @@ __all__ = [
     "Split",
     "epoch_batch_indices",
     "load_digits",
+    "load_mnist1d",
     "load_npz",
     "make_dataset",
     "padded_batches",

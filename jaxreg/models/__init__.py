@@ -1,6 +1,6 @@
 """Models as ``ModelFns(init, apply)`` pairs, and the ``make_model`` factory."""
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from jaxreg._validation import check_kwargs
 from jaxreg.errors import ConfigError
@@ -17,7 +17,7 @@ def make_mlp(
     hidden_sizes: Sequence[int] = (256, 256),
     activation: str = "relu",
     dropout_rate: float = 0.0,
-    kernel_init: str = "lecun_normal",
+    kernel_init: str | Mapping[str, object] = "lecun_normal",
 ) -> ModelFns:
   """Builds an :class:`MLP` as ``ModelFns``.
 
@@ -26,7 +26,8 @@ def make_mlp(
     hidden_sizes: widths of the hidden layers, e.g. ``(256, 256)``.
     activation: name of the hidden nonlinearity (``'relu'``, ``'tanh'``, ...).
     dropout_rate: probability of dropping a hidden unit in training, in [0, 1).
-    kernel_init: name of the kernel initializer (see ``initializer_names()``).
+    kernel_init: the kernel initializer: a name (see ``initializer_names()``)
+      or ``{'name': ..., <arguments>}``, e.g. ``{'name': 'sparse', 'k': 15}``.
 
   Example:
     >>> model = make_mlp(num_outputs=10, hidden_sizes=(32,))

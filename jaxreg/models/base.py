@@ -25,7 +25,10 @@ class ModelFns(NamedTuple):
     apply: ``apply(variables, x, *, train, rng) -> (outputs, new_model_state)``.
       ``rng`` feeds dropout and noise (it may be ``None`` when ``train`` is
       False); ``new_model_state`` holds the updated non-parameter collections
-      (an empty dict for a stateless model).
+      (an empty dict for a stateless model). Models that expose hidden
+      activations also take ``capture_intermediates=True``, which adds them
+      to ``new_model_state['intermediates']`` (the base objectives move them
+      to ``aux['intermediates']``; they are never carried as state).
   """
 
   init: Callable[[jax.Array, jax.Array], Variables]
@@ -51,14 +54,15 @@ def from_linen(module: nn.Module) -> ModelFns:
     )
     return {k: v for k, v in variables.items() if k not in _DIAGNOSTIC_COLLECTIONS}
 
-  def apply(variables, x, *, train, rng=None):
+  def apply(variables, x, *, train, rng=None, capture_intermediates=False):
     state_collections = [k for k in variables if k != "params"]
     rngs = {"dropout": rng} if rng is not None else {}
-    if train and state_collections:
-      outputs, new_state = module.apply(
-          variables, x, train=True, rngs=rngs, mutable=state_collections
-      )
-      return outputs, dict(new_state)
+    mutable = (state_collections if train else []) + (list(_DIAGNOSTIC_COLLECTIONS) if capture_intermediates else [])
+    if mutable:
+      outputs, updated = module.apply(variables, x, train=train, rngs=rngs, mutable=mutable)
+      new_state = {k: variables[k] for k in state_collections}
+      new_state.update(updated)
+      return outputs, new_state
     outputs = module.apply(variables, x, train=train, rngs=rngs)
     return outputs, {k: variables[k] for k in state_collections}
 

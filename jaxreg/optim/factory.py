@@ -101,19 +101,10 @@ def make_optimizer(
       isinstance(clip_global_norm, bool) or not isinstance(clip_global_norm, (int, float)) or clip_global_norm <= 0
   ):
     raise ConfigError(f"optimizer.clip_global_norm must be a positive number, got {clip_global_norm!r}")
-  schedule = dict(schedule or {})
-  on_plateau = schedule.get("name") == "plateau"
-  rate = float(learning_rate)
+  on_plateau = bool(schedule) and schedule.get("name") == "plateau"
   if on_plateau:
-    plateau.make_plateau(schedule, rate)  # validates its arguments; the fit loop applies the rule
-  elif schedule:
-    if "name" not in schedule:
-      raise ConfigError(
-          f"optimizer.schedule needs a name; valid names: {', '.join(schedules.schedule_names())}"
-      )
-    rate = schedules.make_schedule(
-        schedule.pop("name"), init_value=rate, steps_per_epoch=steps_per_epoch, **schedule
-    )
+    plateau.make_plateau(schedule, float(learning_rate))  # validates; the fit loop applies the rule
+  rate = learning_rate_schedule(learning_rate, schedule, steps_per_epoch)
   # Only the learning rate (and the momentum, if it can be switched off) is
   # injected, so it can be read, logged and changed; the other arguments stay
   # Python constants.
@@ -131,6 +122,25 @@ def make_optimizer(
   if clip_global_norm is not None:
     tx = optax.chain(optax.clip_by_global_norm(float(clip_global_norm)), tx)
   return tx
+
+
+def learning_rate_schedule(learning_rate: float, schedule=None, steps_per_epoch: int | None = None):
+  """The learning rate of a config's ``optimizer`` section: a number, or a schedule ``step -> eps``.
+
+  With a plateau schedule it is the base rate (the plateau's cuts live in the
+  optimizer state, see :mod:`jaxreg.optim.plateau`).
+  """
+  schedule = dict(schedule or {})
+  rate = float(learning_rate)
+  if not schedule or schedule.get("name") == "plateau":
+    return rate
+  if "name" not in schedule:
+    raise ConfigError(
+        f"optimizer.schedule needs a name; valid names: {', '.join(schedules.schedule_names())}"
+    )
+  return schedules.make_schedule(
+      schedule.pop("name"), init_value=rate, steps_per_epoch=steps_per_epoch, **schedule
+  )
 
 
 def _switchable_momentum(name: str, factory: Callable, kwargs: Mapping[str, object]) -> float:

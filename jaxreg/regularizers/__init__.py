@@ -1,22 +1,43 @@
-"""Regularization transforms: objective transforms and (later) update transforms.
+"""Regularization transforms, of the two kinds of ``DESIGN.md``.
 
-See ``DESIGN.md``: objective transforms map ``objective -> objective``; update
-transforms are ``optax.GradientTransformation``s.
+* Objective transforms map ``objective -> objective``: :func:`l2`, :func:`l1`,
+  :func:`elastic_net`, :func:`tying` (penalties on the weights),
+  :func:`activation_l1` (on the hidden activations), :func:`label_smoothing`
+  (on the targets). Compose them with :func:`chain`.
+* Update transforms are ``optax.GradientTransformation``s chained after the
+  optimizer: :func:`weight_decay`, :func:`prox_l1`, :func:`max_norm`.
+
+:func:`make_regularizers` builds both from a config's ``regularizers`` section.
 """
 
-from jaxreg.regularizers.factory import make_regularizers, regularizer_names
-from jaxreg.regularizers.masks import DEFAULT_EXCLUDED_NAMES, exclude_by_name, resolve_mask
-from jaxreg.regularizers.objective import Objective, ObjectiveTransform, add_penalty, chain, l2
+from jaxreg.regularizers.activity import activation_l1
+from jaxreg.regularizers.factory import Regularizers, make_regularizers, regularizer_names
+from jaxreg.regularizers.masks import DEFAULT_EXCLUDED_NAMES, by_path, exclude_by_name, resolve_mask
+from jaxreg.regularizers.objective import Objective, ObjectiveTransform, add_penalty, chain
+from jaxreg.regularizers.penalties import elastic_net, l1, l2, tying
+from jaxreg.regularizers.targets import label_smoothing, smooth_labels
+from jaxreg.regularizers.updates import max_norm, prox_l1, weight_decay
 
 __all__ = [
     "DEFAULT_EXCLUDED_NAMES",
     "Objective",
     "ObjectiveTransform",
+    "Regularizers",
+    "activation_l1",
     "add_penalty",
+    "by_path",
     "chain",
+    "elastic_net",
     "exclude_by_name",
+    "l1",
     "l2",
+    "label_smoothing",
     "make_regularizers",
+    "max_norm",
+    "prox_l1",
     "regularizer_names",
     "resolve_mask",
+    "smooth_labels",
+    "tying",
+    "weight_decay",
 ]

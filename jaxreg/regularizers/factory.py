@@ -1,59 +1,131 @@
-"""``make_regularizers``: a config's ``regularizers`` section to one objective transform."""
+"""``make_regularizers``: a config's ``regularizers`` section to an objective transform and an update transform."""
 
+import inspect
 from collections.abc import Mapping
+from typing import NamedTuple
+
+import optax
 
 from jaxreg._validation import check_kwargs
 from jaxreg.errors import ConfigError
 from jaxreg.optim.schedules import make_schedule, schedule_names
-from jaxreg.regularizers.objective import ObjectiveTransform, chain, l2
+from jaxreg.regularizers import activity, penalties, targets, updates
+from jaxreg.regularizers.masks import by_path
+from jaxreg.regularizers.objective import ObjectiveTransform, chain
 
-_OBJECTIVE_TRANSFORMS = {"l2": l2}
+# Objective transforms, applied in alphabetical order of their names.
+OBJECTIVE_REGULARIZERS = {
+    "activation_l1": activity.activation_l1,
+    "elastic_net": penalties.elastic_net,
+    "l1": penalties.l1,
+    "l2": penalties.l2,
+    "label_smoothing": targets.label_smoothing,
+    "tying": penalties.tying,
+}
+# Update transforms, chained after the optimizer in this order (projections last).
+UPDATE_REGULARIZERS = {
+    "weight_decay": updates.weight_decay,
+    "prox_l1": updates.prox_l1,
+    "max_norm": updates.max_norm,
+}
+# The argument a ``schedule`` entry drives.
+_SCHEDULED_ARGUMENT = {
+    "activation_l1": "alpha", "l1": "alpha", "l2": "alpha", "tying": "alpha",
+    "weight_decay": "rate", "prox_l1": "alpha",
+}
 _SCHEDULE_NAMES = [n for n in schedule_names() if n != "plateau"]
 
 
-def _scheduled(name: str, alpha, schedule, steps_per_epoch):
-  if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not alpha >= 0:
-    raise ConfigError(f"regularizers.{name}.schedule needs regularizers.{name}.alpha >= 0 as its initial value")
+class Regularizers(NamedTuple):
+  """What a ``regularizers`` config section builds.
+
+  Attributes:
+    objective: the objective transform (identity if there is none).
+    update: the update transform to chain after the optimizer (identity if none).
+    names: the regularizers that are on, objective ones first.
+  """
+
+  objective: ObjectiveTransform
+  update: optax.GradientTransformation
+  names: tuple[str, ...]
+
+
+def regularizer_names() -> list[str]:
+  """Returns the names accepted as keys of the ``regularizers`` config section."""
+  return sorted({**OBJECTIVE_REGULARIZERS, **UPDATE_REGULARIZERS})
+
+
+def _scheduled(name: str, argument: str, initial, schedule, steps_per_epoch):
+  if isinstance(initial, bool) or not isinstance(initial, (int, float)) or not initial >= 0:
+    raise ConfigError(
+        f"regularizers.{name}.schedule needs regularizers.{name}.{argument} >= 0 as its initial value"
+    )
   schedule = dict(schedule)
   schedule_name = schedule.pop("name", None)
   if schedule_name is None or schedule_name == "plateau":
     raise ConfigError(
         f"regularizers.{name}.schedule.name must be one of {', '.join(_SCHEDULE_NAMES)}, got {schedule_name!r}"
     )
-  return make_schedule(schedule_name, init_value=float(alpha), steps_per_epoch=steps_per_epoch, **schedule)
+  return make_schedule(schedule_name, init_value=float(initial), steps_per_epoch=steps_per_epoch, **schedule)
 
 
-def regularizer_names() -> list[str]:
-  """Returns the names accepted as keys of the ``regularizers`` config section."""
-  return sorted(_OBJECTIVE_TRANSFORMS)
+def _config_mask(name: str, mask):
+  """A config's ``mask``: a list of path prefixes (``['dense_0', 'output/kernel']``)."""
+  if mask is None or callable(mask):
+    return mask
+  if isinstance(mask, str):
+    mask = [mask]
+  if not isinstance(mask, (list, tuple)) or not all(isinstance(p, str) for p in mask):
+    raise ConfigError(
+        f"regularizers.{name}.mask must be a list of parameter path prefixes such as "
+        f"['dense_0', 'output/kernel'], got {mask!r}"
+    )
+  return by_path(mask)
 
 
 def make_regularizers(
-    steps_per_epoch: int | None = None, **sections: Mapping[str, object]
-) -> ObjectiveTransform:
-  """Builds the objective transform for ``regularizers.<name>.<arg> = value`` entries.
+    steps_per_epoch: int | None = None,
+    num_classes: int | None = None,
+    learning_rate=None,
+    **sections: Mapping[str, object],
+) -> Regularizers:
+  """Builds the regularizers of ``regularizers.<name>.<arg> = value`` entries.
 
-  Each key names a regularizer; its value holds that regularizer's keyword
-  arguments. A name that is absent is off. Transforms are applied in
-  alphabetical order of their names, so a config gives the same objective
-  whatever order its file lists them in. A ``schedule`` entry
-  (``{'name': ..., 'unit': 'step' | 'epoch', ...}``, as for learning rates)
-  makes ``alpha`` its initial value and follows the schedule from there.
+  Each key names a regularizer (:func:`regularizer_names`); its value holds
+  that regularizer's keyword arguments. A name that is absent is off.
+  Objective transforms (``l2``, ``l1``, ``elastic_net``, ``activation_l1``,
+  ``tying``, ``label_smoothing``) are applied in alphabetical order, so a
+  config gives the same objective whatever order it lists them in; update
+  transforms are chained as ``weight_decay``, ``prox_l1``, ``max_norm``
+  (projections last). A ``schedule`` entry (``{'name': ..., 'unit': 'step' |
+  'epoch', ...}``, as for learning rates) makes the coefficient (``alpha``,
+  or ``rate`` for ``weight_decay``) its initial value. ``mask`` is a list of
+  parameter path prefixes (biases and scales stay excluded).
 
   Args:
     steps_per_epoch: for schedules counted in epochs (filled in by jaxreg).
+    num_classes: ``K`` for ``label_smoothing`` (filled in from the dataset).
+    learning_rate: the optimizer's rate or schedule, the step of ``prox_l1``
+      (filled in from the optimizer section).
     **sections: ``name -> keyword arguments``.
 
+  Raises:
+    ConfigError: for an unknown name or argument, or an impossible value.
+
   Example:
-    >>> transform = make_regularizers(l2={'alpha': 1e-4})
-    >>> decaying = make_regularizers(l2={'alpha': 1e-3, 'schedule': {'name': 'exponential', 'rate': 0.999}})
+    >>> regs = make_regularizers(l2={'alpha': 1e-4}, max_norm={'max_value': 3.0})
+    >>> objective = regs.objective(base_objective)  # doctest: +SKIP
+    >>> tx = optax.chain(optimizer, regs.update)  # doctest: +SKIP
   """
-  transforms = []
+  objective_transforms, update_transforms = {}, {}
   for name in sorted(sections):
-    if name not in _OBJECTIVE_TRANSFORMS:
+    if name in OBJECTIVE_REGULARIZERS:
+      factory, into = OBJECTIVE_REGULARIZERS[name], objective_transforms
+    elif name in UPDATE_REGULARIZERS:
+      factory, into = UPDATE_REGULARIZERS[name], update_transforms
+    else:
       raise ConfigError(
-          f"unknown regularizer {name!r} in regularizers.{name}; "
-          f"valid names: {', '.join(regularizer_names())}"
+          f"unknown regularizer {name!r} in regularizers.{name}; valid names: {', '.join(regularizer_names())}"
       )
     kwargs = sections[name]
     if not isinstance(kwargs, Mapping):
@@ -61,11 +133,36 @@ def make_regularizers(
           f"regularizers.{name} must be a dict of keyword arguments, e.g. "
           f"regularizers.{name}.alpha=1e-4; got {kwargs!r}"
       )
-    factory = _OBJECTIVE_TRANSFORMS[name]
     kwargs = dict(kwargs)
     schedule = kwargs.pop("schedule", None)
-    check_kwargs(factory, kwargs, section=f"regularizers.{name}", what=f"regularizer {name!r}")
+    filled = {}
+    if name == "label_smoothing" and "num_classes" not in kwargs:
+      filled["num_classes"] = num_classes
+    if name == "prox_l1" and "learning_rate" not in kwargs:
+      if learning_rate is None:
+        raise ConfigError("regularizers.prox_l1 needs the optimizer's learning_rate (its threshold is eps*alpha)")
+      filled["learning_rate"] = learning_rate
+    check_kwargs(factory, {**kwargs, **filled}, section=f"regularizers.{name}", what=f"regularizer {name!r}")
+    if "mask" in kwargs:
+      kwargs["mask"] = _config_mask(name, kwargs["mask"])
     if schedule is not None:
-      kwargs["alpha"] = _scheduled(name, kwargs.get("alpha"), schedule, steps_per_epoch)
-    transforms.append(factory(**kwargs))
-  return chain(*transforms)
+      if name not in _SCHEDULED_ARGUMENT:
+        raise ConfigError(f"regularizers.{name} takes no schedule")
+      argument = _SCHEDULED_ARGUMENT[name]
+      kwargs[argument] = _scheduled(name, argument, kwargs.get(argument), schedule, steps_per_epoch)
+    missing = [
+        p.name for p in inspect.signature(factory).parameters.values()
+        if p.default is inspect.Parameter.empty and p.kind is not p.VAR_KEYWORD
+        and p.name not in kwargs and p.name not in filled
+    ]
+    if missing:
+      raise ConfigError(
+          f"regularizers.{name} needs {', '.join('regularizers.' + name + '.' + m for m in missing)}"
+      )
+    into[name] = factory(**kwargs, **filled)
+  ordered_updates = [update_transforms[n] for n in UPDATE_REGULARIZERS if n in update_transforms]
+  return Regularizers(
+      objective=chain(*objective_transforms.values()),
+      update=optax.chain(*ordered_updates) if ordered_updates else optax.identity(),
+      names=tuple(objective_transforms) + tuple(n for n in UPDATE_REGULARIZERS if n in update_transforms),
+  )

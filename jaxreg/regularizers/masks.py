@@ -10,6 +10,7 @@ from typing import Any
 
 import jax
 
+from jaxreg._tree import path_name
 from jaxreg.errors import ConfigError
 
 # Leaf names excluded from norm penalties and weight decay by default.
@@ -39,6 +40,34 @@ def exclude_by_name(names: Iterable[str] = DEFAULT_EXCLUDED_NAMES) -> Callable[[
   return lambda params: jax.tree_util.tree_map_with_path(
       lambda path, _: _leaf_name(path) not in excluded, params
   )
+
+
+def by_path(
+    include: Iterable[str] | None = None, *, exclude_names: Iterable[str] = DEFAULT_EXCLUDED_NAMES
+) -> Callable[[Any], Mask]:
+  """A mask function selecting the leaves under the path prefixes ``include`` (all if ``None``).
+
+  A path is the ``'/'``-joined keys, e.g. ``'dense_1/kernel'``; a prefix
+  such as ``'dense_1'`` selects the whole layer. Leaves called one of
+  ``exclude_names`` (biases and scales by default) are never selected.
+
+  Example:
+    >>> params = {'dense_0': {'kernel': 1, 'bias': 2}, 'output': {'kernel': 3}}
+    >>> by_path(['dense_0'])(params)
+    {'dense_0': {'bias': False, 'kernel': True}, 'output': {'kernel': False}}
+  """
+  prefixes = None if include is None else tuple(p.strip("/") for p in include)
+  excluded = frozenset(exclude_names)
+
+  def mask(params):
+    def keep(path, _):
+      name = path_name(path)
+      under = prefixes is None or any(name == p or name.startswith(p + "/") for p in prefixes)
+      return under and _leaf_name(path) not in excluded
+
+    return jax.tree_util.tree_map_with_path(keep, params)
+
+  return mask
 
 
 def resolve_mask(mask: MaskSpec, params: Any) -> Mask:

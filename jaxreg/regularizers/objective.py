@@ -11,10 +11,8 @@ from collections.abc import Callable
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 
 from jaxreg.errors import ConfigError
-from jaxreg.regularizers.masks import MaskSpec, masked_leaves
 
 Objective = Callable[[Any, Any, Any], tuple[jax.Array, dict]]
 ObjectiveTransform = Callable[[Objective], Objective]
@@ -57,44 +55,10 @@ def add_penalty(
   return transform
 
 
-def _coefficient(name: str, alpha) -> Callable[[Any], Any]:
+def coefficient(name: str, alpha) -> Callable[[Any], Any]:
   """``alpha`` as a function of the step: a schedule as it is, a number as a constant."""
   if callable(alpha):
     return alpha
   if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not alpha >= 0:
     raise ConfigError(f"{name}: alpha must be a number >= 0 or a schedule, got {alpha!r}")
   return lambda step: alpha
-
-
-def l2(alpha: float | Callable[[Any], Any], *, mask: MaskSpec = None) -> ObjectiveTransform:
-  """L2 parameter norm penalty (weight decay as a penalty).
-
-  ``J~(theta) = J(theta) + (alpha / 2) * ||w||_2^2``, summed over the weights
-  ``w`` that ``mask`` selects (by default every kernel; biases and
-  normalization scales are excluded by name). Its gradient adds ``alpha * w``,
-  so a gradient step is ``w <- (1 - eps*alpha) w - eps * grad J``.
-
-  Source: seed 002, "L2 Norm Parameter Regularization" (Goodfellow et al.,
-  Deep Learning, section 7.1.1).
-
-  Args:
-    alpha: the penalty's weight, ``alpha >= 0``, or a schedule ``step -> alpha``
-      (seed 001's trick: lower the regularization coefficient near
-      convergence), evaluated at the optimizer step ``ctx.step``.
-    mask: which parameters to penalize: ``None`` (kernels, not biases or
-      scales), a pytree of bools, or a function of the params returning one.
-
-  Example:
-    >>> objective = l2(1e-4)(classification_objective(model.apply))  # doctest: +SKIP
-    >>> decaying = l2(optax.exponential_decay(1e-3, 1000, 0.5))(objective)  # doctest: +SKIP
-  """
-  coefficient = _coefficient("l2", alpha)
-
-  def penalty(params, ctx):
-    leaves = masked_leaves(params, mask)
-    if not leaves:
-      return jnp.zeros((), jnp.float32)
-    step = getattr(ctx, "step", 0)  # a constant alpha needs no context
-    return 0.5 * coefficient(step) * sum(jnp.sum(jnp.square(w)) for w in leaves)
-
-  return add_penalty("l2_penalty", penalty)

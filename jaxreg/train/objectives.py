@@ -3,11 +3,14 @@
 An objective is ``objective(params, batch, ctx) -> (loss, aux)``:
 
 * ``batch`` is a dict with ``'x'`` (inputs), ``'y'`` (targets) and optionally
-  ``'mask'`` (1 for real examples, 0 for padding; used by evaluation).
+  ``'mask'`` (1 for real examples, 0 for padding; used by evaluation) and, for
+  classification, ``'soft_targets'`` (a probability vector per example that
+  replaces the one-hot target in the loss; accuracy still uses ``'y'``).
 * ``ctx`` is a :class:`Context` carrying the rng, the model state, the train
   flag and the step.
 * ``aux`` is a dict with ``'model_state'`` (the updated non-parameter
-  collections) and ``'metrics'`` (scalar means over the real examples).
+  collections), ``'metrics'`` (scalar means over the real examples) and
+  ``'intermediates'`` (hidden activations when ``ctx.capture_intermediates``).
 """
 
 from collections.abc import Callable
@@ -28,12 +31,32 @@ class Context(NamedTuple):
     model_state: non-parameter collections, e.g. ``{'batch_stats': ...}``.
     train: whether stochastic layers are active and state is updated.
     step: the optimizer step, for coefficients that follow a schedule.
+    capture_intermediates: ask the model for its hidden activations (set by
+      activity penalties); the base objective returns them as
+      ``aux['intermediates']``.
   """
 
   rng: jax.Array | None
   model_state: Any
   train: bool
   step: jax.Array | int = 0
+  capture_intermediates: bool = False
+
+
+def apply_model(apply: Callable, params, x, ctx: Context):
+  """Runs ``apply`` for an objective: ``(outputs, model_state, intermediates)``.
+
+  ``intermediates`` is ``{}`` unless ``ctx.capture_intermediates``; it is
+  split off the model state so it is never carried between steps.
+  """
+  variables = {"params": params, **ctx.model_state}
+  if getattr(ctx, "capture_intermediates", False):
+    outputs, state = apply(variables, x, train=ctx.train, rng=ctx.rng, capture_intermediates=True)
+  else:
+    outputs, state = apply(variables, x, train=ctx.train, rng=ctx.rng)
+  state = dict(state)
+  intermediates = state.pop("intermediates", {})
+  return outputs, state, intermediates
 
 
 def _weighted_mean(values: jax.Array, mask: jax.Array | None) -> jax.Array:
@@ -69,14 +92,17 @@ def classification_objective(apply: Callable) -> Callable:
   """
 
   def objective(params, batch, ctx: Context):
-    variables = {"params": params, **ctx.model_state}
-    logits, model_state = apply(variables, batch["x"], train=ctx.train, rng=ctx.rng)
-    nll = optax.softmax_cross_entropy_with_integer_labels(logits, batch["y"])
+    logits, model_state, intermediates = apply_model(apply, params, batch["x"], ctx)
+    soft_targets = batch.get("soft_targets")
+    if soft_targets is None:
+      nll = optax.softmax_cross_entropy_with_integer_labels(logits, batch["y"])
+    else:  # e.g. smoothed labels (jaxreg.regularizers.label_smoothing)
+      nll = optax.softmax_cross_entropy(logits, soft_targets)
     correct = _is_top1(logits, batch["y"]).astype(nll.dtype)
     mask = batch.get("mask")
     loss = _weighted_mean(nll, mask)
     metrics = {"loss": loss, "accuracy": _weighted_mean(correct, mask)}
-    return loss, {"model_state": model_state, "metrics": metrics}
+    return loss, {"model_state": model_state, "metrics": metrics, "intermediates": intermediates}
 
   return objective
 
@@ -92,12 +118,11 @@ def regression_objective(apply: Callable) -> Callable:
   """
 
   def objective(params, batch, ctx: Context):
-    variables = {"params": params, **ctx.model_state}
-    outputs, model_state = apply(variables, batch["x"], train=ctx.train, rng=ctx.rng)
+    outputs, model_state, intermediates = apply_model(apply, params, batch["x"], ctx)
     targets = batch["y"].reshape(outputs.shape)
     per_example = jnp.mean(jnp.square(outputs - targets).reshape(outputs.shape[0], -1), axis=-1)
     loss = _weighted_mean(per_example, batch.get("mask"))
-    return loss, {"model_state": model_state, "metrics": {"loss": loss}}
+    return loss, {"model_state": model_state, "metrics": {"loss": loss}, "intermediates": intermediates}
 
   return objective
 
