@@ -8,7 +8,9 @@ overridden as ``--config.<section>.<field>=value``:
 * ``optimizer``: ``make_optimizer`` arguments (``name``, ``learning_rate``, the optimizer's own).
 * ``regularizers``: ``{name: {argument: value}}``; an absent name is off.
 * ``train``: ``seed``, ``epochs``, ``early_stopping``, ``progress_bar``, ``log_grad_norm``,
-  ``diagnostics`` (update-to-weight ratios and gradient norm of each epoch's last step).
+  ``diagnostics`` (update-to-weight ratios and gradient norm of each epoch's last step),
+  ``after_early_stopping`` (``'none'``, ``'retrain_steps'``, ``'retrain_epochs'`` or
+  ``'continue'``: train on train + validation afterwards, see :mod:`jaxreg.train.refit`).
 * ``checkpoint``: ``every`` (0 turns checkpoints off), ``keep``.
 
 ``model``, ``optimizer`` and ``regularizers`` are open: their keys depend on
@@ -60,6 +62,7 @@ def base_config() -> ml_collections.ConfigDict:
       progress_bar=True,
       log_grad_norm=False,
       diagnostics=True,
+      after_early_stopping="none",
       early_stopping=ml_collections.ConfigDict(dict(
           monitor="val_loss",
           mode="min",

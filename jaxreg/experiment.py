@@ -4,9 +4,11 @@ This is the only place (besides ``cli.py``) that reads a config: it unpacks
 each section into the keyword arguments of one factory.
 """
 
+import inspect
 import json
 import os
 import platform
+import shutil
 
 import jax
 import ml_collections
@@ -33,9 +35,13 @@ from jaxreg.train import (
     make_train_step,
     write_json,
 )
+from jaxreg.train.diagnostics import activation_sparsity
 from jaxreg.train.loop import FitResult
+from jaxreg.train.refit import check_strategy, refit
 
 CHECKPOINT_SUBDIR = "checkpoints"
+REFIT_CHECKPOINT_SUBDIR = "checkpoints_refit"
+REFIT_METRICS = "metrics_refit.jsonl"
 # Keys that may change between an interrupted run and its resume.
 RESUMABLE_CHANGES = (
     "train.epochs", "train.progress_bar", "train.log_grad_norm", "train.diagnostics",
@@ -67,6 +73,25 @@ def _check_workdir(workdir: str, config_dict: dict, resume: bool) -> None:
     )
 
 
+def _refit(strategy, first, initial_state, dataset, batch_size, config, workdir, steps) -> FitResult:
+  """Phase two: train on train + validation (see :mod:`jaxreg.train.refit`); its files get a ``_refit`` suffix."""
+  metrics_path = os.path.join(workdir, REFIT_METRICS)
+  if os.path.exists(metrics_path):
+    os.remove(metrics_path)  # a resumed run redoes phase two from the early-stopped parameters
+  checkpoint_dir = os.path.join(workdir, REFIT_CHECKPOINT_SUBDIR)
+  shutil.rmtree(checkpoint_dir, ignore_errors=True)
+  checkpointer = Checkpointer(checkpoint_dir, keep=1) if config.checkpoint.every > 0 else None
+  result, report = refit(
+      strategy, first, initial_state=initial_state, dataset=dataset, batch_size=batch_size,
+      max_epochs=config.train.epochs, writer=MetricWriter(workdir, REFIT_METRICS), checkpointer=checkpointer,
+      checkpoint_every=10**9, **steps,
+  )
+  summary = dict(first.summary)
+  summary.update({k: result.summary[k] for k in ("test_loss", "test_accuracy") if k in result.summary})
+  summary["refit"] = report
+  return FitResult(state=result.state, history=first.history, summary=summary)
+
+
 def train_and_evaluate(
     config: ml_collections.ConfigDict, workdir: str, *, resume: bool = False
 ) -> FitResult:
@@ -74,7 +99,11 @@ def train_and_evaluate(
 
   Writes ``config.json`` (the resolved config), ``metrics.jsonl`` (a line per
   epoch), ``checkpoints/`` (Orbax; the last ``checkpoint.keep`` epochs and
-  the best one) and, at the end, ``summary.json``.
+  the best one) and, at the end, ``summary.json``. With
+  ``train.after_early_stopping`` it then trains on train + validation and
+  writes ``metrics_refit.jsonl`` and ``checkpoints_refit/``; the summary's
+  test metrics are then the refit model's, and ``summary['refit']`` says what
+  happened (with the early-stopped model's test metrics).
 
   Everything is built (and every config error raised) before the first step.
 
@@ -111,6 +140,8 @@ def train_and_evaluate(
       steps_per_epoch=1, num_classes=2, learning_rate=optimizer_cfg["learning_rate"], **regularizer_cfg
   )
   early_stopping = EarlyStopping(**es_cfg)
+  after_early_stopping = config.train.after_early_stopping
+  check_strategy(after_early_stopping)
   if config.checkpoint.every < 0 or config.checkpoint.keep < 1:
     raise ConfigError(
         "checkpoint.every must be >= 0 (0 turns checkpoints off) and checkpoint.keep >= 1, "
@@ -118,6 +149,11 @@ def train_and_evaluate(
     )
   _check_workdir(workdir, config_dict, resume)
   dataset = make_dataset(**data_cfg)
+  if after_early_stopping != "none" and dataset.val is None:
+    raise ConfigError(
+        f"train.after_early_stopping={after_early_stopping!r} trains on the validation split afterwards, "
+        "but the dataset has none; set data.val_fraction > 0"
+    )
   model = make_model(num_outputs=dataset.num_outputs, **model_cfg)
   steps_per_epoch = max(len(dataset.train.y) // batch_size, 1)
   regularizers = make_regularizers(
@@ -153,29 +189,39 @@ def train_and_evaluate(
           make_momentum_off(optimizer_cfg.get("momentum_off")),
       ) if rule is not None
   ]
-  result = fit(
-      state,
+  steps = dict(
       train_step=make_train_step(train_objective, tx, grad_norm=grad_norm),
       diagnostic_step=(
           make_train_step(train_objective, tx, grad_norm=grad_norm, diagnostics=True)
           if config.train.diagnostics else None
       ),
       eval_step=make_eval_step(base_objective, params_fn=make_evaluation_params(**optimizer_cfg)),
+      eval_batch_size=eval_batch_size,
+      shuffle_seed=config.train.seed,
+      progress=config.train.progress_bar,
+      data_on_device=on_device,
+      optimizer_rules=optimizer_rules,
+  )
+  result = fit(
+      state,
       dataset=dataset,
       batch_size=batch_size,
-      eval_batch_size=eval_batch_size,
       epochs=config.train.epochs,
-      shuffle_seed=config.train.seed,
       early_stopping=early_stopping,
       restore_best=restore_best,
       checkpointer=checkpointer,
       checkpoint_every=max(config.checkpoint.every, 1),
       resume=resume,
       writer=MetricWriter(workdir),
-      progress=config.train.progress_bar,
-      data_on_device=on_device,
-      optimizer_rules=optimizer_rules,
+      **steps,
   )
+  if after_early_stopping != "none":
+    result = _refit(after_early_stopping, result, state, dataset, batch_size, config, workdir, steps)
+  sparsity_split = dataset.test if dataset.test is not None else dataset.val
+  if sparsity_split is not None and "capture_intermediates" in inspect.signature(model.apply).parameters:
+    result.summary["activation_sparsity"] = activation_sparsity(
+        model.apply, {"params": result.state.params, **result.state.model_state}, sparsity_split.x
+    )
   result.summary.update(
       dataset=dataset.describe(),
       device=str(jax.devices()[0].device_kind),

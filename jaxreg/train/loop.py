@@ -6,6 +6,7 @@ round-trip per step.
 """
 
 import dataclasses
+import functools
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -63,14 +64,15 @@ def make_scan_epoch(
 
   ``x`` and ``y`` are the whole training split on the device; each step
   gathers its batch by index, so nothing crosses to the host within an epoch.
+  ``num_steps`` (static) cuts the epoch short after that many steps.
   With ``last_step`` (e.g. a step with diagnostics), the epoch's last batch
   goes through it instead of ``train_step``; metrics only it reports are
   returned as its values rather than means.
   """
 
-  @jax.jit
-  def run_epoch(state, x, y, epoch):
-    indices = epoch_batch_indices(shuffle_key, epoch, num_examples, batch_size)
+  @functools.partial(jax.jit, static_argnames="num_steps")
+  def run_epoch(state, x, y, epoch, num_steps=None):
+    indices = epoch_batch_indices(shuffle_key, epoch, num_examples, batch_size)[:num_steps]
 
     def body(state, idx):
       return train_step(state, {"x": x[idx], "y": y[idx]})
@@ -99,8 +101,8 @@ def make_streaming_epoch(
   final_step = step if last_step is None else jax.jit(last_step)
   order = jax.jit(epoch_batch_indices, static_argnums=(2, 3))
 
-  def run_epoch(state, x, y, epoch):
-    indices = np.asarray(order(shuffle_key, epoch, num_examples, batch_size))
+  def run_epoch(state, x, y, epoch, num_steps=None):
+    indices = np.asarray(order(shuffle_key, epoch, num_examples, batch_size))[:num_steps]
     totals = {}
     for idx in indices[:-1]:
       state, metrics = step(state, {"x": x[idx], "y": y[idx]})
@@ -150,6 +152,8 @@ def fit(
     max_device_bytes: int = DEFAULT_MAX_DEVICE_BYTES,
     diagnostic_step: Callable | None = None,
     optimizer_rules: Sequence = (),
+    max_steps: int | None = None,
+    stop_when: Callable[[dict], str | None] | None = None,
 ) -> FitResult:
   """Trains ``state`` for ``epochs`` epochs, evaluating after each.
 
@@ -192,6 +196,10 @@ def fit(
       :class:`~jaxreg.optim.plateau.ReduceOnPlateau` (its optimizer must
       contain ``scale_by_plateau``) and
       :class:`~jaxreg.optim.momentum_switch.MomentumOffOnPlateau`.
+    max_steps: stop once ``state.step`` reaches this (the last epoch is cut
+      short to land on it exactly), or ``None``.
+    stop_when: ``fn(record) -> reason or None``, called after each epoch's
+      record; a reason stops the run (e.g. a target training loss).
 
   Returns:
     A :class:`FitResult`.
@@ -293,11 +301,19 @@ def fit(
   stop_reason = "completed all epochs"
   timed_steps, timed_seconds, first_epoch_seconds = 0, 0.0, None
   steps_per_epoch = num_train // batch_size
+  if max_steps is not None:
+    _check_positive_int("max_steps", max_steps)
   epoch = start_epoch
   try:
     for epoch in range(start_epoch + 1, epochs + 1):
       epoch_start = time.perf_counter()
-      state, train_metrics = run_epoch(state, x_train, y_train, epoch)
+      steps_left = None if max_steps is None else max_steps - int(state.step)
+      if steps_left is not None and steps_left <= 0:
+        stop_reason = f"reached max_steps={max_steps}"
+        epoch -= 1
+        break
+      short = steps_left is not None and steps_left < steps_per_epoch
+      state, train_metrics = run_epoch(state, x_train, y_train, epoch, **({"num_steps": steps_left} if short else {}))
       train_metrics, step, lr, alpha = jax.device_get(
           (train_metrics, state.step, current_learning_rate(state.opt_state), injected_momentum(state.opt_state))
       )
@@ -335,16 +351,22 @@ def fit(
       history.append(record)
       if writer is not None:
         writer.write(record)
-      stop = early_stopping.should_stop(es_state)
+      stop = None
+      if early_stopping.should_stop(es_state):
+        stop = (
+            f"early stopping: {early_stopping.monitor} did not improve for "
+            f"{early_stopping.patience} epochs"
+        )
+      elif stop_when is not None and stop_when(record):
+        stop = stop_when(record)
+      elif max_steps is not None and int(step) >= max_steps:
+        stop = f"reached max_steps={max_steps}"
       if checkpointer is not None and (epoch % checkpoint_every == 0 or epoch == epochs or stop):
         checkpointer.save(epoch, state, record)
       bar.set_postfix(_postfix(record), refresh=False)
       bar.update(1)
       if stop:
-        stop_reason = (
-            f"early stopping: {early_stopping.monitor} did not improve for "
-            f"{early_stopping.patience} epochs"
-        )
+        stop_reason = stop
         break
   finally:
     bar.close()

@@ -39,14 +39,14 @@ def read_metrics(path: str) -> list[dict]:
 
 
 class MetricWriter:
-  """Appends one JSON line per epoch to ``<workdir>/metrics.jsonl``.
+  """Appends one JSON line per epoch to ``<workdir>/metrics.jsonl`` (or ``filename``).
 
   Each line is flushed as it is written, so a killed run keeps every finished epoch.
   """
 
-  def __init__(self, workdir: str):
+  def __init__(self, workdir: str, filename: str = "metrics.jsonl"):
     os.makedirs(workdir, exist_ok=True)
-    self.path = os.path.join(workdir, "metrics.jsonl")
+    self.path = os.path.join(workdir, filename)
 
   def write(self, record: dict) -> None:
     with open(self.path, "a") as f:
