@@ -167,7 +167,7 @@ def train_and_evaluate(
   tx = make_optimizer(**optimizer_cfg, steps_per_epoch=steps_per_epoch)
   if any(name in regularizer_cfg for name in UPDATE_REGULARIZERS):
     tx = optax.chain(tx, regularizers.update)
-  base_objective = make_objective(dataset.task, model.apply)
+  base_objective = make_objective(dataset.task, model.apply, task_weights=model_cfg.get("tasks"))
 
   rng = jax.random.PRNGKey(config.train.seed)
   state = create_train_state(

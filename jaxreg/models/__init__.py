@@ -7,8 +7,9 @@ from jaxreg.errors import ConfigError
 from jaxreg.models.base import ModelFns, from_linen
 from jaxreg.models.initializers import get_initializer, initializer_names
 from jaxreg.models.mlp import MLP, get_activation
+from jaxreg.models.multitask import MultiTaskMLP
 
-MODEL_NAMES = ("mlp",)
+MODEL_NAMES = ("mlp", "multitask_mlp")
 
 
 def make_mlp(
@@ -55,7 +56,54 @@ def make_mlp(
   return from_linen(module)
 
 
-_FACTORIES = {"mlp": make_mlp}
+def make_multitask_mlp(
+    *,
+    num_outputs: int,
+    tasks: Mapping[str, float],
+    trunk_sizes: Sequence[int] = (256, 256),
+    activation: str = "relu",
+    dropout_rate: float = 0.0,
+    kernel_init: str | Mapping[str, object] = "lecun_normal",
+) -> ModelFns:
+  """Builds a :class:`MultiTaskMLP`: a shared trunk and one head per task of ``tasks``.
+
+  Args:
+    num_outputs: the dataset's number of classes (the ``'label'`` head's width).
+    tasks: ``{task: loss weight}`` with task names from :mod:`jaxreg.data.tasks`
+      (``'label'``, ``'parity'``, ``'above_4'``); the weights are the
+      objective's (:func:`jaxreg.train.multitask_objective`).
+    trunk_sizes: widths of the shared hidden layers.
+    activation: name of the trunk's nonlinearity.
+    dropout_rate: dropout on the trunk's hidden units, in [0, 1).
+    kernel_init: the kernel initializer (a name or a mapping).
+
+  Example:
+    >>> model = make_multitask_mlp(num_outputs=10, tasks={'label': 1.0, 'parity': 0.5}, trunk_sizes=(32,))
+    >>> outputs, _ = model.apply(model.init(jax.random.key(0), jnp.zeros((1, 64))), jnp.zeros((5, 64)), train=False)
+    >>> {k: v.shape for k, v in outputs.items()}
+    {'label': (5, 10), 'parity': (5, 2)}
+  """
+  from jaxreg.data.tasks import get_task
+
+  if not isinstance(tasks, Mapping) or not tasks:
+    raise ConfigError(f"model.tasks must map task names to loss weights, e.g. {{'label': 1.0, 'parity': 0.5}}, got {tasks!r}")
+  heads = {name: get_task(name).num_classes or int(num_outputs) for name in tasks}
+  trunk_sizes = tuple(trunk_sizes)
+  if not trunk_sizes or any(int(w) != w or w <= 0 for w in trunk_sizes):
+    raise ConfigError(f"model.trunk_sizes must be a non-empty list of positive integers, got {trunk_sizes!r}")
+  if not 0.0 <= dropout_rate < 1.0:
+    raise ConfigError(f"model.dropout_rate must be in [0, 1), got {dropout_rate!r}")
+  module = MultiTaskMLP(
+      trunk_sizes=tuple(int(w) for w in trunk_sizes),
+      heads=heads,
+      activation=get_activation(activation),
+      dropout_rate=float(dropout_rate),
+      kernel_init=get_initializer(kernel_init),
+  )
+  return from_linen(module)
+
+
+_FACTORIES = {"mlp": make_mlp, "multitask_mlp": make_multitask_mlp}
 
 
 def make_model(name: str, *, num_outputs: int, **kwargs) -> ModelFns:
@@ -81,6 +129,7 @@ def make_model(name: str, *, num_outputs: int, **kwargs) -> ModelFns:
 __all__ = [
     "MLP",
     "MODEL_NAMES",
+    "MultiTaskMLP",
     "ModelFns",
     "from_linen",
     "get_activation",
@@ -88,4 +137,5 @@ __all__ = [
     "initializer_names",
     "make_mlp",
     "make_model",
+    "make_multitask_mlp",
 ]

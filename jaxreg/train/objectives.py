@@ -13,7 +13,7 @@ An objective is ``objective(params, batch, ctx) -> (loss, aux)``:
   ``'intermediates'`` (hidden activations when ``ctx.capture_intermediates``).
 """
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
 import jax
@@ -127,11 +127,61 @@ def regression_objective(apply: Callable) -> Callable:
   return objective
 
 
+def multitask_objective(apply: Callable, task_weights: Mapping[str, float]) -> Callable:
+  """Weighted sum of per-task negative log-likelihoods for a multi-head model.
+
+  ``J = sum_t w_t * E_nll(y_t, F_t(x))``, where the model returns
+  ``{task: logits}`` and each task's labels are derived from the dataset's
+  labels (:mod:`jaxreg.data.tasks`). Seed 002, "Multitask Learning".
+
+  Args:
+    apply: the model's ``apply``, returning a dict of logits per task.
+    task_weights: ``{task: weight >= 0}``; the first task in sorted order
+      named ``'label'`` (or else the first) gives the reported ``accuracy``.
+
+  Returns:
+    An objective whose metrics are ``loss`` (the weighted sum), ``accuracy``
+    (of the main task) and ``<task>_loss`` / ``<task>_accuracy`` per task.
+  """
+  from jaxreg.data.tasks import get_task
+
+  weights = dict(task_weights)
+  for name, weight in weights.items():
+    get_task(name)
+    if isinstance(weight, bool) or not isinstance(weight, (int, float)) or weight < 0:
+      raise ConfigError(f"model.tasks.{name}: a task's loss weight must be a number >= 0, got {weight!r}")
+  main = "label" if "label" in weights else sorted(weights)[0]
+
+  def objective(params, batch, ctx: Context):
+    outputs, model_state, intermediates = apply_model(apply, params, batch["x"], ctx)
+    mask = batch.get("mask")
+    metrics, total = {}, 0.0
+    for name in sorted(weights):
+      labels = get_task(name).labels(batch["y"])
+      nll = optax.softmax_cross_entropy_with_integer_labels(outputs[name], labels)
+      metrics[f"{name}_loss"] = _weighted_mean(nll, mask)
+      metrics[f"{name}_accuracy"] = _weighted_mean(_is_top1(outputs[name], labels).astype(nll.dtype), mask)
+      total = total + weights[name] * metrics[f"{name}_loss"]
+    metrics["loss"] = total
+    metrics["accuracy"] = metrics[f"{main}_accuracy"]
+    return total, {"model_state": model_state, "metrics": metrics, "intermediates": intermediates}
+
+  return objective
+
+
 _OBJECTIVES = {"classification": classification_objective, "regression": regression_objective}
 
 
-def make_objective(task: str, apply: Callable) -> Callable:
-  """Returns the base objective for ``task`` (``'classification'`` or ``'regression'``)."""
+def make_objective(task: str, apply: Callable, *, task_weights: Mapping[str, float] | None = None) -> Callable:
+  """Returns the base objective for ``task`` (``'classification'`` or ``'regression'``).
+
+  With ``task_weights`` (a multitask model's ``tasks``), the
+  :func:`multitask_objective` of those tasks (classification only).
+  """
   if task not in _OBJECTIVES:
     raise ConfigError(f"unknown task {task!r}; valid tasks: {', '.join(sorted(_OBJECTIVES))}")
+  if task_weights is not None:
+    if task != "classification":
+      raise ConfigError("a multitask model derives classification tasks from integer labels; data.task must be classification")
+    return multitask_objective(apply, task_weights)
   return _OBJECTIVES[task](apply)
