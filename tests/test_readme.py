@@ -15,3 +15,7 @@ def test_readme_python_example_runs():
   assert result.summary["epochs_run"] == 2
   assert 0.0 <= result.summary["test_accuracy"] <= 1.0
   assert "l2_penalty" in namespace["metrics"]
+  # The later examples continue in the same namespace, as a reader would run them.
+  for block in blocks[1:]:
+    exec(compile(block, "README.md", "exec"), namespace)
+  assert float(namespace["metrics"]["activation_l1_penalty"]) > 0

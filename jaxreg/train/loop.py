@@ -320,7 +320,7 @@ def fit(
       train_seconds = time.perf_counter() - epoch_start
       if first_epoch_seconds is None:
         first_epoch_seconds = train_seconds  # includes compilation
-      else:
+      elif not short:  # a short last epoch compiles its own scan: leave it out of the speed
         timed_steps += steps_per_epoch
         timed_seconds += train_seconds
       if not math.isfinite(float(train_metrics["loss"])):
