@@ -100,6 +100,7 @@ def table(runs: list[dict], variants, baseline: str) -> str:
 def sweep(suite: str, variants, epochs: int | None) -> None:
   """Each variant's strengths from the config's SWEEP, on seed 0's validation accuracy (never the test split)."""
   grid = config_module(suite).SWEEP
+  results = {}
   for variant in variants:
     if variant not in grid:
       continue
@@ -108,7 +109,12 @@ def sweep(suite: str, variants, epochs: int | None) -> None:
     for value in tqdm(values, desc=variant, unit="run"):
       scores[value] = run(suite, variant, 0, epochs, extra=[(key, repr(value))])["val_accuracy"]
     best = max(scores, key=scores.get)
+    results[variant] = {"key": key, "val_accuracy": {str(v): a for v, a in scores.items()}, "best": best}
     print(f"{variant}: {key} " + ", ".join(f"{v}: {a:.4f}" for v, a in scores.items()) + f" -> best {best}")
+  output = os.path.join(HERE, "results", f"regularizers_sweep_{suite}.json")
+  os.makedirs(os.path.dirname(output), exist_ok=True)
+  with open(output, "w") as f:
+    json.dump(results, f, indent=1)
 
 
 def main():
