@@ -4,6 +4,7 @@ Command (from the repository root):
 
   python bench/regularizers.py                   # MNIST-1D, every variant, 3 seeds (about 15 minutes on 2 cores)
   python bench/regularizers.py --suite multitask # digits: single task vs. two auxiliary tasks
+  python bench/regularizers.py --data digits     # the MNIST-1D variants on digits
   python bench/regularizers.py --variants none dropout --seeds 1   # a quick look
   python bench/regularizers.py --sweep           # choose each variant's strength on validation accuracy
 
@@ -52,7 +53,7 @@ def config_module(suite: str):
   return module
 
 
-def run(suite: str, variant: str, seed: int, epochs: int | None, extra=()) -> dict:
+def run(suite: str, variant: str, seed: int, epochs: int | None, extra=(), data: str | None = None) -> dict:
   config_file, _ = SUITES[suite]
   overrides = [
       ("train.seed", str(seed)), ("data.seed", str(seed)), ("checkpoint.every", "0"), ("train.progress_bar", "false"),
@@ -60,6 +61,8 @@ def run(suite: str, variant: str, seed: int, epochs: int | None, extra=()) -> di
   ]
   if epochs is not None:
     overrides.append(("train.epochs", str(epochs)))
+  if data is not None:
+    overrides.append(("data.name", data))
   config, _ = load_config(f"{os.path.join(CONFIGS, config_file)}:{variant}", overrides)
   with tempfile.TemporaryDirectory() as workdir:
     result = train_and_evaluate(config, workdir)
@@ -124,6 +127,7 @@ def main():
   parser.add_argument("--seeds", type=int, default=3)
   parser.add_argument("--epochs", type=int, default=None, help="override train.epochs (quick looks only)")
   parser.add_argument("--output", default=None, help="JSON results (default bench/results/regularizers_<suite>.json)")
+  parser.add_argument("--data", default=None, help="run the suite's configs on this dataset instead (e.g. digits)")
   parser.add_argument("--sweep", action="store_true",
                       help="instead: try each variant's strengths (the config's SWEEP) on seed 0's validation split")
   args = parser.parse_args()
@@ -138,15 +142,18 @@ def main():
     for variant in variants:
       for seed in range(args.seeds):
         bar.set_description(f"{variant} seed {seed}")
-        runs.append(run(args.suite, variant, seed, args.epochs))
+        runs.append(run(args.suite, variant, seed, args.epochs, data=args.data))
         bar.update(1)
   text = table(runs, variants, baseline)
+  suite = args.suite if args.data is None else f"{args.suite} configs on {args.data}"
   header = (
-      f"{args.suite}: {args.seeds} seeds, {jax.default_backend()} ({platform.machine()}), "
+      f"{suite}: {args.seeds} seeds, {jax.default_backend()} ({platform.machine()}), "
       f"{time.perf_counter() - start:.0f} s in all"
   )
   print(header + "\n\n" + text)
-  output = args.output or os.path.join(HERE, "results", f"regularizers_{args.suite}.json")
+  output = args.output or os.path.join(
+      HERE, "results", f"regularizers_{args.suite}{'' if args.data is None else '_' + args.data}.json"
+  )
   os.makedirs(os.path.dirname(output), exist_ok=True)
   with open(output, "w") as f:
     json.dump({"header": header, "runs": runs, "table": text}, f, indent=1)
