@@ -1,0 +1,248 @@
+"""Recurrent networks written from the seeds' equations: the basic RNN, the LSTM and the GRU.
+
+Seed 002, "Review: Basic RNN", "Long Short Term Memory" and "Gated Recurrent
+Unit". Every layer computes the input projections ``U x_t + b`` of all time
+steps in one matrix product before the recurrence (they do not depend on the
+state), fuses the gates' recurrent products into one ``h_{t-1} @ W``, and
+runs the recurrence as one ``lax.scan`` over time. Sequences are batch-first,
+``(batch, time, features)``; padded steps (``lengths``) leave the state and
+the gradients untouched and output zeros.
+"""
+
+from collections.abc import Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from jaxreg.errors import ConfigError
+from jaxreg.models.initializers import Initializer
+
+CELLS = ("rnn", "lstm", "gru")
+OUTPUTS = ("last", "mean", "sequence")
+_GATES = {"rnn": 1, "lstm": 4, "gru": 3}
+
+
+def _bernoulli_keep(rng, rate: float, shape) -> jax.Array:
+  keep = 1.0 - rate
+  return jax.random.bernoulli(rng, keep, shape).astype(jnp.float32) / keep
+
+
+class RecurrentLayer(nn.Module):
+  """One recurrent layer over a batch of sequences.
+
+  ``cell='rnn'`` (seed 002, basic RNN): ``h_t = tanh(b + W h_{t-1} + U x_t)``.
+
+  ``cell='lstm'``: ``f_t = sigma(W_f h_{t-1} + U_f x_t + b_f)``, likewise the
+  input gate ``i_t`` and output gate ``o_t``, the candidate
+  ``c~_t = tanh(W h_{t-1} + U x_t + b)``, then ``c_t = f_t * c_{t-1} + i_t * c~_t``
+  and ``h_t = o_t * tanh(c_t)``. The seed's equations omit the biases; they
+  are here, with ``b_f`` initialized to ``forget_bias`` (1.0: remember by
+  default, Jozefowicz et al. 2015). Fused gate order: ``[i, f, c~, o]``.
+
+  ``cell='gru'``: ``r_t = sigma(W_r h_{t-1} + U_r x_t + b_r)``,
+  ``z_t = sigma(W_z h_{t-1} + U_z x_t + b_z)``,
+  ``h~_t = tanh(W (r_t * h_{t-1}) + U x_t + b)``,
+  ``h_t = (1 - z_t) * h_{t-1} + z_t * h~_t``. This is the seeds' (and Cho et
+  al.'s) form; Flax's ``GRUCell`` interpolates the other way round,
+  ``h_t = (1 - z_t) * h~_t + z_t * h_{t-1}``, and applies the reset gate
+  after the recurrent product. Fused gate order: ``[r, z, h~]``.
+
+  Attributes:
+    cell: ``'rnn'``, ``'lstm'`` or ``'gru'``.
+    hidden_size: the state's width.
+    reverse: run from the last step to the first (the backward half of a
+      bidirectional layer).
+    recurrent_dropout: variational dropout on the state: one mask per
+      sequence, drawn once and applied to ``h_{t-1}`` wherever it enters a
+      recurrent product, at every step (Gal and Ghahramani, 2016).
+    forget_bias: the LSTM forget gate's initial bias.
+    kernel_init: initializer of the input kernel ``U``.
+    recurrent_init: initializer of the recurrent kernel ``W`` (orthogonal by default).
+    unroll: time steps per iteration of the compiled scan loop.
+  """
+
+  cell: str
+  hidden_size: int
+  reverse: bool = False
+  recurrent_dropout: float = 0.0
+  forget_bias: float = 1.0
+  kernel_init: Initializer = nn.initializers.lecun_normal()
+  recurrent_init: Initializer = nn.initializers.orthogonal()
+  unroll: int = 1
+
+  def _bias_init(self, key, shape, dtype=jnp.float32):
+    del key
+    bias = jnp.zeros(shape, dtype)
+    if self.cell == "lstm":
+      h = self.hidden_size
+      bias = bias.at[h:2 * h].set(self.forget_bias)
+    return bias
+
+  def _recurrent_kernel_init(self, key, shape, dtype=jnp.float32):
+    # Each gate's square block gets its own (orthogonal) matrix.
+    h = self.hidden_size
+    keys = jax.random.split(key, _GATES[self.cell])
+    return jnp.concatenate([self.recurrent_init(k, (h, h), dtype) for k in keys], axis=1)
+
+  @nn.compact
+  def __call__(self, xs: jax.Array, mask: jax.Array, *, train: bool):
+    """Runs the layer.
+
+    Args:
+      xs: ``(batch, time, features)``.
+      mask: ``(batch, time)``, 1 for real steps and 0 for padding.
+      train: whether recurrent dropout is active.
+
+    Returns:
+      ``(outputs, final)``: ``h_t`` per step ``(batch, time, hidden)`` (0 at
+      padded steps), and the final state ``h`` (for ``'lstm'``, ``(h, c)``).
+    """
+    if self.cell not in CELLS:
+      raise ConfigError(f"unknown recurrent cell {self.cell!r}; valid cells: {', '.join(CELLS)}")
+    h_size, gates = self.hidden_size, _GATES[self.cell]
+    batch = xs.shape[0]
+    u = self.param("input_kernel", self.kernel_init, (xs.shape[-1], gates * h_size))
+    w = self.param("recurrent_kernel", self._recurrent_kernel_init, (h_size, gates * h_size))
+    b = self.param("bias", self._bias_init, (gates * h_size,))
+    projected = jnp.einsum("btf,fg->tbg", xs, u) + b  # U x_t + b for every step at once
+    step_mask = jnp.swapaxes(mask, 0, 1)[..., None].astype(xs.dtype)  # (time, batch, 1)
+    if train and self.recurrent_dropout > 0:
+      state_mask = _bernoulli_keep(self.make_rng("dropout"), self.recurrent_dropout, (batch, h_size))
+    else:
+      state_mask = None
+    cell = self.cell
+
+    def step(carry, inputs):
+      p, m = inputs
+      h = carry[0] if cell == "lstm" else carry
+      h_in = h if state_mask is None else h * state_mask
+      if cell == "rnn":
+        new_h = jnp.tanh(p + h_in @ w)
+        new_carry = new_h
+      elif cell == "lstm":
+        a = p + h_in @ w
+        i, f, g, o = jnp.split(a, 4, axis=-1)
+        c = jax.nn.sigmoid(f) * carry[1] + jax.nn.sigmoid(i) * jnp.tanh(g)
+        new_h = jax.nn.sigmoid(o) * jnp.tanh(c)
+        new_carry = (new_h, c)
+      else:
+        rz = jax.nn.sigmoid(p[:, : 2 * h_size] + h_in @ w[:, : 2 * h_size])
+        r, z = rz[:, :h_size], rz[:, h_size:]
+        candidate = jnp.tanh(p[:, 2 * h_size:] + (r * h_in) @ w[:, 2 * h_size:])
+        new_h = (1.0 - z) * h + z * candidate
+        new_carry = new_h
+      # Padded steps keep the state (so neither it nor the gradients change) and output 0.
+      new_carry = jax.tree.map(lambda new, old: m * new + (1.0 - m) * old, new_carry, carry)
+      return new_carry, m * new_h
+
+    zeros = jnp.zeros((batch, h_size), xs.dtype)
+    init = (zeros, zeros) if cell == "lstm" else zeros
+    final, outputs = jax.lax.scan(step, init, (projected, step_mask), reverse=self.reverse, unroll=self.unroll)
+    return jnp.swapaxes(outputs, 0, 1), final
+
+
+class SequenceModel(nn.Module):
+  """Stacked (optionally bidirectional) recurrent layers and an output layer ``o = c + V h``.
+
+  ``output='last'``: many-to-one from the final state (with
+  ``bidirectional``, the forward state after the last real step and the
+  backward state after the first). ``'mean'``: many-to-one from the mean of
+  the top layer's outputs over the real steps. ``'sequence'``: many-to-many,
+  an output per step ``(batch, time, num_outputs)``.
+
+  Inputs are ``(batch, time, features)``; a ``(batch, time)`` array is one
+  feature per step, and with ``sequence_length`` a flat ``(batch, d)`` input
+  is read as ``sequence_length`` steps of ``d / sequence_length`` features
+  (digits' 64 pixels as 8 rows of 8). ``lengths`` marks the real steps of
+  each sequence; the rest is padding.
+
+  Attributes:
+    cell: ``'rnn'``, ``'lstm'`` or ``'gru'``.
+    hidden_sizes: the stacked layers' widths.
+    num_outputs: the output layer's width.
+    bidirectional: add a backward layer at every level and concatenate.
+    output: ``'last'``, ``'mean'`` or ``'sequence'``.
+    dropout_rate: dropout between stacked layers (and before the output layer).
+    input_dropout: variational dropout on the inputs (one mask per sequence).
+    recurrent_dropout: variational dropout on the state (see :class:`RecurrentLayer`).
+    forget_bias: the LSTM forget gate's initial bias.
+    kernel_init: initializer of the input kernels and the output layer.
+    recurrent_init: initializer of the recurrent kernels.
+    sequence_length: read flat inputs as this many steps.
+    unroll: time steps per compiled loop iteration.
+  """
+
+  cell: str
+  hidden_sizes: Sequence[int]
+  num_outputs: int
+  bidirectional: bool = False
+  output: str = "last"
+  dropout_rate: float = 0.0
+  input_dropout: float = 0.0
+  recurrent_dropout: float = 0.0
+  forget_bias: float = 1.0
+  kernel_init: Initializer = nn.initializers.lecun_normal()
+  recurrent_init: Initializer = nn.initializers.orthogonal()
+  sequence_length: int | None = None
+  unroll: int = 1
+
+  @nn.compact
+  def __call__(self, x: jax.Array, *, train: bool, lengths: jax.Array | None = None) -> jax.Array:
+    if self.sequence_length is not None and x.ndim == 2:
+      x = x.reshape(x.shape[0], self.sequence_length, -1)
+    elif x.ndim == 2:
+      x = x[..., None]
+    batch, time = x.shape[:2]
+    if lengths is None:
+      mask = jnp.ones((batch, time), jnp.float32)
+    else:
+      mask = (jnp.arange(time)[None, :] < jnp.asarray(lengths)[:, None]).astype(jnp.float32)
+    if train and self.input_dropout > 0:
+      keep = _bernoulli_keep(self.make_rng("dropout"), self.input_dropout, (batch, 1, x.shape[-1]))
+      x = x * keep  # the same mask at every step of a sequence
+    h, finals = x, None
+    for level, width in enumerate(self.hidden_sizes):
+      kwargs = dict(cell=self.cell, hidden_size=width, recurrent_dropout=self.recurrent_dropout,
+                    forget_bias=self.forget_bias, kernel_init=self.kernel_init,
+                    recurrent_init=self.recurrent_init, unroll=self.unroll)
+      outputs, final = RecurrentLayer(**kwargs, name=f"{self.cell}_{level}")(h, mask, train=train)
+      last = final[0] if self.cell == "lstm" else final
+      if self.bidirectional:
+        back_outputs, back_final = RecurrentLayer(**kwargs, reverse=True, name=f"{self.cell}_{level}_reverse")(
+            h, mask, train=train
+        )
+        outputs = jnp.concatenate([outputs, back_outputs], axis=-1)
+        last = jnp.concatenate([last, back_final[0] if self.cell == "lstm" else back_final], axis=-1)
+      self.sow("intermediates", f"hidden_{level}", outputs)
+      finals = last
+      h = outputs
+      if self.dropout_rate > 0:
+        h = nn.Dropout(self.dropout_rate, deterministic=not train)(h)
+    if self.output == "last":
+      features = finals
+      if self.dropout_rate > 0:
+        features = nn.Dropout(self.dropout_rate, deterministic=not train)(features)
+    elif self.output == "mean":
+      features = jnp.sum(h * mask[..., None], axis=1) / jnp.maximum(jnp.sum(mask, axis=1, keepdims=True), 1.0)
+    else:
+      features = h
+    return nn.Dense(self.num_outputs, kernel_init=self.kernel_init, name="output")(features)
+
+
+def validate_sequence_model(
+    cell: str, hidden_sizes: Sequence[int], output: str, rates: dict[str, float], unroll: int
+) -> None:
+  """Raises ``ConfigError`` for an impossible recurrent model configuration."""
+  if cell not in CELLS:
+    raise ConfigError(f"unknown recurrent cell {cell!r}; valid cells: {', '.join(CELLS)}")
+  if output not in OUTPUTS:
+    raise ConfigError(f"model.output must be one of {', '.join(OUTPUTS)}, got {output!r}")
+  if not hidden_sizes or any(int(w) != w or w <= 0 for w in hidden_sizes):
+    raise ConfigError(f"model.hidden_sizes must be a non-empty list of positive integers, got {hidden_sizes!r}")
+  for name, rate in rates.items():
+    if not 0.0 <= rate < 1.0:
+      raise ConfigError(f"model.{name} must be in [0, 1), got {rate!r}")
+  if isinstance(unroll, bool) or not isinstance(unroll, int) or unroll < 1:
+    raise ConfigError(f"model.unroll must be a positive integer, got {unroll!r}")
+
