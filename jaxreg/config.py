@@ -46,6 +46,8 @@ def base_config() -> ml_collections.ConfigDict:
       batch_size=128,
       eval_batch_size=1024,
       on_device="auto",
+      sequence_length=config_dict.placeholder(int),
+      num_examples=config_dict.placeholder(int),
   ))
   c.model = ml_collections.ConfigDict(dict(
       name="mlp",

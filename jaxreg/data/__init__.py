@@ -3,9 +3,10 @@
 from jaxreg.data.datasets import NPZ_KEYS, TASKS, Dataset, Split, load_digits, load_npz, validate_split
 from jaxreg.data.iterators import epoch_batch_indices, padded_batches
 from jaxreg.data.mnist1d import load_mnist1d
+from jaxreg.data.sequences import load_adding
 from jaxreg.errors import ConfigError
 
-DATASET_NAMES = ("digits", "mnist1d", "npz")
+DATASET_NAMES = ("adding", "digits", "mnist1d", "npz")
 
 
 def make_dataset(
@@ -17,6 +18,8 @@ def make_dataset(
     seed: int = 0,
     val_fraction: float = 0.1,
     test_fraction: float = 0.2,
+    sequence_length: int | None = None,
+    num_examples: int | None = None,
 ) -> Dataset:
   """Builds the dataset of a config's ``data`` section (less ``batch_size``).
 
@@ -29,11 +32,23 @@ def make_dataset(
     seed: seed of the train/validation/test split.
     val_fraction: share of the data held out for validation.
     test_fraction: share of the data held out for testing.
+    sequence_length: ``T`` of the adding problem (default 100).
+    num_examples: sequences generated for the adding problem (default 12,000).
 
   Raises:
     ConfigError: for an unknown name or an argument that does not apply.
     DataError: for malformed data.
   """
+  if name != "adding" and (sequence_length is not None or num_examples is not None):
+    raise ConfigError("data.sequence_length and data.num_examples apply to data.name='adding' only")
+  if name == "adding":
+    if path or num_classes is not None:
+      raise ConfigError("the adding problem is generated (always regression): leave data.path and data.num_classes unset")
+    return load_adding(
+        sequence_length=100 if sequence_length is None else sequence_length,
+        num_examples=12000 if num_examples is None else num_examples,
+        seed=seed, val_fraction=val_fraction, test_fraction=test_fraction,
+    )
   if name == "digits":
     if path:
       raise ConfigError("data.path applies to data.name='npz' only; digits ships with scikit-learn")
@@ -62,6 +77,7 @@ __all__ = [
     "Dataset",
     "Split",
     "epoch_batch_indices",
+    "load_adding",
     "load_digits",
     "load_mnist1d",
     "load_npz",
