@@ -31,7 +31,8 @@ def get_config(arg=None):
   config.optimizer.name = "adam"
   config.optimizer.learning_rate = 1e-3
   config.optimizer.clip_global_norm = 1.0
-  config.train.epochs = 60
+  config.train.epochs = 20
   config.train.early_stopping.monitor = "val_loss"
+  config.train.early_stopping.patience = 6
   config.checkpoint.every = 5
   return config

@@ -112,7 +112,8 @@ def _train(args, overrides) -> int:
   result = train_and_evaluate(config, workdir, resume=args.resume)
   s = result.summary
   print(f"workdir: {os.path.abspath(workdir)}")
-  print(json.dumps({k: s[k] for k in ("test_accuracy", "test_loss", "best_epoch", "epochs_run", "steps_per_second", "wall_seconds")}, indent=2))
+  keys = ("test_accuracy", "test_loss", "best_epoch", "epochs_run", "steps_per_second", "wall_seconds")
+  print(json.dumps({k: s[k] for k in keys if k in s}, indent=2))
   for warning in s.get("update_ratio_warnings", []):
     print(f"warning: {warning}", file=sys.stderr)
   return 0

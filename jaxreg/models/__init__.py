@@ -119,7 +119,7 @@ def make_sequence_model(
     kernel_init: str | Mapping[str, object] = "lecun_normal",
     recurrent_init: str | Mapping[str, object] = "orthogonal",
     sequence_length: int | None = None,
-    unroll: int = 4,
+    unroll: int = 1,
 ) -> ModelFns:
   """Builds a recurrent :class:`SequenceModel` (``cell`` = ``'rnn'``, ``'lstm'`` or ``'gru'``) as ``ModelFns``.
 
@@ -136,7 +136,7 @@ def make_sequence_model(
     kernel_init: initializer of the input kernels (a name or a mapping).
     recurrent_init: initializer of each gate's recurrent matrix (default orthogonal).
     sequence_length: read flat inputs ``(batch, d)`` as this many steps.
-    unroll: time steps per compiled loop iteration (4 measured fastest on CPU, see bench/rnn.py).
+    unroll: time steps per compiled loop iteration (1 measured fastest on a CPU, see bench/rnn.py --unroll).
 
   Example:
     >>> model = make_sequence_model(cell='gru', num_outputs=10, hidden_sizes=(32,))
