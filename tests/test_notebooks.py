@@ -31,3 +31,7 @@ def test_notebook_runs(path, tmp_path, monkeypatch):
     table = outputs[outputs.index("first epoch val acc"):]
     assert all(name in table for name in ("sgd", "momentum", "nesterov", "adagrad", "rmsprop_nesterov", "adam"))
     assert len(figures) == 5  # trajectories, losses, digits curves, two diagnostics figures
+  if path.name == "03_recurrent.ipynb":
+    assert all(f"{cell:5s} test MSE" in outputs for cell in ("rnn", "lstm", "gru"))
+    assert "||dL/dx_1|| / ||dL/dx_T||" in outputs and "GRU on MNIST-1D: test accuracy" in outputs
+    assert len(figures) == 3  # adding curves, gradient through time, MNIST-1D curves
