@@ -5,6 +5,7 @@ Command (from the repository root, after ``pip install -e ".[bench]"``):
   python bench/rnn.py                       # 5 repeats, prints a Markdown table
   python bench/rnn.py --repeats 1 --steps 20   # quick check
   python bench/rnn.py --unroll 1 2 4 8 16   # choose jaxreg's scan unrolling by measurement
+  python bench/rnn.py --hoist --no-torch    # input projections inside the scan vs hoisted out of it
 
 Every implementation trains the same problem: batch 100, sequences of 40
 steps of 1 feature (MNIST-1D's shape), one recurrent layer of 128 units, the
@@ -81,11 +82,11 @@ def jax_runner(model, steps: int):
   return run
 
 
-def jaxreg_runner(cell: str, steps: int, unroll: int):
-  from jaxreg.models import make_sequence_model
+def jaxreg_runner(cell: str, steps: int, unroll: int, hoist_inputs: bool = False):
+  from jaxreg.models import SequenceModel, from_linen
 
-  model = make_sequence_model(cell=cell, num_outputs=CLASSES, hidden_sizes=(HIDDEN,), unroll=unroll)
-  return jax_runner(model, steps)
+  module = SequenceModel(cell=cell, hidden_sizes=(HIDDEN,), num_outputs=CLASSES, unroll=unroll, hoist_inputs=hoist_inputs)
+  return jax_runner(from_linen(module), steps)
 
 
 def flax_runner(cell: str, steps: int):
@@ -155,6 +156,8 @@ def main():
   parser.add_argument("--cells", nargs="*", default=["lstm", "gru"])
   parser.add_argument("--unroll", type=int, nargs="*", default=None,
                       help="jaxreg scan unrolls to compare (default: the model's default only)")
+  parser.add_argument("--hoist", action="store_true",
+                      help="also time jaxreg with the input projections hoisted out of the scan")
   parser.add_argument("--no-torch", action="store_true")
   parser.add_argument("--pause", type=float, default=1.0)
   parser.add_argument("--output", default=os.path.join(os.path.dirname(__file__), "results", "rnn.json"))
@@ -176,6 +179,8 @@ def main():
   results = {}
   for cell in args.cells:
     runners = {f"jaxreg (unroll {u})": jaxreg_runner(cell, args.steps, u) for u in unrolls}
+    if args.hoist:
+      runners["jaxreg (hoisted inputs)"] = jaxreg_runner(cell, args.steps, unrolls[0], hoist_inputs=True)
     runners["flax nn.RNN"] = flax_runner(cell, args.steps)
     if not args.no_torch:
       runners[f"pytorch nn.{cell.upper()}"] = torch_runner(cell, args.steps, torch_device)

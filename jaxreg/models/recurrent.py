@@ -61,9 +61,8 @@ class RecurrentLayer(nn.Module):
     recurrent_init: initializer of the recurrent kernel ``W`` (orthogonal by default).
     unroll: time steps per iteration of the compiled scan loop.
     hoist_inputs: compute ``U x_t + b`` for all steps in one product before
-      the recurrence instead of inside each step. Measured slower on a CPU
-      (bench/rnn.py: 55 vs 30 ms per forward+backward of an LSTM layer at
-      batch 100, T=40, 128 units, for 1 and for 128 input features): the
+      the recurrence instead of inside each step. Measured slower on a
+      2-core CPU (``python bench/rnn.py --hoist``; docs/recurrent.md): the
       backward pass must then write a (batch, 4*hidden) cotangent per step,
       which costs more there than the small per-step product it saves.
   """
@@ -187,6 +186,7 @@ class SequenceModel(nn.Module):
     recurrent_init: initializer of the recurrent kernels.
     sequence_length: read flat inputs as this many steps.
     unroll: time steps per compiled loop iteration.
+    hoist_inputs: see :class:`RecurrentLayer`.
   """
 
   cell: str
@@ -202,6 +202,7 @@ class SequenceModel(nn.Module):
   recurrent_init: Initializer = nn.initializers.orthogonal()
   sequence_length: int | None = None
   unroll: int = 1
+  hoist_inputs: bool = False
 
   @nn.compact
   def __call__(self, x: jax.Array, *, train: bool, lengths: jax.Array | None = None) -> jax.Array:
@@ -218,7 +219,7 @@ class SequenceModel(nn.Module):
     for level, width in enumerate(self.hidden_sizes):
       kwargs = dict(cell=self.cell, hidden_size=width, recurrent_dropout=self.recurrent_dropout,
                     forget_bias=self.forget_bias, kernel_init=self.kernel_init,
-                    recurrent_init=self.recurrent_init, unroll=self.unroll)
+                    recurrent_init=self.recurrent_init, unroll=self.unroll, hoist_inputs=self.hoist_inputs)
       outputs, final = RecurrentLayer(**kwargs, name=f"{self.cell}_{level}")(h, mask, train=train)
       last = final[0] if self.cell == "lstm" else final
       if self.bidirectional:
