@@ -72,7 +72,7 @@ def test_unreadable_and_missing_files(tmp_path):
 
 
 def test_make_dataset_validates_its_arguments():
-  with pytest.raises(ConfigError, match="unknown dataset 'cifar'; valid names: digits, mnist1d, npz"):
+  with pytest.raises(ConfigError, match="unknown dataset 'cifar'; valid names: adding, digits, mnist1d, npz"):
     make_dataset("cifar")
   with pytest.raises(ConfigError, match="data.path must name an .npz file"):
     make_dataset("npz")
