@@ -351,15 +351,13 @@ def fit(
       history.append(record)
       if writer is not None:
         writer.write(record)
-      stop = None
+      stop = stop_when(record) if stop_when is not None else None
       if early_stopping.should_stop(es_state):
         stop = (
             f"early stopping: {early_stopping.monitor} did not improve for "
             f"{early_stopping.patience} epochs"
         )
-      elif stop_when is not None and stop_when(record):
-        stop = stop_when(record)
-      elif max_steps is not None and int(step) >= max_steps:
+      elif not stop and max_steps is not None and int(step) >= max_steps:
         stop = f"reached max_steps={max_steps}"
       if checkpointer is not None and (epoch % checkpoint_every == 0 or epoch == epochs or stop):
         checkpointer.save(epoch, state, record)
