@@ -3,7 +3,7 @@
 import inspect
 from collections.abc import Mapping, Sequence
 
-from jaxreg._validation import check_kwargs
+from jaxreg._validation import check_kwargs, check_layer_sizes, check_rate
 from jaxreg.errors import ConfigError
 from jaxreg.models.base import ModelFns, from_linen
 from jaxreg.models.initializers import get_initializer, initializer_names
@@ -39,20 +39,15 @@ def make_mlp(
     >>> logits.shape
     (5, 10)
   """
-  hidden_sizes = tuple(hidden_sizes)
-  if not hidden_sizes or any(int(w) != w or w <= 0 for w in hidden_sizes):
-    raise ConfigError(
-        f"model.hidden_sizes must be a non-empty list of positive integers, got {hidden_sizes!r}"
-    )
-  if not 0.0 <= dropout_rate < 1.0:
-    raise ConfigError(f"model.dropout_rate must be in [0, 1), got {dropout_rate!r}")
+  hidden_sizes = check_layer_sizes("hidden_sizes", hidden_sizes)
+  dropout_rate = check_rate("dropout_rate", dropout_rate)
   if num_outputs <= 0:
     raise ConfigError(f"num_outputs must be positive, got {num_outputs!r}")
   module = MLP(
-      hidden_sizes=tuple(int(w) for w in hidden_sizes),
+      hidden_sizes=hidden_sizes,
       num_outputs=int(num_outputs),
       activation=get_activation(activation),
-      dropout_rate=float(dropout_rate),
+      dropout_rate=dropout_rate,
       kernel_init=get_initializer(kernel_init),
   )
   return from_linen(module)
@@ -90,16 +85,11 @@ def make_multitask_mlp(
   if not isinstance(tasks, Mapping) or not tasks:
     raise ConfigError(f"model.tasks must map task names to loss weights, e.g. {{'label': 1.0, 'parity': 0.5}}, got {tasks!r}")
   heads = {name: get_task(name).num_classes or int(num_outputs) for name in tasks}
-  trunk_sizes = tuple(trunk_sizes)
-  if not trunk_sizes or any(int(w) != w or w <= 0 for w in trunk_sizes):
-    raise ConfigError(f"model.trunk_sizes must be a non-empty list of positive integers, got {trunk_sizes!r}")
-  if not 0.0 <= dropout_rate < 1.0:
-    raise ConfigError(f"model.dropout_rate must be in [0, 1), got {dropout_rate!r}")
   module = MultiTaskMLP(
-      trunk_sizes=tuple(int(w) for w in trunk_sizes),
+      trunk_sizes=check_layer_sizes("trunk_sizes", trunk_sizes),
       heads=heads,
       activation=get_activation(activation),
-      dropout_rate=float(dropout_rate),
+      dropout_rate=check_rate("dropout_rate", dropout_rate),
       kernel_init=get_initializer(kernel_init),
   )
   return from_linen(module)

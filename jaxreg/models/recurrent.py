@@ -15,6 +15,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from jaxreg._validation import check_layer_sizes, check_rate
 from jaxreg.errors import ConfigError
 from jaxreg.models.initializers import Initializer
 
@@ -255,11 +256,9 @@ def validate_sequence_model(
     raise ConfigError(f"unknown recurrent cell {cell!r}; valid cells: {', '.join(CELLS)}")
   if output not in OUTPUTS:
     raise ConfigError(f"model.output must be one of {', '.join(OUTPUTS)}, got {output!r}")
-  if not hidden_sizes or any(int(w) != w or w <= 0 for w in hidden_sizes):
-    raise ConfigError(f"model.hidden_sizes must be a non-empty list of positive integers, got {hidden_sizes!r}")
+  check_layer_sizes("hidden_sizes", hidden_sizes)
   for name, rate in rates.items():
-    if not 0.0 <= rate < 1.0:
-      raise ConfigError(f"model.{name} must be in [0, 1), got {rate!r}")
+    check_rate(name, rate)
   if isinstance(unroll, bool) or not isinstance(unroll, int) or unroll < 1:
     raise ConfigError(f"model.unroll must be a positive integer, got {unroll!r}")
 
