@@ -50,7 +50,6 @@ def batches(num: int, seed: int = 0):
 def jax_runner(model, steps: int):
   """A function ``run() -> seconds`` for ``steps`` training steps of ``model`` (ModelFns) in one compiled scan."""
   import jax
-  import optax
 
   from jaxreg.optim import adam
   from jaxreg.train import classification_objective, create_train_state, make_train_step
@@ -60,7 +59,6 @@ def jax_runner(model, steps: int):
   step = make_train_step(classification_objective(model.apply), tx)
   x, y = batches(steps)
   x, y = jax.device_put(x), jax.device_put(y)
-  del optax
 
   @jax.jit
   def run_steps(state, x, y):
