@@ -12,9 +12,10 @@ steps of 1 feature (MNIST-1D's shape), one recurrent layer of 128 units, the
 final state read by a linear layer to 10 classes, softmax cross-entropy,
 Adam (1e-3). A "step" is forward, backward and the Adam update.
 
-* jaxreg: ``make_sequence_model`` (input projections hoisted out of the
-  recurrence, gates fused into one matrix product, ``lax.scan`` unrolled)
-  with ``make_train_step``, the steps of a run inside one compiled
+* jaxreg: ``SequenceModel`` (gates fused into one matrix product per step,
+  input projections per step by default since hoisting them out of the
+  recurrence measured slower on XLA:CPU, ``--hoist`` times that variant;
+  ``lax.scan`` unroll chosen by ``--unroll``) with ``make_train_step``, the steps of a run inside one compiled
   ``lax.scan`` as in ``fit``.
 * Flax: ``nn.RNN(nn.OptimizedLSTMCell(128))`` / ``nn.RNN(nn.GRUCell(128))``,
   the same train step and the same compiled loop.
