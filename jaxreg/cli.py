@@ -4,6 +4,9 @@
   jaxreg train --config configs/digits_mlp.py:smoke --workdir runs/x
   jaxreg train --config digits_mlp --config.optimizer.learning_rate=0.05
   jaxreg train --workdir runs/x --resume           # continue an interrupted run
+  jaxreg train --config.parallel.mode=sharded      # data-parallel over all devices (or =pmap)
+  jaxreg train --workdir runs/x --coordinator-address host0:1234 --num-processes 2 --process-id 0
+                                                   # one process of a multi-host run (docs/parallel.md)
   jaxreg plot runs/x                               # runs/x/curves.png, runs/x/curves_diagnostics.png
   jaxreg configs                                   # list the packaged configs
 """
@@ -61,6 +64,16 @@ def _parser() -> argparse.ArgumentParser:
       help="continue the run in --workdir from its latest checkpoint (error if there is none)",
   )
   train.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+  multihost = train.add_argument_group(
+      "multi-host", "start JAX's distributed runtime first (each process runs the same command; "
+      "JAX_COORDINATOR_ADDRESS, JAX_NUM_PROCESSES and JAX_PROCESS_ID are read when the flags are absent)",
+  )
+  multihost.add_argument("--coordinator-address", default=None, metavar="HOST:PORT",
+                         help="address of process 0's coordinator")
+  multihost.add_argument("--num-processes", type=int, default=None, help="how many processes take part")
+  multihost.add_argument("--process-id", type=int, default=None, help="this process's index, from 0")
+  multihost.add_argument("--distributed-auto", action="store_true",
+                         help="let JAX detect the cluster (Cloud TPU pod slice, SLURM, Open MPI, Kubernetes)")
   plot = commands.add_parser(
       "plot", help="plot a run's learning curves and diagnostics to PNGs",
       description=(
@@ -98,7 +111,13 @@ def _train(args, overrides) -> int:
 
   from jaxreg.config import load_config
   from jaxreg.experiment import train_and_evaluate
+  from jaxreg.parallel import initialize_distributed
 
+  distributed = initialize_distributed(
+      args.coordinator_address, args.num_processes, args.process_id, auto=args.distributed_auto
+  )
+  if distributed and not args.workdir:
+    raise ConfigError("a multi-process run needs --workdir, the same for every process")
   config_spec = args.config
   if args.resume:
     if not args.workdir:
@@ -110,6 +129,10 @@ def _train(args, overrides) -> int:
     config.train.progress_bar = False
   workdir = args.workdir or os.path.join("runs", name, time.strftime("%Y%m%d-%H%M%S"))
   result = train_and_evaluate(config, workdir, resume=args.resume)
+  import jax
+
+  if jax.process_index() != 0:
+    return 0  # process 0 reports
   s = result.summary
   print(f"workdir: {os.path.abspath(workdir)}")
   keys = ("test_accuracy", "test_loss", "best_epoch", "epochs_run", "steps_per_second", "wall_seconds")

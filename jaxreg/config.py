@@ -12,6 +12,8 @@ overridden as ``--config.<section>.<field>=value``:
   ``after_early_stopping`` (``'none'``, ``'retrain_steps'``, ``'retrain_epochs'`` or
   ``'continue'``: train on train + validation afterwards, see :mod:`jaxreg.train.refit`).
 * ``checkpoint``: ``every`` (0 turns checkpoints off), ``keep``.
+* ``parallel``: ``mode`` (``'none'``, ``'pmap'`` or ``'sharded'``: data-parallel over
+  ``num_devices`` devices, all by default; see :mod:`jaxreg.parallel`).
 
 ``model``, ``optimizer`` and ``regularizers`` are open: their keys depend on
 the chosen name and are checked by the factories. The other sections are
@@ -74,6 +76,10 @@ def base_config() -> ml_collections.ConfigDict:
       )),
   ))
   c.checkpoint = ml_collections.ConfigDict(dict(every=1, keep=3))
+  c.parallel = ml_collections.ConfigDict(dict(
+      mode="none",
+      num_devices=config_dict.placeholder(int),
+  ))
   return c
 
 
@@ -199,6 +205,8 @@ def apply_override(config: ml_collections.ConfigDict, dotted_key: str, raw_value
     raise ConfigError(f"--config.{dotted_key} is a section; set one of its keys: {', '.join(sorted(node[key].keys()))}")
   if isinstance(value, list):
     value = tuple(value)
+  if value is None and isinstance(node[key], str) and not isinstance(node._fields[key], config_dict.FieldReference):
+    value = raw_value  # a string field that cannot be None: 'none' is the word (parallel.mode=none)
   try:
     node[key] = value
   except TypeError:
@@ -256,6 +264,8 @@ def _load_saved_config(path: str, overrides) -> ml_collections.ConfigDict:
       saved = json.load(f)
     except json.JSONDecodeError as e:
       raise ConfigError(f"{path} is not valid JSON ({e}); it may be damaged") from None
+  for section, defaults in base_config().items():
+    saved.setdefault(section, defaults.to_dict())  # a section added after the run was saved
   config = ml_collections.ConfigDict(saved)
   for key, raw in overrides:
     apply_override(config, key, raw)

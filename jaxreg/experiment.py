@@ -22,6 +22,7 @@ from jaxreg.optim import make_evaluation_params, make_optimizer
 from jaxreg.optim.factory import learning_rate_schedule
 from jaxreg.optim.momentum_switch import make_momentum_off
 from jaxreg.optim.plateau import make_plateau
+from jaxreg.parallel import is_primary_process, make_placement
 from jaxreg.regularizers import make_regularizers
 from jaxreg.regularizers.factory import UPDATE_REGULARIZERS
 from jaxreg.train import (
@@ -45,7 +46,7 @@ REFIT_METRICS = "metrics_refit.jsonl"
 # Keys that may change between an interrupted run and its resume.
 RESUMABLE_CHANGES = (
     "train.epochs", "train.progress_bar", "train.log_grad_norm", "train.diagnostics",
-    "train.early_stopping.patience",
+    "train.early_stopping.patience", "parallel.mode", "parallel.num_devices",
 )
 
 
@@ -75,15 +76,17 @@ def _check_workdir(workdir: str, config_dict: dict, resume: bool) -> None:
 
 def _refit(strategy, first, initial_state, dataset, batch_size, config, workdir, steps) -> FitResult:
   """Phase two: train on train + validation (see :mod:`jaxreg.train.refit`); its files get a ``_refit`` suffix."""
+  primary = is_primary_process()
   metrics_path = os.path.join(workdir, REFIT_METRICS)
-  if os.path.exists(metrics_path):
-    os.remove(metrics_path)  # a resumed run redoes phase two from the early-stopped parameters
   checkpoint_dir = os.path.join(workdir, REFIT_CHECKPOINT_SUBDIR)
-  shutil.rmtree(checkpoint_dir, ignore_errors=True)
+  if primary:  # a resumed run redoes phase two from the early-stopped parameters
+    if os.path.exists(metrics_path):
+      os.remove(metrics_path)
+    shutil.rmtree(checkpoint_dir, ignore_errors=True)
   checkpointer = Checkpointer(checkpoint_dir, keep=1) if config.checkpoint.every > 0 else None
   result, report = refit(
       strategy, first, initial_state=initial_state, dataset=dataset, batch_size=batch_size,
-      max_epochs=config.train.epochs, writer=MetricWriter(workdir, REFIT_METRICS), checkpointer=checkpointer,
+      max_epochs=config.train.epochs, writer=MetricWriter(workdir, REFIT_METRICS) if primary else None, checkpointer=checkpointer,
       checkpoint_every=10**9, **steps,
   )
   summary = dict(first.summary)
@@ -106,6 +109,14 @@ def train_and_evaluate(
   happened (with the early-stopped model's test metrics).
 
   Everything is built (and every config error raised) before the first step.
+
+  ``parallel.mode`` runs the same steps on one device (``'none'``), under
+  ``pmap`` or on a sharded mesh (see :mod:`jaxreg.parallel`). In a
+  multi-process run (after :func:`jaxreg.parallel.initialize_distributed`)
+  every process calls this with the same config and work directory; process
+  0 writes ``config.json``, ``metrics.jsonl`` and ``summary.json``, and the
+  checkpoints hold the single-device view of the state, so they restore in
+  any mode.
 
   Args:
     config: a config from :func:`jaxreg.config.load_config` or ``get_config()``.
@@ -140,6 +151,9 @@ def train_and_evaluate(
       steps_per_epoch=1, num_classes=2, learning_rate=optimizer_cfg["learning_rate"], **regularizer_cfg
   )
   early_stopping = EarlyStopping(**es_cfg)
+  placement = make_placement(**config.parallel)
+  placement.check_batch_size(batch_size)
+  primary = is_primary_process()
   after_early_stopping = config.train.after_early_stopping
   check_strategy(after_early_stopping)
   if config.checkpoint.every < 0 or config.checkpoint.keep < 1:
@@ -147,14 +161,15 @@ def train_and_evaluate(
         "checkpoint.every must be >= 0 (0 turns checkpoints off) and checkpoint.keep >= 1, "
         f"got every={config.checkpoint.every}, keep={config.checkpoint.keep}"
     )
-  _check_workdir(workdir, config_dict, resume)
+  if primary:
+    _check_workdir(workdir, config_dict, resume)
   dataset = make_dataset(**data_cfg)
   if after_early_stopping != "none" and dataset.val is None:
     raise ConfigError(
         f"train.after_early_stopping={after_early_stopping!r} trains on the validation split afterwards, "
         "but the dataset has none; set data.val_fraction > 0"
     )
-  model = make_model(num_outputs=dataset.num_outputs, **model_cfg)
+  model = make_model(num_outputs=dataset.num_outputs, axis_name=placement.axis_name, **model_cfg)
   steps_per_epoch = max(len(dataset.train.y) // batch_size, 1)
   regularizers = make_regularizers(
       steps_per_epoch=steps_per_epoch,
@@ -174,7 +189,8 @@ def train_and_evaluate(
       model, tx, rng=rng, sample_x=dataset.train.x[:1], early_stopping_mode=early_stopping.mode
   )
   os.makedirs(workdir, exist_ok=True)
-  write_json(os.path.join(workdir, "config.json"), config_dict)
+  if primary:
+    write_json(os.path.join(workdir, "config.json"), config_dict)
   checkpointer = None
   if config.checkpoint.every > 0:
     checkpointer = Checkpointer(
@@ -189,18 +205,22 @@ def train_and_evaluate(
           make_momentum_off(optimizer_cfg.get("momentum_off")),
       ) if rule is not None
   ]
+  axis_name = placement.axis_name
   steps = dict(
-      train_step=make_train_step(train_objective, tx, grad_norm=grad_norm),
+      train_step=make_train_step(train_objective, tx, grad_norm=grad_norm, axis_name=axis_name),
       diagnostic_step=(
-          make_train_step(train_objective, tx, grad_norm=grad_norm, diagnostics=True)
+          make_train_step(train_objective, tx, grad_norm=grad_norm, diagnostics=True, axis_name=axis_name)
           if config.train.diagnostics else None
       ),
-      eval_step=make_eval_step(base_objective, params_fn=make_evaluation_params(**optimizer_cfg)),
+      eval_step=make_eval_step(
+          base_objective, params_fn=make_evaluation_params(**optimizer_cfg), axis_name=axis_name
+      ),
       eval_batch_size=eval_batch_size,
       shuffle_seed=config.train.seed,
       progress=config.train.progress_bar,
       data_on_device=on_device,
       optimizer_rules=optimizer_rules,
+      placement=placement,
   )
   result = fit(
       state,
@@ -212,7 +232,7 @@ def train_and_evaluate(
       checkpointer=checkpointer,
       checkpoint_every=max(config.checkpoint.every, 1),
       resume=resume,
-      writer=MetricWriter(workdir),
+      writer=MetricWriter(workdir) if primary else None,
       **steps,
   )
   if after_early_stopping != "none":
@@ -229,6 +249,8 @@ def train_and_evaluate(
       jax_version=jax.__version__,
       python=platform.python_version(),
       resumed=resume,
+      parallel={"mode": placement.mode, "num_devices": placement.num_devices, "processes": jax.process_count()},
   )
-  write_json(os.path.join(workdir, "summary.json"), result.summary)
+  if primary:
+    write_json(os.path.join(workdir, "summary.json"), result.summary)
   return result

@@ -21,6 +21,9 @@ def make_mlp(
     activation: str = "relu",
     dropout_rate: float = 0.0,
     kernel_init: str | Mapping[str, object] = "lecun_normal",
+    batch_norm: bool = False,
+    batch_norm_momentum: float = 0.9,
+    batch_norm_axis_name: str | None = None,
 ) -> ModelFns:
   """Builds an :class:`MLP` as ``ModelFns``.
 
@@ -31,6 +34,12 @@ def make_mlp(
     dropout_rate: probability of dropping a hidden unit in training, in [0, 1).
     kernel_init: the kernel initializer: a name (see ``initializer_names()``)
       or ``{'name': ..., <arguments>}``, e.g. ``{'name': 'sparse', 'k': 15}``.
+    batch_norm: batch-normalize each hidden layer's pre-activations (its
+      dense layer then has no bias; ``beta`` takes its place).
+    batch_norm_momentum: decay of the running statistics, in [0, 1).
+    batch_norm_axis_name: the ``pmap`` axis name to synchronize batch
+      statistics over; :func:`make_model` sets it from the run's placement,
+      configs leave it out.
 
   Example:
     >>> model = make_mlp(num_outputs=10, hidden_sizes=(32,))
@@ -49,6 +58,9 @@ def make_mlp(
       activation=get_activation(activation),
       dropout_rate=dropout_rate,
       kernel_init=get_initializer(kernel_init),
+      batch_norm=bool(batch_norm),
+      batch_norm_momentum=check_rate("batch_norm_momentum", batch_norm_momentum),
+      batch_norm_axis_name=batch_norm_axis_name,
   )
   return from_linen(module)
 
@@ -180,12 +192,14 @@ _FACTORIES = {
 }
 
 
-def make_model(name: str, *, num_outputs: int, **kwargs) -> ModelFns:
+def make_model(name: str, *, num_outputs: int, axis_name: str | None = None, **kwargs) -> ModelFns:
   """Builds the model called ``name`` from the keyword arguments of a config's ``model`` section.
 
   Args:
     name: one of ``MODEL_NAMES``.
     num_outputs: width of the output layer (taken from the dataset).
+    axis_name: the ``pmap`` axis of the run, if any; models with batch
+      normalization synchronize their batch statistics over it.
     **kwargs: the model's own arguments (see e.g. :func:`make_mlp`).
 
   Raises:
@@ -195,8 +209,11 @@ def make_model(name: str, *, num_outputs: int, **kwargs) -> ModelFns:
     raise ConfigError(f"unknown model {name!r}; valid names: {', '.join(MODEL_NAMES)}")
   factory = _FACTORIES[name]
   check_kwargs(
-      factory, kwargs, section="model", what=f"model {name!r}", exclude=("num_outputs",)
+      factory, kwargs, section="model", what=f"model {name!r}",
+      exclude=("num_outputs", "batch_norm_axis_name"),
   )
+  if axis_name is not None and "batch_norm_axis_name" in inspect.signature(factory).parameters:
+    kwargs["batch_norm_axis_name"] = axis_name
   return factory(num_outputs=num_outputs, **kwargs)
 
 

@@ -42,6 +42,16 @@ class MLP(nn.Module):
   equivalent in expectation to the seeds' form, which scales by the keep
   probability at inference instead.
 
+  With ``batch_norm``, each hidden layer is ``Dense -> BatchNorm ->
+  activation -> Dropout`` (Ioffe and Szegedy, 2015; seed 003's batch
+  normalization): in training the pre-activations are normalized with the
+  batch's mean and variance, ``(a - mu_B) / sqrt(var_B + eps) * gamma + beta``,
+  and running averages (momentum ``batch_norm_momentum``) kept in the
+  ``'batch_stats'`` collection are used at evaluation. Under ``pmap`` set
+  ``batch_norm_axis_name`` to the mapped axis so the statistics are the
+  global batch's, not each device's shard's; on the sharded path they are
+  global without it.
+
   Each hidden activation (after the nonlinearity, before dropout) is sown into
   the ``'intermediates'`` collection as ``hidden_<l>`` for activity penalties.
 
@@ -51,6 +61,9 @@ class MLP(nn.Module):
     activation: nonlinearity of the hidden layers.
     dropout_rate: probability of dropping a hidden unit in training.
     kernel_init: initializer of every kernel.
+    batch_norm: normalize each hidden layer's pre-activations.
+    batch_norm_momentum: decay of the running mean and variance.
+    batch_norm_axis_name: the ``pmap`` axis to average the batch statistics over, or ``None``.
   """
 
   hidden_sizes: Sequence[int]
@@ -58,12 +71,20 @@ class MLP(nn.Module):
   activation: Callable[[jax.Array], jax.Array] = nn.relu
   dropout_rate: float = 0.0
   kernel_init: Initializer = nn.initializers.lecun_normal()
+  batch_norm: bool = False
+  batch_norm_momentum: float = 0.9
+  batch_norm_axis_name: str | None = None
 
   @nn.compact
   def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
     h = x.reshape((x.shape[0], -1))
     for layer, width in enumerate(self.hidden_sizes):
-      h = nn.Dense(width, kernel_init=self.kernel_init, name=f"dense_{layer}")(h)
+      h = nn.Dense(width, kernel_init=self.kernel_init, use_bias=not self.batch_norm, name=f"dense_{layer}")(h)
+      if self.batch_norm:
+        h = nn.BatchNorm(
+            use_running_average=not train, momentum=self.batch_norm_momentum,
+            axis_name=self.batch_norm_axis_name, name=f"batch_norm_{layer}",
+        )(h)
       h = self.activation(h)
       self.sow("intermediates", f"hidden_{layer}", h)
       if self.dropout_rate > 0:

@@ -2,7 +2,8 @@
 
 from jaxreg.train.checkpoint import Checkpointer
 from jaxreg.train.early_stopping import EarlyStopping
-from jaxreg.train.loop import FitResult, fit, make_evaluate, make_scan_epoch, make_streaming_epoch
+from jaxreg.train.epochs import SingleDevice, make_evaluate, make_scan_epoch, make_streaming_epoch
+from jaxreg.train.loop import FitResult, fit
 from jaxreg.train.objectives import (
     Context,
     classification_objective,
@@ -21,6 +22,7 @@ __all__ = [
     "EarlyStoppingState",
     "FitResult",
     "MetricWriter",
+    "SingleDevice",
     "TrainState",
     "classification_objective",
     "create_train_state",

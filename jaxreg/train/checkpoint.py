@@ -14,8 +14,20 @@ from orbax.checkpoint.checkpoint_managers import preservation_policy as preserva
 from jaxreg.errors import CheckpointError, ConfigError
 
 
+def _host_local(tree):
+  """With several processes, each holds the whole (replicated) state: save and restore it as NumPy.
+
+  Orbax refuses process-local ``jax.Array``s in a multi-process run; NumPy
+  leaves are written once (by the primary process) and read by every process.
+  """
+  return jax.device_get(tree) if jax.process_count() > 1 else tree
+
+
 class Checkpointer:
   """Saves and restores ``TrainState`` pytrees with Orbax.
+
+  In a multi-process run every process calls ``save`` and ``restore`` with
+  the same (replicated) state; Orbax writes each checkpoint once.
 
   Args:
     directory: where checkpoints go (created if missing).
@@ -60,7 +72,7 @@ class Checkpointer:
   def save(self, epoch: int, state, metrics: dict) -> None:
     """Saves ``state`` as the checkpoint of ``epoch`` (asynchronously)."""
     finite = {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float))}
-    self._manager.save(epoch, args=ocp.args.StandardSave(state), metrics=finite)
+    self._manager.save(epoch, args=ocp.args.StandardSave(_host_local(state)), metrics=finite)
 
   def restore(self, epoch: int, *, like):
     """Restores the checkpoint of ``epoch`` into the structure of ``like``.
@@ -75,7 +87,7 @@ class Checkpointer:
       raise CheckpointError(
           f"no checkpoint for epoch {epoch} in {self.directory} (found: {self.epochs() or 'none'})"
       )
-    abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, like)
+    abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, _host_local(like))
     try:
       return self._manager.restore(epoch, args=ocp.args.StandardRestore(abstract))
     except Exception as e:  # orbax/tensorstore raise many types for damaged files

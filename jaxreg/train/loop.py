@@ -6,24 +6,21 @@ round-trip per step.
 """
 
 import dataclasses
-import functools
 import math
 import time
 from collections.abc import Callable, Sequence
 
 import jax
-import jax.numpy as jnp
-import numpy as np
 from tqdm.auto import tqdm
 
 from jaxreg.data.datasets import Dataset
-from jaxreg.data.iterators import epoch_batch_indices, padded_batches, stack_on_device
 from jaxreg.errors import CheckpointError, ConfigError, TrainingError
 from jaxreg.optim.factory import current_learning_rate
 from jaxreg.optim.momentum_switch import injected_momentum, momentum_off_after
 from jaxreg.train.checkpoint import Checkpointer
 from jaxreg.train.diagnostics import is_diagnostic, summarize_update_ratios
 from jaxreg.train.early_stopping import EarlyStopping
+from jaxreg.train.epochs import SingleDevice
 from jaxreg.train.state import TrainState
 from jaxreg.train.writers import MetricWriter
 
@@ -51,86 +48,6 @@ def _check_positive_int(name: str, value) -> None:
     raise ConfigError(f"{name} must be a positive integer, got {value!r}")
 
 
-def _with_last_step(summed: dict, last: dict, num_steps: int) -> dict:
-  """Epoch means of the metrics summed over the first steps plus the last step's; its extras as they are."""
-  return {k: (summed[k] + v) / num_steps if k in summed else v for k, v in last.items()}
-
-
-def make_scan_epoch(
-    train_step: Callable, *, shuffle_key: jax.Array, num_examples: int, batch_size: int,
-    last_step: Callable | None = None,
-):
-  """Returns a jitted ``epoch(state, x, y, epoch) -> (state, mean_metrics)`` running one ``lax.scan``.
-
-  ``x`` and ``y`` are the whole training split on the device; each step
-  gathers its batch by index, so nothing crosses to the host within an epoch.
-  ``num_steps`` (static) cuts the epoch short after that many steps.
-  With ``last_step`` (e.g. a step with diagnostics), the epoch's last batch
-  goes through it instead of ``train_step``; metrics only it reports are
-  returned as its values rather than means.
-  """
-
-  @functools.partial(jax.jit, static_argnames="num_steps")
-  def run_epoch(state, x, y, epoch, num_steps=None):
-    indices = epoch_batch_indices(shuffle_key, epoch, num_examples, batch_size)[:num_steps]
-
-    def body(state, idx):
-      return train_step(state, {"x": x[idx], "y": y[idx]})
-
-    if last_step is None:
-      state, metrics = jax.lax.scan(body, state, indices)
-      return state, jax.tree.map(jnp.mean, metrics)
-    state, metrics = jax.lax.scan(body, state, indices[:-1])
-    state, last = last_step(state, {"x": x[indices[-1]], "y": y[indices[-1]]})
-    return state, _with_last_step(jax.tree.map(jnp.sum, metrics), last, len(indices))
-
-  return run_epoch
-
-
-def make_streaming_epoch(
-    train_step: Callable, *, shuffle_key: jax.Array, num_examples: int, batch_size: int,
-    last_step: Callable | None = None,
-):
-  """Returns ``epoch(state, x, y, epoch) -> (state, mean_metrics)`` that feeds host batches to a jitted step.
-
-  Used when the training split does not fit on the device. It visits the
-  examples in the same order as :func:`make_scan_epoch`, and treats
-  ``last_step`` the same way.
-  """
-  step = jax.jit(train_step)
-  final_step = step if last_step is None else jax.jit(last_step)
-  order = jax.jit(epoch_batch_indices, static_argnums=(2, 3))
-
-  def run_epoch(state, x, y, epoch, num_steps=None):
-    indices = np.asarray(order(shuffle_key, epoch, num_examples, batch_size))[:num_steps]
-    totals = {}
-    for idx in indices[:-1]:
-      state, metrics = step(state, {"x": x[idx], "y": y[idx]})
-      totals = metrics if not totals else jax.tree.map(jnp.add, totals, metrics)
-    state, last = final_step(state, {"x": x[indices[-1]], "y": y[indices[-1]]})
-    return state, _with_last_step(totals, last, len(indices))
-
-  return run_epoch
-
-
-def make_evaluate(eval_step: Callable):
-  """Returns a jitted ``evaluate(state, batches) -> metrics`` over stacked, padded batches."""
-
-  @jax.jit
-  def evaluate(state, batches):
-    per_batch = jax.lax.map(lambda batch: eval_step(state, batch), batches)
-    counts = per_batch.pop("count")
-    total = jnp.sum(counts)
-    return {k: jnp.sum(v * counts) / total for k, v in per_batch.items()}
-
-  return evaluate
-
-
-def _split_metric_names(eval_step, state, batches) -> list[str]:
-  one = jax.tree.map(lambda a: a[0], batches)
-  return sorted(k for k in jax.eval_shape(eval_step, state, one) if k != "count")
-
-
 def fit(
     state: TrainState,
     *,
@@ -154,6 +71,7 @@ def fit(
     optimizer_rules: Sequence = (),
     max_steps: int | None = None,
     stop_when: Callable[[dict], str | None] | None = None,
+    placement=None,
 ) -> FitResult:
   """Trains ``state`` for ``epochs`` epochs, evaluating after each.
 
@@ -200,6 +118,12 @@ def fit(
       short to land on it exactly), or ``None``.
     stop_when: ``fn(record) -> reason or None``, called after each epoch's
       record; a reason stops the run (e.g. a target training loss).
+    placement: where the run lives: ``None`` (one device,
+      :class:`~jaxreg.train.epochs.SingleDevice`) or a data-parallel
+      placement from :func:`jaxreg.parallel.make_placement` (``Pmap`` or
+      ``Sharded``). With ``Pmap`` the steps must be built with its
+      ``axis_name``. The state passed in, checkpointed and returned is
+      always the single-device view, so checkpoints move between modes.
 
   Returns:
     A :class:`FitResult`.
@@ -226,11 +150,13 @@ def fit(
         f"data.batch_size={batch_size} is larger than the training split ({num_train} examples); "
         f"use at most {num_train}"
     )
+  placement = placement or SingleDevice()
+  placement.check_batch_size(batch_size)
   if early_stopping is None:
     early_stopping = EarlyStopping(monitor="val_loss" if dataset.val is not None else "train_loss")
 
   eval_sets = {
-      name: stack_on_device(padded_batches(split.x, split.y, min(eval_batch_size, len(split.y))))
+      name: placement.put_eval_batches(split.x, split.y, eval_batch_size)
       for name, split in (("val", dataset.val), ("test", dataset.test))
       if split is not None
   }
@@ -242,21 +168,20 @@ def fit(
   epoch_kwargs = dict(
       shuffle_key=shuffle_key, num_examples=num_train, batch_size=batch_size, last_step=diagnostic_step
   )
-  if on_device:
-    run_epoch = make_scan_epoch(train_step, **epoch_kwargs)
-    x_train, y_train = jnp.asarray(train.x), jnp.asarray(train.y)
-  else:
-    run_epoch = make_streaming_epoch(train_step, **epoch_kwargs)
-    x_train, y_train = train.x, train.y
-  evaluate = make_evaluate(eval_step)
+  run_epoch = placement.make_epoch(train_step, on_device=on_device, **epoch_kwargs)
+  x_train, y_train = placement.put_train_data(train.x, train.y, on_device)
+  evaluate = placement.make_evaluate(eval_step)
 
   # Metric names, known without compiling anything, so a wrong monitor fails now.
-  train_names = jax.eval_shape(
-      train_step, state, {"x": x_train[:batch_size], "y": y_train[:batch_size]}
+  train_names = placement.output_shapes(
+      train_step, state, {"x": train.x[:batch_size], "y": train.y[:batch_size]}
   )[1]
   available = [f"train_{k}" for k in sorted(train_names) if not is_diagnostic(k)]
-  for name, batches in eval_sets.items():
-    available += [f"{name}_{k}" for k in _split_metric_names(eval_step, state, batches)]
+  eval_names = sorted(
+      k for k in placement.output_shapes(eval_step, state, {"x": train.x[:1], "y": train.y[:1]}) if k != "count"
+  )
+  for name in eval_sets:
+    available += [f"{name}_{k}" for k in eval_names]
   if early_stopping.monitor not in available:
     raise ConfigError(
         f"train.early_stopping.monitor={early_stopping.monitor!r} is not a logged metric; "
@@ -313,10 +238,14 @@ def fit(
         epoch -= 1
         break
       short = steps_left is not None and steps_left < steps_per_epoch
-      state, train_metrics = run_epoch(state, x_train, y_train, epoch, **({"num_steps": steps_left} if short else {}))
-      train_metrics, step, lr, alpha = jax.device_get(
-          (train_metrics, state.step, current_learning_rate(state.opt_state), injected_momentum(state.opt_state))
+      placed_state, train_metrics = run_epoch(
+          placement.put_state(state), x_train, y_train, epoch, **({"num_steps": steps_left} if short else {})
       )
+      state = placement.get_state(placed_state)
+      train_metrics, step, lr, alpha = jax.device_get((
+          placement.host_metrics(train_metrics), state.step, current_learning_rate(state.opt_state),
+          injected_momentum(state.opt_state),
+      ))
       train_seconds = time.perf_counter() - epoch_start
       if first_epoch_seconds is None:
         first_epoch_seconds = train_seconds  # includes compilation
@@ -333,7 +262,7 @@ def fit(
       record = {"epoch": epoch, "step": int(step)}
       record.update({k if is_diagnostic(k) else f"train_{k}": float(v) for k, v in train_metrics.items()})
       # Dispatch every split's evaluation, then wait once.
-      evaluated = jax.device_get({name: evaluate(state, batches) for name, batches in eval_sets.items()})
+      evaluated = jax.device_get({name: evaluate(placed_state, batches) for name, batches in eval_sets.items()})
       for name, metrics in evaluated.items():
         record.update({f"{name}_{k}": float(v) for k, v in metrics.items()})
       record["learning_rate"] = None if lr is None else float(lr)
@@ -391,9 +320,10 @@ def fit(
   if off_after is not None:
     summary["momentum_off_after_epoch"] = off_after
   summary.update(summarize_update_ratios(history))
+  placed_final = placement.put_state(final_state) if eval_sets else None
   for name in ("val", "test"):
     metrics = (
-        {k: float(v) for k, v in jax.device_get(evaluate(final_state, eval_sets[name])).items()}
+        {k: float(v) for k, v in jax.device_get(evaluate(placed_final, eval_sets[name])).items()}
         if name in eval_sets else {"loss": None, "accuracy": None}
     )
     summary.update({f"{name}_{k}": v for k, v in metrics.items()})

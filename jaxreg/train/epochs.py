@@ -1,0 +1,180 @@
+"""One epoch of training and one evaluation, compiled, and where their arrays live.
+
+:func:`make_scan_epoch` runs a whole epoch as one ``lax.scan`` over a
+training split that lives on the device; :func:`make_streaming_epoch` feeds
+host batches to a jitted step when it does not fit. :class:`SingleDevice` is
+the placement that :func:`jaxreg.train.fit` uses by default; the data-parallel
+placements of :mod:`jaxreg.parallel` (``Pmap``, ``Sharded``) have the same
+methods, so ``fit`` runs unchanged on one device or many.
+"""
+
+import functools
+from collections.abc import Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxreg.data.iterators import epoch_batch_indices, padded_batches
+
+
+def with_last_step(summed: dict, last: dict, num_steps: int) -> dict:
+  """Epoch means of the metrics summed over the first steps plus the last step's; its extras as they are."""
+  return {k: (summed[k] + v) / num_steps if k in summed else v for k, v in last.items()}
+
+
+def scan_epoch_body(train_step: Callable, last_step: Callable | None, batch_indices: Callable, constrain=None):
+  """``run(state, x, y, epoch, num_steps) -> (state, mean_metrics)``: the traced body of one scanned epoch.
+
+  Args:
+    train_step: the step.
+    last_step: the step for the epoch's last batch (e.g. with diagnostics), or ``None``.
+    batch_indices: ``fn(epoch, num_steps) -> (steps, batch)`` indices into ``x`` and ``y``.
+    constrain: ``fn(batch) -> batch`` applied to every gathered batch (a
+      sharding constraint), or ``None``.
+  """
+  constrain = constrain or (lambda batch: batch)
+
+  def run(state, x, y, epoch, num_steps):
+    indices = batch_indices(epoch, num_steps)
+
+    def body(state, idx):
+      return train_step(state, constrain({"x": x[idx], "y": y[idx]}))
+
+    if last_step is None:
+      state, metrics = jax.lax.scan(body, state, indices)
+      return state, jax.tree.map(jnp.mean, metrics)
+    state, metrics = jax.lax.scan(body, state, indices[:-1])
+    state, last = last_step(state, constrain({"x": x[indices[-1]], "y": y[indices[-1]]}))
+    return state, with_last_step(jax.tree.map(jnp.sum, metrics), last, len(indices))
+
+  return run
+
+
+def make_scan_epoch(
+    train_step: Callable, *, shuffle_key: jax.Array, num_examples: int, batch_size: int,
+    last_step: Callable | None = None,
+):
+  """Returns a jitted ``epoch(state, x, y, epoch) -> (state, mean_metrics)`` running one ``lax.scan``.
+
+  ``x`` and ``y`` are the whole training split on the device; each step
+  gathers its batch by index, so nothing crosses to the host within an epoch.
+  ``num_steps`` (static) cuts the epoch short after that many steps.
+  With ``last_step`` (e.g. a step with diagnostics), the epoch's last batch
+  goes through it instead of ``train_step``; metrics only it reports are
+  returned as its values rather than means.
+  """
+
+  def batch_indices(epoch, num_steps):
+    return epoch_batch_indices(shuffle_key, epoch, num_examples, batch_size)[:num_steps]
+
+  run = scan_epoch_body(train_step, last_step, batch_indices)
+
+  @functools.partial(jax.jit, static_argnames="num_steps")
+  def run_epoch(state, x, y, epoch, num_steps=None):
+    return run(state, x, y, epoch, num_steps)
+
+  return run_epoch
+
+
+def make_streaming_epoch(
+    train_step: Callable, *, shuffle_key: jax.Array, num_examples: int, batch_size: int,
+    last_step: Callable | None = None, place_batch: Callable | None = None,
+):
+  """Returns ``epoch(state, x, y, epoch) -> (state, mean_metrics)`` that feeds host batches to a jitted step.
+
+  Used when the training split does not fit on the device. It visits the
+  examples in the same order as :func:`make_scan_epoch`, and treats
+  ``last_step`` the same way. ``place_batch(batch) -> batch`` moves each
+  host batch (``None``: left to ``jit``); ``train_step`` may already be
+  compiled (e.g. a ``pmap``), else it is jitted here.
+  """
+  step = train_step if hasattr(train_step, "lower") else jax.jit(train_step)
+  final_step = step if last_step is None else (last_step if hasattr(last_step, "lower") else jax.jit(last_step))
+  place_batch = place_batch or (lambda batch: batch)
+  order = jax.jit(epoch_batch_indices, static_argnums=(2, 3))
+
+  def run_epoch(state, x, y, epoch, num_steps=None):
+    indices = np.asarray(order(shuffle_key, epoch, num_examples, batch_size))[:num_steps]
+    totals = {}
+    for idx in indices[:-1]:
+      state, metrics = step(state, place_batch({"x": x[idx], "y": y[idx]}))
+      totals = metrics if not totals else jax.tree.map(jnp.add, totals, metrics)
+    state, last = final_step(state, place_batch({"x": x[indices[-1]], "y": y[indices[-1]]}))
+    return state, with_last_step(totals, last, len(indices))
+
+  return run_epoch
+
+
+def combine_batch_metrics(per_batch: dict) -> dict:
+  """Exact means over stacked per-batch metrics weighted by their ``count`` (which is dropped)."""
+  per_batch = dict(per_batch)
+  counts = per_batch.pop("count")
+  total = jnp.sum(counts)
+  return {k: jnp.sum(v * counts) / total for k, v in per_batch.items()}
+
+
+def make_evaluate(eval_step: Callable):
+  """Returns a jitted ``evaluate(state, batches) -> metrics`` over stacked, padded batches."""
+
+  @jax.jit
+  def evaluate(state, batches):
+    return combine_batch_metrics(jax.lax.map(lambda batch: eval_step(state, batch), batches))
+
+  return evaluate
+
+
+class SingleDevice:
+  """Runs :func:`~jaxreg.train.fit` on the default device: the placement every parallel mode mirrors.
+
+  A placement tells ``fit`` where the state and data live and how an epoch
+  and an evaluation are compiled. ``fit`` keeps its state in the host view
+  (``get_state``: one copy, as a single-device run holds it), which is what
+  checkpoints store, so a checkpoint does not depend on the placement that
+  wrote it.
+
+  Attributes:
+    mode: ``'none'`` here, ``'pmap'`` or ``'sharded'`` in :mod:`jaxreg.parallel`.
+    num_devices: devices that share each batch.
+    axis_name: the named axis the steps must be built with
+      (``make_train_step(..., axis_name=)``), or ``None``.
+  """
+
+  mode = "none"
+  num_devices = 1
+  axis_name = None
+
+  def check_batch_size(self, batch_size: int, what: str = "data.batch_size") -> None:
+    """Raises ``ConfigError`` if ``batch_size`` cannot be split over the devices."""
+
+  def put_state(self, state):
+    """The state placed for training (identity here)."""
+    return state
+
+  def get_state(self, state):
+    """The host view of a placed state: one copy on one device (identity here)."""
+    return state
+
+  def put_train_data(self, x: np.ndarray, y: np.ndarray, on_device: bool):
+    """The training split as the epoch function wants it: on the device, or left on the host."""
+    return (jnp.asarray(x), jnp.asarray(y)) if on_device else (x, y)
+
+  def make_epoch(self, train_step, *, on_device: bool, **kwargs):
+    """A compiled epoch: one scan when the split is on the device, else streamed batches."""
+    return make_scan_epoch(train_step, **kwargs) if on_device else make_streaming_epoch(train_step, **kwargs)
+
+  def put_eval_batches(self, x: np.ndarray, y: np.ndarray, eval_batch_size: int) -> dict:
+    """A split as stacked, padded batches (every example once; ``mask`` marks the real ones) on the device."""
+    return {k: jnp.asarray(v) for k, v in padded_batches(x, y, min(eval_batch_size, len(y))).items()}
+
+  def make_evaluate(self, eval_step):
+    """A compiled ``evaluate(placed_state, placed_batches) -> metrics`` (host-readable scalars)."""
+    return make_evaluate(eval_step)
+
+  def output_shapes(self, fn, *args):
+    """``jax.eval_shape(fn, *args)`` for a step of this placement, on unplaced arguments."""
+    return jax.eval_shape(fn, *args)
+
+  def host_metrics(self, metrics):
+    """Metrics returned by an epoch, as one value each."""
+    return metrics
