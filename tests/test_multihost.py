@@ -20,14 +20,16 @@ def _free_port() -> int:
     return s.getsockname()[1]
 
 
-def _run_two_processes(tmp_path, mode):
+MODES = ("sharded", "pmap")
+
+
+def _run_two_processes(output_dir):
   env = {k: v for k, v in os.environ.items() if not k.startswith(("JAX_", "XLA_"))}
   env.update(XLA_FLAGS="--xla_force_host_platform_device_count=2", JAX_PLATFORMS="cpu")
   address = f"localhost:{_free_port()}"
-  workdir = tmp_path / "run"
   processes = [
       subprocess.Popen(
-          [sys.executable, WORKER, address, "2", str(i), str(workdir), mode, str(tmp_path)],
+          [sys.executable, WORKER, address, "2", str(i), str(output_dir), *MODES],
           env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
       )
       for i in range(2)
@@ -41,7 +43,6 @@ def _run_two_processes(tmp_path, mode):
       p.kill()
   for i, (p, out) in enumerate(zip(processes, outputs, strict=True)):
     assert p.returncode == 0, f"process {i} failed:\n{out[-3000:]}"
-  return workdir, [np.load(tmp_path / f"params_{i}.npz") for i in range(2)]
 
 
 @pytest.fixture(scope="module")
@@ -56,9 +57,18 @@ def single_device_params(tmp_path_factory):
   return {jax.tree_util.keystr(p): np.asarray(v) for p, v in jax.tree_util.tree_flatten_with_path(result.state.params)[0]}
 
 
-@pytest.mark.parametrize("mode", ["sharded", "pmap"])
-def test_two_processes_train_together_and_agree_on_the_parameters(tmp_path, single_device_params, mode):
-  workdir, (first, second) = _run_two_processes(tmp_path, mode)
+@pytest.fixture(scope="module")
+def two_process_runs(tmp_path_factory):
+  """Both modes, one after the other, in one pair of processes (one start-up of the runtime)."""
+  output_dir = tmp_path_factory.mktemp("two_processes")
+  _run_two_processes(output_dir)
+  return output_dir
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_two_processes_train_together_and_agree_on_the_parameters(two_process_runs, single_device_params, mode):
+  workdir = two_process_runs / mode
+  first, second = (np.load(two_process_runs / f"params_{mode}_{i}.npz") for i in range(2))
   np.testing.assert_array_equal(first["devices"], [4, 2, 2])  # 4 devices in all, 2 per process, 2 processes
   names = [k for k in first.files if k != "devices"]
   assert sorted(names) == sorted(single_device_params)
