@@ -216,3 +216,14 @@ def test_checkpoints_move_between_single_device_and_data_parallel_runs(tmp_path,
   lines = [json.loads(line) for line in (tmp_path / "moved" / "metrics.jsonl").read_text().splitlines()]
   assert [line["epoch"] for line in lines] == [1, 2, 3]
   assert lines[-1]["val_loss"] == pytest.approx(straight.history[-1]["val_loss"], rel=1e-5)
+
+
+@pytest.mark.parametrize("mode", ["pmap", "sharded"])
+def test_a_state_with_a_typed_prng_key_is_placed_and_recovered(mode):
+  model = make_mlp(num_outputs=3, hidden_sizes=(4,))
+  state = create_train_state(model, optax.sgd(0.1), rng=jax.random.key(0), sample_x=jnp.zeros((1, 5)))
+  placement = make_placement(mode)
+  back = placement.get_state(placement.put_state(state))
+  assert jax.dtypes.issubdtype(back.rng.dtype, jax.dtypes.prng_key)
+  np.testing.assert_array_equal(jax.random.key_data(back.rng), jax.random.key_data(state.rng))
+  np.testing.assert_array_equal(back.params["dense_0"]["kernel"], state.params["dense_0"]["kernel"])

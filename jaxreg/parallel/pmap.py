@@ -32,6 +32,17 @@ def _stacked_sharding(devices: Sequence) -> NamedSharding:
   return NamedSharding(Mesh(np.array(devices), ("devices",)), PartitionSpec("devices"))
 
 
+def as_plain_data(place: Callable) -> Callable:
+  """Wraps ``place(host_array) -> jax.Array`` so that typed PRNG keys travel as their raw data."""
+
+  def place_leaf(a):
+    if isinstance(a, jax.Array) and jax.dtypes.issubdtype(a.dtype, jax.dtypes.prng_key):
+      return jax.random.wrap_key_data(place(np.asarray(jax.random.key_data(a))), impl=jax.random.key_impl(a))
+    return place(np.asarray(a))
+
+  return place_leaf
+
+
 def replicate(tree, devices: Sequence | None = None):
   """One copy of every leaf per device, stacked on a new leading axis (the layout ``pmap`` takes).
 
@@ -42,7 +53,8 @@ def replicate(tree, devices: Sequence | None = None):
   devices = list(devices) if devices is not None else jax.local_devices()
   sharding = _stacked_sharding(devices)
   n = len(devices)
-  return jax.tree.map(lambda a: jax.device_put(np.broadcast_to(np.asarray(a), (n,) + np.shape(a)), sharding), tree)
+  place = as_plain_data(lambda a: jax.device_put(np.broadcast_to(a, (n,) + a.shape), sharding))
+  return jax.tree.map(place, tree)
 
 
 def unreplicate(tree):

@@ -22,6 +22,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from jaxreg.data.iterators import epoch_batch_indices, padded_batches
 from jaxreg.parallel.devices import AXIS_NAME, check_divisible, select_devices
+from jaxreg.parallel.pmap import as_plain_data
 from jaxreg.train.epochs import combine_batch_metrics, make_streaming_epoch, scan_epoch_body
 
 
@@ -31,9 +32,10 @@ def make_mesh(num_devices: int | None = None, *, axis_name: str = AXIS_NAME) -> 
 
 
 def _global_array(value, sharding: NamedSharding) -> jax.Array:
-  """A global array with ``sharding`` from a value every process holds whole."""
-  host = np.asarray(value)
-  return jax.make_array_from_callback(host.shape, sharding, lambda index: host[index])
+  """A global array with ``sharding`` from a value every process holds whole (typed keys included)."""
+  return as_plain_data(lambda host: jax.make_array_from_callback(host.shape, sharding, lambda index: host[index]))(
+      value
+  )
 
 
 def put_replicated(tree, mesh: Mesh):
