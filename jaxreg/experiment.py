@@ -217,7 +217,7 @@ def train_and_evaluate(
       ),
       eval_batch_size=eval_batch_size,
       shuffle_seed=config.train.seed,
-      progress=config.train.progress_bar,
+      progress=config.train.progress_bar and primary,
       data_on_device=on_device,
       optimizer_rules=optimizer_rules,
       placement=placement,

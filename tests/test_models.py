@@ -73,3 +73,33 @@ def test_unknown_names_are_refused_with_the_valid_ones():
   with pytest.raises(ConfigError, match="hidden_sizes"):
     make_mlp(num_outputs=2, hidden_sizes=(0,))
   assert "he_normal" in initializer_names()
+
+
+def test_batch_norm_matches_the_seeds_equations_in_numpy(rng):
+  """Training: gamma (a - mu_B) / sqrt(var_B + eps) + beta with the biased batch variance; the running
+  averages move by (1 - momentum); evaluation uses them (seed 002, Ioffe and Szegedy 2015)."""
+  model = make_mlp(num_outputs=3, hidden_sizes=(6,), activation="identity", batch_norm=True, batch_norm_momentum=0.8)
+  x = rng.normal(loc=2.0, scale=3.0, size=(16, 5)).astype(np.float32)
+  variables = model.init(jax.random.PRNGKey(0), x[:1])
+  params = jax.tree.map(np.asarray, variables["params"])
+  assert "bias" not in params["dense_0"]  # beta takes the bias's place
+  params["batch_norm_0"]["scale"] = rng.uniform(0.5, 2.0, size=6).astype(np.float32)
+  params["batch_norm_0"]["bias"] = rng.normal(size=6).astype(np.float32)
+  variables = {"params": params, "batch_stats": variables["batch_stats"]}
+
+  def numpy_forward(h_norm):
+    return h_norm @ params["output"]["kernel"] + params["output"]["bias"]
+
+  a = x @ params["dense_0"]["kernel"]
+  mu, var = a.mean(axis=0), ((a - a.mean(axis=0)) ** 2).mean(axis=0)
+  gamma, beta = params["batch_norm_0"]["scale"], params["batch_norm_0"]["bias"]
+  expected = numpy_forward(gamma * (a - mu) / np.sqrt(var + 1e-5) + beta)
+  logits, new_state = model.apply(variables, x, train=True)
+  np.testing.assert_allclose(logits, expected, rtol=1e-4, atol=1e-4)
+  stats = new_state["batch_stats"]["batch_norm_0"]
+  np.testing.assert_allclose(stats["mean"], 0.2 * mu, rtol=1e-4, atol=1e-5)  # from 0
+  np.testing.assert_allclose(stats["var"], 0.8 * 1.0 + 0.2 * var, rtol=1e-4)  # from 1
+
+  eval_logits, _ = model.apply({"params": params, **new_state}, x, train=False)
+  running = gamma * (a - stats["mean"]) / np.sqrt(stats["var"] + 1e-5) + beta
+  np.testing.assert_allclose(eval_logits, numpy_forward(running), rtol=1e-4, atol=1e-4)

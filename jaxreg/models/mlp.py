@@ -43,11 +43,13 @@ class MLP(nn.Module):
   probability at inference instead.
 
   With ``batch_norm``, each hidden layer is ``Dense -> BatchNorm ->
-  activation -> Dropout`` (Ioffe and Szegedy, 2015; seed 003's batch
-  normalization): in training the pre-activations are normalized with the
-  batch's mean and variance, ``(a - mu_B) / sqrt(var_B + eps) * gamma + beta``,
-  and running averages (momentum ``batch_norm_momentum``) kept in the
-  ``'batch_stats'`` collection are used at evaluation. Under ``pmap`` set
+  activation -> Dropout`` (seed 002's batch normalization, Ioffe and Szegedy
+  2015): in training each unit's pre-activation is normalized with the
+  mini-batch mean and (biased) variance,
+  ``y = gamma * (a - mu_B) / sqrt(var_B + eps) + beta`` with ``eps = 1e-5``
+  (the seed's delta), and the running averages
+  ``m <- momentum * m + (1 - momentum) * mu_B`` (likewise ``var_B``) kept in
+  the ``'batch_stats'`` collection are used at test time. Under ``pmap`` set
   ``batch_norm_axis_name`` to the mapped axis so the statistics are the
   global batch's, not each device's shard's; on the sharded path they are
   global without it.
