@@ -227,3 +227,14 @@ def test_a_state_with_a_typed_prng_key_is_placed_and_recovered(mode):
   assert jax.dtypes.issubdtype(back.rng.dtype, jax.dtypes.prng_key)
   np.testing.assert_array_equal(jax.random.key_data(back.rng), jax.random.key_data(state.rng))
   np.testing.assert_array_equal(back.params["dense_0"]["kernel"], state.params["dense_0"]["kernel"])
+
+
+def test_pmap_refuses_steps_built_without_the_axis_name(digits):
+  """Without axis_name each device would follow its own shard; fit stops after the first epoch and says why."""
+  model = make_mlp(num_outputs=10, hidden_sizes=(8,))
+  tx = optax.sgd(0.1)
+  objective = classification_objective(model.apply)
+  state = create_train_state(model, tx, rng=jax.random.PRNGKey(0), sample_x=jnp.zeros((1, 64)))
+  with pytest.raises(ConfigError, match=r"does not average its gradients.*axis_name='batch'"):
+    fit(state, train_step=make_train_step(objective, tx), eval_step=make_eval_step(objective, axis_name="batch"),
+        dataset=digits, batch_size=64, epochs=1, progress=False, placement=make_placement("pmap"))

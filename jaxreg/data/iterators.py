@@ -40,8 +40,3 @@ def padded_batches(x: np.ndarray, y: np.ndarray, batch_size: int) -> dict[str, n
       "y": y[index].reshape(shape + y.shape[1:]),
       "mask": mask.reshape(shape),
   }
-
-
-def stack_on_device(batches: dict[str, np.ndarray]) -> dict[str, jax.Array]:
-  """Moves a dict of host arrays to the default device."""
-  return {k: jnp.asarray(v) for k, v in batches.items()}

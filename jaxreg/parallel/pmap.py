@@ -20,6 +20,7 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from jaxreg.data.iterators import epoch_batch_indices, padded_batches
+from jaxreg.errors import ConfigError
 from jaxreg.parallel.devices import AXIS_NAME, check_divisible, select_devices
 from jaxreg.train.epochs import combine_batch_metrics, make_streaming_epoch, scan_epoch_body
 
@@ -127,6 +128,7 @@ class Pmap:
     # With several processes pmap maps over all devices; on one, over the chosen subset.
     self._pmap_devices = None if jax.process_count() > 1 else devices
     self._first_shard = jax.process_index() * len(self.local_devices)
+    self._replicas_checked = False
 
   def check_batch_size(self, batch_size: int, what: str = "data.batch_size") -> None:
     check_divisible(batch_size, self.num_devices, what)
@@ -135,7 +137,21 @@ class Pmap:
     return replicate(state, self.local_devices)
 
   def get_state(self, state):
+    if not self._replicas_checked:
+      self._check_replicas_agree(state)
     return unreplicate(state)
+
+  def _check_replicas_agree(self, state) -> None:
+    """After the first epoch: steps built without ``axis_name`` let each device follow its own shard."""
+    self._replicas_checked = True
+    for leaf in jax.tree.leaves(state.params if hasattr(state, "params") else state):
+      first, last = (np.asarray(s.data) for s in (leaf.addressable_shards[0], leaf.addressable_shards[-1]))
+      if not np.allclose(first, last, rtol=1e-6, atol=1e-7):
+        raise ConfigError(
+            "the devices' copies of the parameters differ after the first epoch under pmap: the train step "
+            f"does not average its gradients across devices. Build it with make_train_step(..., "
+            f"axis_name={self.axis_name!r}) (and the eval step likewise)"
+        )
 
   def host_metrics(self, metrics):
     return jax.tree.map(lambda a: a.addressable_shards[0].data.reshape(a.shape[1:]), metrics)
