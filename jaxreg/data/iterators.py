@@ -6,7 +6,6 @@ exactly as an uninterrupted one.
 """
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 

@@ -2,7 +2,9 @@
 
 Between epochs the loop evaluates, updates early stopping, writes metrics,
 checkpoints and moves the progress bar; within an epoch there is no host
-round-trip per step.
+round-trip per step. A placement (:mod:`jaxreg.train.epochs`,
+:mod:`jaxreg.parallel`) says whether the epochs run on one device, under
+``pmap`` or on a sharded mesh; the loop itself is the same.
 """
 
 import dataclasses
