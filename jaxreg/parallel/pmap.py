@@ -21,7 +21,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from jaxreg.data.iterators import epoch_batch_indices, padded_batches
 from jaxreg.errors import ConfigError
-from jaxreg.parallel.devices import AXIS_NAME, check_divisible, select_devices
+from jaxreg.parallel.devices import AXIS_NAME, check_divisible, eval_batch_size_for, select_devices
 from jaxreg.train.epochs import combine_batch_metrics, make_streaming_epoch, scan_epoch_body
 
 
@@ -110,8 +110,8 @@ class Pmap:
   batches are padded to a multiple of the device count with masked
   examples, so every example counts exactly once.
 
-  With several processes, each process feeds its own devices; the process
-  count must divide evenly into the batch shards as above.
+  With several processes, every process holds the whole (in-memory) dataset
+  and feeds its own devices their shards of each global batch.
 
   Args:
     num_devices: how many devices to use (default: all).
@@ -154,7 +154,7 @@ class Pmap:
         )
 
   def host_metrics(self, metrics):
-    return jax.tree.map(lambda a: a.addressable_shards[0].data.reshape(a.shape[1:]), metrics)
+    return unreplicate(metrics)
 
   def output_shapes(self, fn, *args):
     mapped = jax.vmap(fn, in_axes=None, axis_name=self.axis_name, axis_size=1)
@@ -196,7 +196,7 @@ class Pmap:
     return run_epoch
 
   def put_eval_batches(self, x: np.ndarray, y: np.ndarray, eval_batch_size: int) -> dict:
-    size = -(-min(eval_batch_size, len(y)) // self.num_devices) * self.num_devices
+    size = eval_batch_size_for(eval_batch_size, len(y), self.num_devices)
     batches = padded_batches(x, y, size)  # (num_batches, size, ...); padding is masked
     per_device = jax.tree.map(lambda a: np.swapaxes(split_batch(np.swapaxes(a, 0, 1), self.num_devices), 1, 2),
                               batches)  # (devices, num_batches, size // devices, ...)
@@ -211,8 +211,7 @@ class Pmap:
     combine = jax.jit(combine_batch_metrics)
 
     def evaluate(state, batches):
-      per_batch = jax.tree.map(lambda a: a.addressable_shards[0].data.reshape(a.shape[1:]), mapped(state, batches))
-      return combine(per_batch)
+      return combine(unreplicate(mapped(state, batches)))
 
     return evaluate
 

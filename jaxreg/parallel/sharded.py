@@ -21,7 +21,7 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from jaxreg.data.iterators import epoch_batch_indices, padded_batches
-from jaxreg.parallel.devices import AXIS_NAME, check_divisible, select_devices
+from jaxreg.parallel.devices import AXIS_NAME, check_divisible, eval_batch_size_for, select_devices
 from jaxreg.parallel.pmap import as_plain_data
 from jaxreg.train.epochs import combine_batch_metrics, make_streaming_epoch, scan_epoch_body
 
@@ -58,6 +58,11 @@ def put_sharded(batch, mesh: Mesh, *, axis: int = 0, what: str = "the batch"):
     return _global_array(a, NamedSharding(mesh, spec))
 
   return jax.tree.map(put, batch)
+
+
+def local_copy(tree):
+  """This process's first copy of every leaf of a replicated pytree, as single-device arrays."""
+  return jax.tree.map(lambda a: a.addressable_data(0), tree)
 
 
 def sharded_step(step: Callable, mesh: Mesh, *, donate_state: bool = False) -> Callable:
@@ -101,10 +106,10 @@ class Sharded:
     return put_replicated(state, self.mesh)
 
   def get_state(self, state):
-    return jax.tree.map(lambda a: a.addressable_data(0), state)
+    return local_copy(state)
 
   def host_metrics(self, metrics):
-    return jax.tree.map(lambda a: a.addressable_data(0), metrics)
+    return local_copy(metrics)
 
   def output_shapes(self, fn, *args):
     return jax.eval_shape(fn, *args)
@@ -139,7 +144,7 @@ class Sharded:
     return run_epoch
 
   def put_eval_batches(self, x: np.ndarray, y: np.ndarray, eval_batch_size: int) -> dict:
-    size = -(-min(eval_batch_size, len(y)) // self.num_devices) * self.num_devices
+    size = eval_batch_size_for(eval_batch_size, len(y), self.num_devices)
     return put_sharded(padded_batches(x, y, size), self.mesh, axis=1, what="the evaluation batch")
 
   def make_evaluate(self, eval_step):
@@ -148,7 +153,4 @@ class Sharded:
       per_batch = jax.lax.map(lambda batch: eval_step(state, self._constrain(batch)), batches)
       return jax.lax.with_sharding_constraint(combine_batch_metrics(per_batch), self.replicated)
 
-    def evaluate_host(state, batches):
-      return jax.tree.map(lambda a: a.addressable_data(0), evaluate(state, batches))
-
-    return evaluate_host
+    return lambda state, batches: local_copy(evaluate(state, batches))
