@@ -109,6 +109,8 @@ def _split_overrides(extra: list[str]) -> tuple[list[tuple[str, str]], list[str]
 def _train(args, overrides) -> int:
   import json
 
+  import jax
+
   from jaxreg.config import load_config
   from jaxreg.experiment import train_and_evaluate
   from jaxreg.parallel import initialize_distributed
@@ -129,8 +131,6 @@ def _train(args, overrides) -> int:
     config.train.progress_bar = False
   workdir = args.workdir or os.path.join("runs", name, time.strftime("%Y%m%d-%H%M%S"))
   result = train_and_evaluate(config, workdir, resume=args.resume)
-  import jax
-
   if jax.process_index() != 0:
     return 0  # process 0 reports
   s = result.summary

@@ -86,8 +86,8 @@ def _refit(strategy, first, initial_state, dataset, batch_size, config, workdir,
   checkpointer = Checkpointer(checkpoint_dir, keep=1) if config.checkpoint.every > 0 else None
   result, report = refit(
       strategy, first, initial_state=initial_state, dataset=dataset, batch_size=batch_size,
-      max_epochs=config.train.epochs, writer=MetricWriter(workdir, REFIT_METRICS) if primary else None, checkpointer=checkpointer,
-      checkpoint_every=10**9, **steps,
+      max_epochs=config.train.epochs, writer=MetricWriter(workdir, REFIT_METRICS) if primary else None,
+      checkpointer=checkpointer, checkpoint_every=10**9, **steps,
   )
   summary = dict(first.summary)
   summary.update({k: result.summary[k] for k in ("test_loss", "test_accuracy") if k in result.summary})
