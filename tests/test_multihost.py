@@ -5,11 +5,13 @@ import socket
 import subprocess
 import sys
 
+import jax
 import numpy as np
 import pytest
 
 from jaxreg.config import load_config
 from jaxreg.experiment import train_and_evaluate
+from jaxreg.train import Checkpointer
 
 WORKER = os.path.join(os.path.dirname(__file__), "multihost_worker.py")
 
@@ -45,16 +47,17 @@ def _run_two_processes(output_dir):
     assert p.returncode == 0, f"process {i} failed:\n{out[-3000:]}"
 
 
+def _named(params) -> dict:
+  return {jax.tree_util.keystr(p): np.asarray(v) for p, v in jax.tree_util.tree_flatten_with_path(params)[0]}
+
+
 @pytest.fixture(scope="module")
-def single_device_params(tmp_path_factory):
+def single_device_state(tmp_path_factory):
   config, _ = load_config(
       "digits_mlp:smoke", [("train.epochs", "1"), ("model.dropout_rate", "0.0"), ("model.hidden_sizes", "[64]")]
   )
   config.train.progress_bar = False
-  result = train_and_evaluate(config, str(tmp_path_factory.mktemp("single") / "run"))
-  import jax
-
-  return {jax.tree_util.keystr(p): np.asarray(v) for p, v in jax.tree_util.tree_flatten_with_path(result.state.params)[0]}
+  return train_and_evaluate(config, str(tmp_path_factory.mktemp("single") / "run")).state
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +69,8 @@ def two_process_runs(tmp_path_factory):
 
 
 @pytest.mark.parametrize("mode", MODES)
-def test_two_processes_train_together_and_agree_on_the_parameters(two_process_runs, single_device_params, mode):
+def test_two_processes_train_together_and_agree_on_the_parameters(two_process_runs, single_device_state, mode):
+  single_device_params = _named(single_device_state.params)
   workdir = two_process_runs / mode
   first, second = (np.load(two_process_runs / f"params_{mode}_{i}.npz") for i in range(2))
   np.testing.assert_array_equal(first["devices"], [4, 2, 2])  # 4 devices in all, 2 per process, 2 processes
@@ -79,3 +83,7 @@ def test_two_processes_train_together_and_agree_on_the_parameters(two_process_ru
   # Process 0 alone wrote the run's files; the checkpoint was written once and holds one copy.
   assert sorted(os.listdir(workdir)) == ["checkpoints", "config.json", "metrics.jsonl", "summary.json"]
   assert len((workdir / "metrics.jsonl").read_text().splitlines()) == 1
+  # Its checkpoint restores into this single-device process.
+  restored = _named(Checkpointer(str(workdir / "checkpoints")).restore(1, like=single_device_state).params)
+  for name in names:
+    np.testing.assert_array_equal(restored[name], first[name])
