@@ -58,7 +58,7 @@ def make_runner(placement, batch: int, epochs: int):
   )
   x, y = placement.put_train_data(data.train.x, data.train.y, True)
   placed = placement.put_state(state)
-  for epoch in (-1, 0):  # compiles for the placed state, then for the epoch's own output layout
+  for epoch in (-1, 0):  # warm-up: compiles, and runs once more on the epoch's own output
     placed, _ = run_epoch(placed, x, y, epoch)
   jax.block_until_ready(placed)
 

@@ -29,8 +29,9 @@ def _local(devices: Sequence) -> list:
   return [d for d in devices if d.process_index == jax.process_index()]
 
 
-def _stacked_sharding(devices: Sequence) -> NamedSharding:
-  return NamedSharding(Mesh(np.array(devices), ("devices",)), PartitionSpec("devices"))
+def _stacked_sharding(devices: Sequence, axis_name: str = AXIS_NAME) -> NamedSharding:
+  """The layout of a pmap output over ``devices`` (so feeding one back to pmap compiles nothing new)."""
+  return NamedSharding(Mesh(np.array(devices), (axis_name,)), PartitionSpec(axis_name))
 
 
 def as_plain_data(place: Callable) -> Callable:
@@ -44,15 +45,17 @@ def as_plain_data(place: Callable) -> Callable:
   return place_leaf
 
 
-def replicate(tree, devices: Sequence | None = None):
+def replicate(tree, devices: Sequence | None = None, *, axis_name: str = AXIS_NAME):
   """One copy of every leaf per device, stacked on a new leading axis (the layout ``pmap`` takes).
 
   Args:
     tree: a pytree of arrays (e.g. a ``TrainState``).
     devices: this process's devices to replicate to; default ``jax.local_devices()``.
+    axis_name: the axis name of the ``pmap`` it feeds; with the same name the
+      arrays have the layout of that pmap's outputs.
   """
   devices = list(devices) if devices is not None else jax.local_devices()
-  sharding = _stacked_sharding(devices)
+  sharding = _stacked_sharding(devices, axis_name)
   n = len(devices)
   place = as_plain_data(lambda a: jax.device_put(np.broadcast_to(a, (n,) + a.shape), sharding))
   return jax.tree.map(place, tree)
@@ -134,7 +137,7 @@ class Pmap:
     check_divisible(batch_size, self.num_devices, what)
 
   def put_state(self, state):
-    return replicate(state, self.local_devices)
+    return replicate(state, self.local_devices, axis_name=self.axis_name)
 
   def get_state(self, state):
     if not self._replicas_checked:
@@ -161,13 +164,13 @@ class Pmap:
     return jax.tree.map(lambda s: jax.ShapeDtypeStruct(s.shape[1:], s.dtype), jax.eval_shape(mapped, *args))
 
   def put_train_data(self, x: np.ndarray, y: np.ndarray, on_device: bool):
-    return replicate((x, y), self.local_devices) if on_device else (x, y)
+    return replicate((x, y), self.local_devices, axis_name=self.axis_name) if on_device else (x, y)
 
   def _local_shards(self, batch):
     """This process's devices' shards of a global host batch, placed for pmap."""
     shards = split_batch(batch, self.num_devices, what="data.batch_size")
     local = jax.tree.map(lambda a: a[self._first_shard:self._first_shard + len(self.local_devices)], shards)
-    return jax.device_put(local, _stacked_sharding(self.local_devices))
+    return jax.device_put(local, _stacked_sharding(self.local_devices, self.axis_name))
 
   def make_epoch(self, train_step, *, on_device: bool, shuffle_key, num_examples: int, batch_size: int,
                  last_step=None):
@@ -201,7 +204,7 @@ class Pmap:
     per_device = jax.tree.map(lambda a: np.swapaxes(split_batch(np.swapaxes(a, 0, 1), self.num_devices), 1, 2),
                               batches)  # (devices, num_batches, size // devices, ...)
     local = jax.tree.map(lambda a: a[self._first_shard:self._first_shard + len(self.local_devices)], per_device)
-    return jax.device_put(local, _stacked_sharding(self.local_devices))
+    return jax.device_put(local, _stacked_sharding(self.local_devices, self.axis_name))
 
   def make_evaluate(self, eval_step):
     mapped = jax.pmap(

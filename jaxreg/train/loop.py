@@ -231,6 +231,7 @@ def fit(
   if max_steps is not None:
     _check_positive_int("max_steps", max_steps)
   epoch = start_epoch
+  placed_state = placement.put_state(state)  # kept placed across epochs; the host's changes are re-placed
   try:
     for epoch in range(start_epoch + 1, epochs + 1):
       epoch_start = time.perf_counter()
@@ -241,7 +242,7 @@ def fit(
         break
       short = steps_left is not None and steps_left < steps_per_epoch
       placed_state, train_metrics = run_epoch(
-          placement.put_state(state), x_train, y_train, epoch, **({"num_steps": steps_left} if short else {})
+          placed_state, x_train, y_train, epoch, **({"num_steps": steps_left} if short else {})
       )
       state = placement.get_state(placed_state)
       train_metrics, step, lr, alpha = jax.device_get((
@@ -277,6 +278,10 @@ def fit(
         state = state.replace(opt_state=rule.apply(state.opt_state, record[rule.monitor]))
       es_state, improved = early_stopping.update(state.early_stopping, record[early_stopping.monitor], epoch)
       state = state.replace(early_stopping=es_state)
+      placed_state = placed_state.replace(
+          early_stopping=placement.put_state(es_state),
+          opt_state=placement.put_state(state.opt_state) if optimizer_rules else placed_state.opt_state,
+      )
       if improved:
         best_state = state
       history.append(record)
