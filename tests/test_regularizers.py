@@ -127,5 +127,9 @@ def test_scheduled_alpha_errors():
     make_regularizers(l2={"schedule": {"name": "exponential", "rate": 0.5}})
   with pytest.raises(ConfigError, match="regularizers.l2.schedule.name must be one of constant"):
     make_regularizers(l2={"alpha": 0.1, "schedule": {"name": "plateau"}})
-  with pytest.raises(ConfigError, match="schedule 'linear' needs optimizer.schedule.tau"):
+  with pytest.raises(ConfigError, match="schedule 'linear' needs regularizers.l2.schedule.tau"):
     make_regularizers(l2={"alpha": 0.1, "schedule": {"name": "linear"}})
+  with pytest.raises(ConfigError, match=r"regularizers.l2.schedule.rate must be in \(0, 1\]"):
+    make_regularizers(l2={"alpha": 0.1, "schedule": {"name": "exponential", "rate": 2.0}})
+  with pytest.raises(ConfigError, match="unknown key.*regularizers.l2.schedule.decay"):
+    make_regularizers(l2={"alpha": 0.1, "schedule": {"name": "exponential", "decay": 0.5}})

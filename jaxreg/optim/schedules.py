@@ -85,7 +85,8 @@ def per_epoch(schedule: optax.Schedule, steps_per_epoch: int) -> optax.Schedule:
 
 
 def make_schedule(
-    name: str, *, init_value: float, unit: str = "step", steps_per_epoch: int | None = None, **kwargs
+    name: str, *, init_value: float, unit: str = "step", steps_per_epoch: int | None = None,
+    section: str = "optimizer.schedule", **kwargs
 ) -> optax.Schedule:
   """Builds the schedule ``name`` from a config's ``optimizer.schedule`` section.
 
@@ -94,6 +95,8 @@ def make_schedule(
     init_value: ``eps_0`` (the optimizer's ``learning_rate``).
     unit: ``'step'`` or ``'epoch'``: what ``t`` counts.
     steps_per_epoch: needed when ``unit='epoch'`` (filled in by jaxreg).
+    section: the config section the arguments come from, named in errors
+      (e.g. ``'regularizers.l2.schedule'``).
     **kwargs: the schedule's own arguments (``rate``, ``k``, ``tau``, ...).
 
   Example:
@@ -103,16 +106,19 @@ def make_schedule(
   if name not in _SCHEDULES:
     raise ConfigError(f"unknown schedule {name!r}; valid names: {', '.join(schedule_names())}")
   if unit not in ("step", "epoch"):
-    raise ConfigError(f"optimizer.schedule.unit must be 'step' or 'epoch', got {unit!r}")
+    raise ConfigError(f"{section}.unit must be 'step' or 'epoch', got {unit!r}")
   factory = _SCHEDULES[name]
-  check_kwargs(factory, kwargs, section="optimizer.schedule", what=f"schedule {name!r}", exclude=("init_value",))
+  check_kwargs(factory, kwargs, section=section, what=f"schedule {name!r}", exclude=("init_value",))
   missing = [
       p.name for p in inspect.signature(factory).parameters.values()
       if p.default is p.empty and p.name != "init_value" and p.name not in kwargs
   ]
   if missing:
-    raise ConfigError(f"schedule {name!r} needs optimizer.schedule.{', optimizer.schedule.'.join(missing)}")
-  schedule = factory(init_value, **kwargs)
+    raise ConfigError(f"schedule {name!r} needs " + ", ".join(f"{section}.{m}" for m in missing))
+  try:
+    schedule = factory(init_value, **kwargs)
+  except ConfigError as e:  # the schedules' own checks name the optimizer's section
+    raise ConfigError(str(e).replace("optimizer.schedule", section)) from None
   if unit == "epoch":
     if steps_per_epoch is None:
       raise ConfigError("a schedule counted in epochs needs steps_per_epoch")

@@ -66,7 +66,10 @@ def _scheduled(name: str, argument: str, initial, schedule, steps_per_epoch):
     raise ConfigError(
         f"regularizers.{name}.schedule.name must be one of {', '.join(_SCHEDULE_NAMES)}, got {schedule_name!r}"
     )
-  return make_schedule(schedule_name, init_value=float(initial), steps_per_epoch=steps_per_epoch, **schedule)
+  return make_schedule(
+      schedule_name, init_value=float(initial), steps_per_epoch=steps_per_epoch,
+      section=f"regularizers.{name}.schedule", **schedule,
+  )
 
 
 def _config_mask(name: str, mask):
