@@ -177,8 +177,8 @@ class Pmap:
     pmap = lambda f: jax.pmap(f, axis_name=self.axis_name, devices=self._pmap_devices)  # noqa: E731
     if not on_device:
       return make_streaming_epoch(
-          pmap(train_step), shuffle_key=shuffle_key, num_examples=num_examples, batch_size=batch_size,
-          last_step=None if last_step is None else pmap(last_step), place_batch=self._local_shards,
+          train_step, shuffle_key=shuffle_key, num_examples=num_examples, batch_size=batch_size,
+          last_step=last_step, place_batch=self._local_shards, compile_step=pmap,
       )
     per_device = batch_size // self.num_devices
     axis_name = self.axis_name

@@ -125,9 +125,9 @@ class Sharded:
     if not on_device:
       jit = lambda f: jax.jit(f, out_shardings=self.replicated)  # noqa: E731
       return make_streaming_epoch(
-          jit(train_step), shuffle_key=shuffle_key, num_examples=num_examples, batch_size=batch_size,
-          last_step=None if last_step is None else jit(last_step),
-          place_batch=lambda batch: put_sharded(batch, self.mesh, what="data.batch_size"),
+          train_step, shuffle_key=shuffle_key, num_examples=num_examples, batch_size=batch_size,
+          last_step=last_step, place_batch=lambda batch: put_sharded(batch, self.mesh, what="data.batch_size"),
+          compile_step=jit,
       )
 
     def batch_indices(epoch, num_steps):

@@ -79,18 +79,19 @@ def make_scan_epoch(
 
 def make_streaming_epoch(
     train_step: Callable, *, shuffle_key: jax.Array, num_examples: int, batch_size: int,
-    last_step: Callable | None = None, place_batch: Callable | None = None,
+    last_step: Callable | None = None, place_batch: Callable | None = None, compile_step: Callable = jax.jit,
 ):
-  """Returns ``epoch(state, x, y, epoch) -> (state, mean_metrics)`` that feeds host batches to a jitted step.
+  """Returns ``epoch(state, x, y, epoch) -> (state, mean_metrics)`` that feeds host batches to a compiled step.
 
   Used when the training split does not fit on the device. It visits the
   examples in the same order as :func:`make_scan_epoch`, and treats
   ``last_step`` the same way. ``place_batch(batch) -> batch`` moves each
-  host batch (``None``: left to ``jit``); ``train_step`` may already be
-  compiled (e.g. a ``pmap``), else it is jitted here.
+  host batch (``None``: left to ``compile_step``); ``compile_step`` turns a step into
+  the function that runs it (``jax.jit``; a ``pmap`` or a sharded ``jit``
+  in :mod:`jaxreg.parallel`).
   """
-  step = train_step if hasattr(train_step, "lower") else jax.jit(train_step)
-  final_step = step if last_step is None else (last_step if hasattr(last_step, "lower") else jax.jit(last_step))
+  step = compile_step(train_step)
+  final_step = step if last_step is None else compile_step(last_step)
   place_batch = place_batch or (lambda batch: batch)
   order = jax.jit(epoch_batch_indices, static_argnums=(2, 3))
 
