@@ -9,7 +9,7 @@ of ten 1024x1024 kernels with biases (10.5M float32 parameters) is timed for
 each pair, interleaved, ``--repeats`` times; the table gives the median time
 per update and jaxreg's time over optax's (the median of the per-round
 ratios, since the pair runs back to back). The counterparts compute the same
-update where a form exists in optax (the seeds' momentum keeps the learning
+update where a form exists in optax (the lecture notes' momentum keeps the learning
 rate inside the velocity, optax outside: the same cost).
 """
 

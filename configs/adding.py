@@ -1,8 +1,8 @@
 """The adding problem (Hochreiter and Schmidhuber, 1997) at T = 100: the long-term dependency test.
 
 Command:
-  jaxreg train --config configs/adding.py:lstm     # or gru, rnn
-  jaxreg train --config configs/adding.py:gru --config.data.sequence_length=200
+  jaxreg train --config adding:lstm     # or gru, rnn
+  jaxreg train --config adding:gru --config.data.sequence_length=200
 
 Each sequence holds 100 (value, marker) pairs; the target is the sum of the
 two marked values, one in each half. Predicting the mean gives MSE 0.167.

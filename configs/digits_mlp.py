@@ -2,7 +2,7 @@
 
 Command:
   jaxreg train                                   # this config, the full run
-  jaxreg train --config configs/digits_mlp.py:smoke   # 3 epochs, a few seconds
+  jaxreg train --config digits_mlp:smoke   # 3 epochs, a few seconds
 
 Expected result (full run, any seed 0-2, CPU): test_accuracy >= 0.975 in
 summary.json (scikit-learn's MLPClassifier reaches about 0.978), in about a

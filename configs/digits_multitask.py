@@ -1,13 +1,13 @@
 """Multitask learning on digits: a shared trunk with a digit head and an auxiliary head.
 
 Command:
-  jaxreg train --config configs/digits_multitask.py:parity    # digit (weight 1) + parity (weight 0.5)
-  jaxreg train --config configs/digits_multitask.py:above_4   # digit + "is the digit above 4?"
-  jaxreg train --config configs/digits_multitask.py:single    # the same network, the digit head only
+  jaxreg train --config digits_multitask:parity    # digit (weight 1) + parity (weight 0.5)
+  jaxreg train --config digits_multitask:above_4   # digit + "is the digit above 4?"
+  jaxreg train --config digits_multitask:single    # the same network, the digit head only
   python bench/regularizers.py --suite multitask              # all three, 3 seeds, the table
 
 The trunk (64-128-128, ReLU) is one module read by every head, so its
-parameters are shared across tasks (seed 002, "Parameter Sharing" and
+parameters are shared across tasks (Wang 2023, "Parameter Sharing" and
 "Multitask Learning"); the loss is sum_t w_t * NLL_t with the weights in
 ``model.tasks`` (e.g. ``--config.model.tasks.parity=1.0``). Early stopping
 watches the digit head's validation loss.

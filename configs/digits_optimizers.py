@@ -1,7 +1,7 @@
-"""The seeds' optimizers on digits: one config, the optimizer as its argument.
+"""The lecture notes' optimizers on digits: one config, the optimizer as its argument.
 
 Command:
-  jaxreg train --config configs/digits_optimizers.py:adam      # or sgd, momentum, nesterov,
+  jaxreg train --config digits_optimizers:adam      # or sgd, momentum, nesterov,
                                                                # adagrad, rmsprop, rmsprop_nesterov
   python bench/optimizers_digits.py                            # all of them, 3 seeds, the table
 

@@ -1,7 +1,7 @@
 """Sequential digits: each 8x8 image read row by row, 8 steps of 8 pixels.
 
 Command:
-  jaxreg train --config configs/digits_rnn.py:gru      # or lstm, rnn
+  jaxreg train --config digits_rnn:gru      # or lstm, rnn
 
 One recurrent layer of 128 units, the final state read by a linear output;
 Adam (3e-3), gradients clipped to global norm 1, batch 64, 60 epochs, the

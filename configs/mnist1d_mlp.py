@@ -1,8 +1,8 @@
 """MLP on MNIST-1D, unregularized or with one regularizer: the argument names it.
 
 Command:
-  jaxreg train --config configs/mnist1d_mlp.py:none        # the unregularized baseline
-  jaxreg train --config configs/mnist1d_mlp.py:dropout     # or any name in VARIANTS
+  jaxreg train --config mnist1d_mlp:none        # the unregularized baseline
+  jaxreg train --config mnist1d_mlp:dropout     # or any name in VARIANTS
   python bench/regularizers.py                             # every variant, 3 seeds, the table
 
 MNIST-1D (generated locally by the mnist1d package, generator seed 42):

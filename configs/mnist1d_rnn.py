@@ -1,7 +1,7 @@
 """Recurrent networks on MNIST-1D read as a sequence of 40 steps of one feature.
 
 Command:
-  jaxreg train --config configs/mnist1d_rnn.py:gru      # or lstm, rnn
+  jaxreg train --config mnist1d_rnn:gru      # or lstm, rnn
 
 One recurrent layer of 128 units (orthogonal recurrent init, LSTM forget
 bias 1), the final state read by a linear output; Adam (3e-3), gradients

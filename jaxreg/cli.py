@@ -1,10 +1,11 @@
 """The ``jaxreg`` command: the only module that parses command-line arguments.
 
-  jaxreg train                                     # the default experiment (configs/digits_mlp.py)
-  jaxreg train --config configs/digits_mlp.py:smoke --workdir runs/x
+  jaxreg train                                     # the default experiment (digits_mlp)
+  jaxreg train --config digits_mlp:smoke --workdir runs/x
   jaxreg train --config digits_mlp --config.optimizer.learning_rate=0.05
   jaxreg train --workdir runs/x --resume           # continue an interrupted run
   jaxreg train --config.parallel.mode=sharded      # data-parallel over all devices (or =pmap)
+  jaxreg train --compilation-cache off             # no persistent compilation cache (default: ~/.cache/jaxreg)
   jaxreg train --workdir runs/x --coordinator-address host0:1234 --num-processes 2 --process-id 0
                                                    # one process of a multi-host run (docs/parallel.md)
   jaxreg plot runs/x                               # runs/x/curves.png, runs/x/curves_diagnostics.png
@@ -50,7 +51,7 @@ def _parser() -> argparse.ArgumentParser:
   train.add_argument(
       "--config", default=None, metavar="FILE[:ARG]",
       help=(
-          "config file (configs/digits_mlp.py) or packaged config name (digits_mlp), optionally "
+          "packaged config name (digits_mlp; see jaxreg configs) or config file (my_config.py), optionally "
           "with ':ARG' passed to get_config (e.g. ':smoke'). Default: digits_mlp, or on --resume "
           "the config saved in the work directory."
       ),
@@ -64,6 +65,14 @@ def _parser() -> argparse.ArgumentParser:
       help="continue the run in --workdir from its latest checkpoint (error if there is none)",
   )
   train.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+  train.add_argument(
+      "--compilation-cache", default=None, metavar="DIR|off",
+      help=(
+          "JAX's persistent compilation cache, which makes reruns start faster: a directory, or "
+          "'off'. Default: $JAXREG_COMPILATION_CACHE, else JAX's own $JAX_COMPILATION_CACHE_DIR if "
+          "set, else ~/.cache/jaxreg/jax-compilation (under $JAXREG_CACHE_DIR or $XDG_CACHE_HOME if set)"
+      ),
+  )
   multihost = train.add_argument_group(
       "multi-host", "start JAX's distributed runtime first (each process runs the same command; "
       "JAX_COORDINATOR_ADDRESS, JAX_NUM_PROCESSES and JAX_PROCESS_ID are read when the flags are absent)",
@@ -115,6 +124,8 @@ def _train(args, overrides) -> int:
   from jaxreg.experiment import train_and_evaluate
   from jaxreg.parallel import initialize_distributed
 
+  _use_compilation_cache(args.compilation_cache)
+
   distributed = initialize_distributed(
       args.coordinator_address, args.num_processes, args.process_id, auto=args.distributed_auto
   )
@@ -137,9 +148,25 @@ def _train(args, overrides) -> int:
   print(f"workdir: {os.path.abspath(workdir)}")
   keys = ("test_accuracy", "test_loss", "best_epoch", "epochs_run", "steps_per_second", "wall_seconds")
   print(json.dumps({k: s[k] for k in keys if k in s}, indent=2))
+  count = s["compilations"]
+  print(f"compiled {count['programs']} XLA programs in {count['seconds']:.1f} s "
+        f"({count['cache_hits']} from the persistent cache)")
   for warning in s.get("update_ratio_warnings", []):
     print(f"warning: {warning}", file=sys.stderr)
   return 0
+
+
+def _use_compilation_cache(flag: str | None) -> None:
+  """Turns on JAX's persistent compilation cache where ``--compilation-cache`` or the environment says."""
+  from jaxreg.compilation import enable_persistent_cache, resolve_cache_dir
+
+  directory = resolve_cache_dir(flag)
+  if directory is None:
+    return
+  try:
+    enable_persistent_cache(directory)
+  except OSError as e:  # an unwritable cache costs only speed
+    print(f"jaxreg: warning: no compilation cache ({e}); pass --compilation-cache DIR or off", file=sys.stderr)
 
 
 def _plot(args) -> int:

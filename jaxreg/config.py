@@ -241,7 +241,7 @@ def load_config(spec: str | None = None, overrides: list[tuple[str, str]] = ()) 
     path = os.path.join(_configs_folder(), f"{target}.py")
     if not os.path.isfile(path):
       raise ConfigError(
-          f"no packaged config named {target!r}; pass a path like configs/{target}.py "
+          f"no packaged config named {target!r}; pass the path of a config file (ending in .py) "
           f"or one of: {', '.join(packaged_configs())}"
       )
     module = _load_module(path)

@@ -14,6 +14,7 @@ import jax
 import ml_collections
 import optax
 
+from jaxreg.compilation import count_compilations
 from jaxreg.config import config_differences, validate_config
 from jaxreg.data import make_dataset
 from jaxreg.errors import CheckpointError, ConfigError
@@ -124,8 +125,22 @@ def train_and_evaluate(
     resume: continue the run in ``workdir`` from its latest checkpoint.
 
   Returns:
-    The :class:`~jaxreg.train.FitResult`; its summary is also in ``summary.json``.
+    The :class:`~jaxreg.train.FitResult`; its summary is also in ``summary.json``,
+    with ``compilations``: how many XLA programs the run compiled (or loaded
+    from JAX's persistent cache) and how long that took.
   """
+  with count_compilations() as compilations:
+    result = _train_and_evaluate(config, workdir, resume=resume)
+  result.summary["compilations"] = compilations.as_dict()
+  if is_primary_process():
+    write_json(os.path.join(os.path.abspath(workdir), "summary.json"), result.summary)
+  return result
+
+
+def _train_and_evaluate(
+    config: ml_collections.ConfigDict, workdir: str, *, resume: bool = False
+) -> FitResult:
+  """The body of :func:`train_and_evaluate`."""
   validate_config(config)
   config_dict = config.to_dict()
   workdir = os.path.abspath(workdir)
@@ -251,6 +266,4 @@ def train_and_evaluate(
       resumed=resume,
       parallel={"mode": placement.mode, "num_devices": placement.num_devices, "processes": jax.process_count()},
   )
-  if primary:
-    write_json(os.path.join(workdir, "summary.json"), result.summary)
   return result

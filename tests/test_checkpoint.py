@@ -24,6 +24,8 @@ OVERRIDES = [
 ]
 
 
+pytestmark = pytest.mark.slow  # end-to-end: full runs, resumed in real processes
+
 def _command(workdir, *extra):
   return [sys.executable, "-m", "jaxreg.cli", "train", "--workdir", str(workdir), "--no-progress", *extra]
 

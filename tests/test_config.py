@@ -129,6 +129,7 @@ def test_cli_stops_before_training_on_a_bad_config(tmp_path, capsys, override, m
   assert not (workdir / "metrics.jsonl").exists()  # no epoch ran
 
 
+@pytest.mark.slow
 def test_cli_trains_the_smoke_config_with_overrides(tmp_path, capsys):
   workdir = tmp_path / "run"
   code = cli.main([

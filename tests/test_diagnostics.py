@@ -54,6 +54,7 @@ def test_diagnostic_step_takes_the_same_step_and_measures_it(digits):
   assert float(metrics["last_grad_norm"]) == pytest.approx(expected_norm, rel=1e-5)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("on_device", ["always", "never"])
 def test_fit_logs_diagnostics_without_changing_the_training(digits, on_device):
   state, step, diagnostic_step, objective = _state_and_steps()

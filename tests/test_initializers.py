@@ -1,4 +1,4 @@
-"""Initializers by name: the seeds' bounds and variances, sparse(k), orthogonality, config errors."""
+"""Initializers by name: the lecture notes' bounds and variances, sparse(k), orthogonality, config errors."""
 
 import jax
 import jax.numpy as jnp
@@ -25,7 +25,7 @@ def test_uniform_fan_in_is_symmetric_with_bound_one_over_sqrt_m():
 
 def test_glorot_uniform_uses_sqrt_6_over_m_plus_n():
   w = _sample("glorot_uniform")
-  bound = np.sqrt(6 / (M + N))  # the seed's printed 6/sqrt(m+n) would be 0.227, over 2x wider
+  bound = np.sqrt(6 / (M + N))  # the notes' printed 6/sqrt(m+n) would be 0.227, over 2x wider
   assert w.max() <= bound and w.max() > 0.99 * bound and w.min() < -0.99 * bound
   np.testing.assert_allclose(w.var(), 2 / (M + N), rtol=0.02)
 

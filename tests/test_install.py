@@ -40,6 +40,7 @@ def test_the_module_list_covers_every_subpackage():
   assert "jaxreg.configs.digits_mlp" in modules and "jaxreg.cli" in modules
 
 
+@pytest.mark.slow
 def test_installed_wheel_imports_everything_and_trains(wheel, tmp_path):
   python = fresh_env(tmp_path / "env")
   install(python, wheel)
@@ -106,6 +107,7 @@ def _colab_cell_installs(python, source, tmp_path, extra_env=()):
   assert again["success"] and "jaxreg is installed:" in printed, printed  # skipped: no second install
 
 
+@pytest.mark.slow
 def test_colab_install_cell_installs_a_local_wheel_in_a_fresh_env(wheel, tmp_path):
   python = fresh_env(tmp_path / "env")
   _colab_cell_installs(python, wheel, tmp_path)

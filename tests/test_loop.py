@@ -107,6 +107,7 @@ def test_nan_loss_stops_with_a_clear_error_and_keeps_the_checkpoints(tmp_path, d
   assert [r["epoch"] for r in writer.read()] == [1]
 
 
+@pytest.mark.slow
 def test_run_artifacts(tmp_path):
   config, _ = load_config("digits_mlp:smoke", [("train.progress_bar", "false")])
   result = train_and_evaluate(config, str(tmp_path))

@@ -18,6 +18,7 @@ def cache(tmp_path, monkeypatch):
   return tmp_path / "cache"
 
 
+@pytest.mark.slow
 def test_generated_split_cached_and_deterministic(cache):
   import mnist1d.data  # noqa: F401  (imported first: an import may itself draw from the global RNGs)
   import sklearn.model_selection  # noqa: F401
@@ -42,6 +43,7 @@ def test_generated_split_cached_and_deterministic(cache):
   assert os.path.getsize(cached) > 0
 
 
+@pytest.mark.slow
 def test_a_corrupt_cache_file_is_regenerated(cache):
   data = load_mnist1d()
   (cached,) = list(cache.iterdir())

@@ -77,7 +77,7 @@ def test_unknown_names_are_refused_with_the_valid_ones():
 
 def test_batch_norm_matches_the_seeds_equations_in_numpy(rng):
   """Training: gamma (a - mu_B) / sqrt(var_B + eps) + beta with the biased batch variance; the running
-  averages move by (1 - momentum); evaluation uses them (seed 002, Ioffe and Szegedy 2015)."""
+  averages move by (1 - momentum); evaluation uses them (Wang 2023, Ioffe and Szegedy 2015)."""
   model = make_mlp(num_outputs=3, hidden_sizes=(6,), activation="identity", batch_norm=True, batch_norm_momentum=0.8)
   x = rng.normal(loc=2.0, scale=3.0, size=(16, 5)).astype(np.float32)
   variables = model.init(jax.random.PRNGKey(0), x[:1])

@@ -1,4 +1,4 @@
-"""Switching momentum off when the validation metric flat-lines (seed 001's trick), against NumPy."""
+"""Switching momentum off when the validation metric flat-lines (a trick of the lecture notes (Baskin et al. 2018)), against NumPy."""
 
 import json
 
@@ -21,7 +21,7 @@ from jaxreg.optim.momentum_switch import (
 
 
 def reference_off_after(values, *, mode, patience, min_delta):
-  """The evaluation (1-based) after which the seed's switch turns momentum off, or None."""
+  """The evaluation (1-based) after which the notes' switch turns momentum off, or None."""
   best, bad = None, 0
   for i, v in enumerate(values, start=1):
     if best is None or (v < best - min_delta if mode == "min" else v > best + min_delta):
@@ -120,6 +120,7 @@ def test_optax_sgd_with_momentum_can_be_switched_off():
   assert float(injected_momentum(tx.init({"w": jnp.zeros(2)}))) == 0.5
 
 
+@pytest.mark.slow
 def test_switch_from_a_config_end_to_end(tmp_path):
   config, _ = load_config("digits_optimizers:momentum", [
       ("train.epochs", "12"), ("train.progress_bar", "False"), ("model.hidden_sizes", "(32,)"),
@@ -133,6 +134,7 @@ def test_switch_from_a_config_end_to_end(tmp_path):
   assert {r["momentum"] for r in records[2:]} == {0.0}
 
 
+@pytest.mark.slow
 def test_rules_resume_exactly(tmp_path):
   """A run with a plateau schedule and the momentum switch, stopped and resumed, equals an uninterrupted one."""
   overrides = [

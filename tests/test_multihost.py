@@ -13,6 +13,8 @@ from jaxreg.config import load_config
 from jaxreg.experiment import train_and_evaluate
 from jaxreg.train import Checkpointer
 
+pytestmark = pytest.mark.slow  # end-to-end: real kernels or processes
+
 WORKER = os.path.join(os.path.dirname(__file__), "multihost_worker.py")
 
 

@@ -56,6 +56,7 @@ def test_the_trunk_is_shared_and_the_heads_are_not(setup):
   assert set(params) == {"trunk_0", "head_label", "head_parity"}  # one trunk, not one per task
 
 
+@pytest.mark.slow
 def test_multitask_config_trains_and_reports_each_task(tmp_path):
   config, _ = load_config("digits_multitask:parity", [("train.epochs", "3"), ("train.progress_bar", "False")])
   result = train_and_evaluate(config, str(tmp_path / "run"))

@@ -25,7 +25,7 @@ def test_classification_objective_is_the_mean_nll(linear, rng):
   y = rng.integers(0, 4, size=8)
   loss, aux = classification_objective(model.apply)({"dense": params}, {"x": x, "y": y}, Context(None, {}, False))
   z = x @ np.asarray(params["kernel"]) + np.asarray(params["bias"])
-  nll = -_log_softmax(z)[np.arange(8), y]  # E_nll = -log y_{c_t} (seed 001)
+  nll = -_log_softmax(z)[np.arange(8), y]  # E_nll = -log y_{c_t} (Baskin et al. 2018)
   np.testing.assert_allclose(loss, nll.mean(), rtol=1e-6)
   np.testing.assert_allclose(aux["metrics"]["accuracy"], np.mean(z.argmax(-1) == y))
 

@@ -1,4 +1,4 @@
-"""The seeds' optimizers against NumPy implementations written from the pseudocode (seed 002, 8.1-8.7).
+"""The lecture notes' optimizers against NumPy implementations written from the pseudocode (Wang 2023, 8.1-8.7).
 
 Each runs 100 steps on a random non-quadratic problem with a learning rate that
 changes every step, in float64, and must match to 1e-6 relative. The Nesterov
@@ -43,7 +43,7 @@ def lr_schedule(count):
   return 0.05 * 0.98**count * (1.0 + 0.3 * jnp.sin(count))
 
 
-# --- NumPy, line by line from the seeds' pseudocode ---------------------------------
+# --- NumPy, line by line from the lecture notes' pseudocode ---------------------------------
 
 def np_sgd(theta, grad, steps):
   points = []
@@ -217,7 +217,7 @@ def test_adagrad_optax_form_is_optax_adagrad():
 
 
 def test_adagrad_matches_pytorch_form():
-  """PyTorch's Adagrad (r from 0, eps outside the root) is the seed's form; checked in NumPy terms."""
+  """PyTorch's Adagrad (r from 0, eps outside the root) is the notes' form; checked in NumPy terms."""
   theta0, grad_np, grad_jax = _problem(4)
   with jax.enable_x64(True):
     ours = _run_jax(T.adagrad(0.1, delta=1e-10), theta0, grad_jax, 30)[1]
@@ -231,7 +231,7 @@ def test_adagrad_matches_pytorch_form():
 
 @pytest.mark.parametrize("call, message", [
     (lambda: T.momentum(0.1, momentum=1.0), "momentum must be in \\[0, 1\\)"),
-    (lambda: T.momentum(0.1, form="pytorch"), "form must be one of seed, optax"),
+    (lambda: T.momentum(0.1, form="pytorch"), "form must be one of book, optax"),
     (lambda: T.adagrad(0.1, delta=0.0), "delta must be a positive number"),
     (lambda: T.rmsprop(0.1, decay=1.5), "decay must be in \\[0, 1\\)"),
     (lambda: T.adam(0.1, b2=1.0), "b2 must be in \\[0, 1\\)"),
@@ -261,3 +261,20 @@ def test_nesterov_runs_are_evaluated_at_theta_not_at_the_interim_point(rng):
   evaluated = make_eval_step(objective, params_fn=make_evaluation_params("nesterov", 0.5, momentum=0.9))(state, batch)
   np.testing.assert_allclose(evaluated["loss"], at_theta, rtol=1e-6)
   assert make_evaluation_params("adam", 1e-3) is None
+
+
+def test_form_seed_from_older_configs_is_the_book_form():
+  """Configs saved by jaxreg 0.1 say form='seed' for what is now form='book'."""
+  from jaxreg.regularizers.targets import smooth_labels
+
+  grads = {"w": jnp.asarray([0.5, -1.0, 2.0])}
+  params = {"w": jnp.zeros(3)}
+  for make in (lambda form: T.momentum(0.1, 0.9, form=form), lambda form: T.adagrad(0.1, form=form)):
+    old, new = make("seed"), make("book")
+    state_old, state_new = old.init(params), new.init(params)
+    for _ in range(3):
+      u_old, state_old = old.update(grads, state_old, params)
+      u_new, state_new = new.update(grads, state_new, params)
+      np.testing.assert_array_equal(u_old["w"], u_new["w"])
+  labels = jnp.asarray([0, 2])
+  np.testing.assert_array_equal(smooth_labels(labels, 4, 0.3, form="seed"), smooth_labels(labels, 4, 0.3, form="book"))

@@ -62,6 +62,7 @@ def single_run(digits):
   return _fit(digits, SingleDevice())
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mode", ["pmap", "sharded"])
 def test_data_parallel_runs_end_with_the_single_device_parameters(digits, single_run, mode):
   """Same seed, global batch 64 over 8 devices, no dropout: the same parameters after 100 steps."""
@@ -89,6 +90,7 @@ def test_streaming_path_matches_the_single_device_run(digits, single_run_38, mod
   assert _max_relative_difference(single_run_38.state.params, result.state.params) < 1e-5
 
 
+@pytest.mark.slow
 def test_with_dropout_runs_with_the_same_seed_are_identical(digits):
   """pmap folds the device index into the dropout key, so its masks differ from one device's; the
   sharded path draws the single device's masks for the whole batch, so it follows a single-device run."""
@@ -118,6 +120,7 @@ def _batch_norm_setup(rng, axis_name=None):
   return state, objective, tx, {"x": x, "y": rng.integers(0, 3, size=64)}
 
 
+@pytest.mark.slow
 def test_batch_norm_under_pmap_uses_the_global_batch_statistics(rng):
   state, objective, tx, batch = _batch_norm_setup(rng)
   single, _ = jax.jit(make_train_step(objective, tx))(state, batch)
@@ -206,6 +209,7 @@ def straight(tmp_path_factory):
   return _run_config(tmp_path_factory.mktemp("straight"), "run", [("train.epochs", "3")])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("first", "second"), [("pmap", "none"), ("none", "sharded")])
 def test_checkpoints_move_between_single_device_and_data_parallel_runs(tmp_path, straight, first, second):
   """Two epochs in one mode, resumed to three in another, end where three epochs in one go end."""

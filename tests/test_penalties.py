@@ -1,4 +1,4 @@
-"""Objective-transform regularizers against NumPy and the seeds' closed forms."""
+"""Objective-transform regularizers against NumPy and the lecture notes' closed forms."""
 
 import jax
 import jax.numpy as jnp
@@ -74,7 +74,7 @@ def test_masks_select_by_path(mlp_setup):
 
 
 def test_l2_on_a_quadratic_reaches_the_seed_closed_form(rng):
-  """Seed 002: with H = Q Lambda Q^T, gradient descent on J + (alpha/2)||w||^2 converges to Q (Lambda + alpha I)^-1 Lambda Q^T w*."""
+  """Wang 2023: with H = Q Lambda Q^T, gradient descent on J + (alpha/2)||w||^2 converges to Q (Lambda + alpha I)^-1 Lambda Q^T w*."""
   n, alpha = 6, 0.4
   a = rng.normal(size=(n, n))
   hessian = a @ a.T / n + 0.1 * np.eye(n)
@@ -97,7 +97,7 @@ def test_l2_on_a_quadratic_reaches_the_seed_closed_form(rng):
 
 
 def test_early_stopping_approximates_l2_with_alpha_one_over_tau_eps(rng):
-  """Seed 003 / Goodfellow 7.8: tau steps of gradient descent from 0 on linear least squares ~ L2 with alpha = 1/(tau*eps).
+  """Sokolov's lecture / Goodfellow 7.8: tau steps of gradient descent from 0 on linear least squares ~ L2 with alpha = 1/(tau*eps).
 
   Along each eigenvector of the Hessian, early stopping keeps the fraction
   1 - (1 - eps*lambda)^tau of w*, and L2 keeps lambda/(lambda + alpha); for

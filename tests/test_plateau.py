@@ -85,6 +85,7 @@ def test_bad_plateau_configs():
     make_optimizer("sgd", learning_rate=0.1, schedule={"name": "plateau", "factor": 2.0})
 
 
+@pytest.mark.slow
 def test_plateau_from_the_command_line(tmp_path):
   from jaxreg import cli
 

@@ -3,7 +3,10 @@
 import pathlib
 import re
 
+import pytest
 
+
+@pytest.mark.slow
 def test_readme_python_example_runs():
   readme = (pathlib.Path(__file__).parent.parent / "README.md").read_text()
   blocks = re.findall(r"```python\n(.*?)```", readme, flags=re.S)

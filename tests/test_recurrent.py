@@ -1,4 +1,4 @@
-"""Recurrent cells against an independent NumPy implementation of the seeds' equations."""
+"""Recurrent cells against an independent NumPy implementation of the lecture notes' equations."""
 
 import jax
 import jax.numpy as jnp
@@ -15,7 +15,7 @@ def sigmoid(a):
 
 
 def numpy_layer(cell, params, xs, lengths, reverse=False, state_mask=None):
-  """Seed 002's equations, one step at a time, in float64. Returns (outputs (B,T,H), final h)."""
+  """Wang 2023's equations, one step at a time, in float64. Returns (outputs (B,T,H), final h)."""
   u, w, b = (np.asarray(params[k], np.float64) for k in ("input_kernel", "recurrent_kernel", "bias"))
   batch, time, _ = xs.shape
   hs = np.zeros((batch, time, H))

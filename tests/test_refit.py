@@ -1,4 +1,4 @@
-"""Seed 002's two ways to use the validation data after early stopping, from configs."""
+"""Wang 2023's two ways to use the validation data after early stopping, from configs."""
 
 import json
 
@@ -21,6 +21,7 @@ def _run(tmp_path, strategy, extra=()):
   return result, records
 
 
+@pytest.mark.slow
 def test_retrain_for_the_same_number_of_steps(tmp_path):
   result, records = _run(tmp_path, "retrain_steps")
   report = result.summary["refit"]
@@ -32,6 +33,7 @@ def test_retrain_for_the_same_number_of_steps(tmp_path):
   assert result.summary["test_accuracy"] == pytest.approx(records[-1]["test_accuracy"])
 
 
+@pytest.mark.slow
 def test_retrain_for_the_same_number_of_epochs(tmp_path):
   result, records = _run(tmp_path, "retrain_epochs")
   report = result.summary["refit"]

@@ -47,7 +47,7 @@ def test_l2_gradient_adds_alpha_w_to_kernels_and_nothing_to_biases(mlp_setup):
 
 
 def test_l2_on_a_quadratic_reaches_the_closed_form(rng):
-  """Seed 002: with Hessian H = Q Lambda Q^T, the L2 optimum is Q (Lambda + alpha I)^-1 Lambda Q^T w*."""
+  """Wang 2023: with Hessian H = Q Lambda Q^T, the L2 optimum is Q (Lambda + alpha I)^-1 Lambda Q^T w*."""
   n, alpha = 5, 0.7
   a = rng.normal(size=(n, n))
   hessian = a @ a.T + 0.5 * np.eye(n)
@@ -105,7 +105,7 @@ def test_make_regularizers_from_config_sections():
 
 
 def test_scheduled_alpha_follows_the_optimizer_step(mlp_setup):
-  """Seed 001's trick: lower the regularization coefficient near convergence."""
+  """Baskin et al. 2018's trick: lower the regularization coefficient near convergence."""
   from jaxreg.train import create_train_state, make_train_step
 
   model, params, batch = mlp_setup

@@ -1,4 +1,4 @@
-"""Each schedule against its formula (seeds 001 and 002), in steps and in epochs, and from configs."""
+"""Each schedule against its formula (the lecture notes (Baskin et al. 2018; Wang 2023)), in steps and in epochs, and from configs."""
 
 import jax
 import jax.numpy as jnp
@@ -61,6 +61,7 @@ def test_bad_schedules_are_refused(schedule, message):
     make_optimizer("sgd", learning_rate=0.1, schedule=schedule)
 
 
+@pytest.mark.slow
 def test_schedule_from_the_command_line(tmp_path):
   import json
 

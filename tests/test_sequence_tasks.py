@@ -36,6 +36,7 @@ def test_recurrent_configs_are_valid(spec):
   assert config.optimizer.clip_global_norm == 1.0  # gradient clipping is on in every RNN config
 
 
+@pytest.mark.slow
 def test_a_short_adding_run_learns_something(tmp_path):
   config, _ = load_config("adding:gru", [
       ("data.sequence_length", "10"), ("data.num_examples", "2000"), ("train.epochs", "4"),
@@ -46,6 +47,7 @@ def test_a_short_adding_run_learns_something(tmp_path):
   assert "test_accuracy" not in result.summary or result.summary["test_accuracy"] is None
 
 
+@pytest.mark.slow
 def test_sequential_digits_runs_rows_as_steps(tmp_path):
   config, _ = load_config("digits_rnn:lstm", [("train.epochs", "2"), ("model.hidden_sizes", "(16,)"),
                                                ("train.progress_bar", "False")])

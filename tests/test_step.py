@@ -1,9 +1,11 @@
+import chex
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jaxreg.models import make_mlp
+from jaxreg.models import from_linen, make_mlp
 from jaxreg.regularizers import l2
 from jaxreg.train import classification_objective, create_train_state, make_eval_step, make_train_step
 
@@ -66,9 +68,8 @@ def test_pmap_step_averages_gradients_like_one_big_batch(rng):
   parallel, parallel_metrics = jax.pmap(make_train_step(objective, tx, axis_name="batch"), axis_name="batch")(
       replicated, shards
   )
-  for a, b in zip(jax.tree.leaves(single.params), jax.tree.leaves(parallel.params), strict=True):
-    np.testing.assert_allclose(b[0], a, rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(b[7], a, rtol=1e-5, atol=1e-6)
+  for device in (0, 7):
+    chex.assert_trees_all_close(jax.tree.map(lambda a: a[device], parallel.params), single.params, rtol=1e-5, atol=1e-6)
   np.testing.assert_allclose(parallel_metrics["loss"][0], single_metrics["loss"], rtol=1e-5)
 
   eval_single = make_eval_step(objective)(state, {"x": x, "y": y})
@@ -89,3 +90,32 @@ def test_vmapped_steps_train_an_ensemble(rng):
   assert metrics["loss"].shape == (4,)
   assert len(set(np.round(np.asarray(metrics["loss"]), 6))) == 4  # members differ
   np.testing.assert_array_equal(new_states.step, [1, 1, 1, 1])
+
+
+class _Linear(nn.Module):
+  @nn.compact
+  def __call__(self, x, *, train):
+    del train
+    return nn.Dense(3, name="dense")(x)
+
+
+class StepVariantsTest(chex.TestCase):
+  """The step is a pure function: jitted or not, it takes the closed-form step of NumPy."""
+
+  @chex.variants(with_jit=True, without_jit=True)
+  def test_step_is_the_closed_form_with_and_without_jit(self):
+    model = from_linen(_Linear())
+    lr, alpha = 0.5, 0.1
+    tx = optax.sgd(lr)
+    state = create_train_state(model, tx, rng=jax.random.PRNGKey(1), sample_x=jnp.zeros((1, 4)))
+    g = np.random.default_rng(2)
+    x, y = g.normal(size=(16, 4)).astype(np.float32), g.integers(0, 3, size=16)
+    step = self.variant(make_train_step(l2(alpha)(classification_objective(model.apply)), tx))
+    new_state, metrics = step(state, {"x": x, "y": y})
+
+    w, b = (np.asarray(state.params["dense"][k]) for k in ("kernel", "bias"))
+    delta = (_softmax(x @ w + b) - np.eye(3)[y]) / len(y)
+    expected = {"dense": {"kernel": w - lr * (x.T @ delta + alpha * w), "bias": b - lr * delta.sum(axis=0)}}
+    chex.assert_trees_all_close(new_state.params, expected, rtol=1e-5, atol=1e-6)
+    chex.assert_trees_all_equal_shapes_and_dtypes(new_state, state)
+    chex.assert_tree_all_finite(metrics)

@@ -24,7 +24,7 @@ def _run(tx, grad_fn, params, steps):
 
 
 def test_prox_l1_reaches_the_seed_closed_form_with_exact_zeros(rng):
-  """Seed 002: on J = 1/2 sum_i H_ii (w_i - w*_i)^2 + alpha ||w||_1, w_i = sign(w*_i) max(|w*_i| - alpha/H_ii, 0)."""
+  """Wang 2023: on J = 1/2 sum_i H_ii (w_i - w*_i)^2 + alpha ||w||_1, w_i = sign(w*_i) max(|w*_i| - alpha/H_ii, 0)."""
   n, alpha, eps = 12, 0.3, 0.2
   h = rng.uniform(0.5, 2.0, size=n)
   w_star = rng.normal(size=n)
@@ -39,7 +39,7 @@ def test_prox_l1_reaches_the_seed_closed_form_with_exact_zeros(rng):
 
 
 def test_l1_subgradient_descent_does_not_reach_exact_zeros(rng):
-  """The contrast the seeds draw: the same problem with an l1 penalty in the objective only oscillates around 0."""
+  """The contrast the lecture notes draw: the same problem with an l1 penalty in the objective only oscillates around 0."""
   from jaxreg.regularizers import l1
 
   n, alpha, eps = 12, 0.3, 0.2
@@ -53,7 +53,7 @@ def test_l1_subgradient_descent_does_not_reach_exact_zeros(rng):
 
 
 def test_weight_decay_with_sgd_equals_the_l2_penalty(rng):
-  """Seed 002: with SGD, decoupled decay at rate eps*alpha is the L2 step w <- (1 - eps*alpha) w - eps*g."""
+  """Wang 2023: with SGD, decoupled decay at rate eps*alpha is the L2 step w <- (1 - eps*alpha) w - eps*g."""
   eps, alpha = 0.1, 0.05
   target = jnp.asarray(rng.normal(size=(4, 3)))
   data_loss = lambda p, batch, ctx: (0.5 * jnp.sum((p["kernel"] - target) ** 2), {"metrics": {}, "model_state": {}})

@@ -5,11 +5,14 @@ Nothing here downloads anything: digits ships inside scikit-learn, and
 """
 
 import dataclasses
+import gzip
+import importlib.util
 import os
 from typing import NamedTuple
 
 import numpy as np
 
+from jaxreg.data.splits import split_off
 from jaxreg.errors import ConfigError, DataError
 
 TASKS = ("classification", "regression")
@@ -69,16 +72,11 @@ def _carve(
   """Splits off ``fraction`` of ``split`` (stratified by label for classification)."""
   if fraction == 0:
     return split, None
-  from sklearn.model_selection import train_test_split  # heavy import, only when used
-
   try:
-    x_keep, x_out, y_keep, y_out = train_test_split(
-        split.x, split.y, test_size=fraction, random_state=seed,
-        stratify=split.y if stratify else None,
-    )
+    keep, out = split_off(split.x, split.y, fraction, seed=seed, stratify=stratify)
   except ValueError as e:  # e.g. a class with a single example cannot be stratified
     raise DataError(f"cannot split off {fraction:.0%} of {len(split.y)} examples: {e}") from e
-  return Split(x_keep, y_keep), Split(x_out, y_out)
+  return Split(*keep), Split(*out)
 
 
 def validate_split(
@@ -184,6 +182,25 @@ def _assemble(
   return Dataset(name, task, train, val, test, num_classes if task == "classification" else None)
 
 
+def _digits_table() -> np.ndarray:
+  """scikit-learn's digits as its ``(1797, 65)`` table (64 pixels, then the label).
+
+  Read from the file scikit-learn ships, as ``sklearn.datasets.load_digits``
+  reads it, without importing scikit-learn (about 3.5 s); if the file is not
+  where scikit-learn keeps it, its loader is used.
+  """
+  spec = importlib.util.find_spec("sklearn")  # finds the package without running it
+  folders = spec.submodule_search_locations if spec is not None else None
+  path = os.path.join(folders[0], "datasets", "data", "digits.csv.gz") if folders else None
+  if path is None or not os.path.isfile(path):
+    from sklearn.datasets import load_digits as sk_load_digits
+
+    bunch = sk_load_digits()
+    return np.column_stack([bunch.data, bunch.target])
+  with gzip.open(path, mode="rt", encoding="utf-8") as f:
+    return np.loadtxt(f, delimiter=",")
+
+
 def load_digits(*, seed: int = 0, val_fraction: float = 0.1, test_fraction: float = 0.2) -> Dataset:
   """scikit-learn's 8x8 handwritten digits (1,797 images, 10 classes), ships with scikit-learn.
 
@@ -196,11 +213,9 @@ def load_digits(*, seed: int = 0, val_fraction: float = 0.1, test_fraction: floa
     >>> data.train.x.shape, data.num_classes
     ((1257, 64), 10)
   """
-  from sklearn.datasets import load_digits as sk_load_digits
-
-  bunch = sk_load_digits()
-  x = (bunch.data / 16.0).astype(np.float32)
-  y = bunch.target.astype(np.int32)
+  data = _digits_table()
+  x = (data[:, :-1] / 16.0).astype(np.float32)
+  y = data[:, -1].astype(np.int32)
   return _assemble(
       "digits", "classification", Split(x, y), None, None, num_classes=10,
       val_fraction=val_fraction, test_fraction=test_fraction, seed=seed,

@@ -22,14 +22,25 @@ def epoch_batch_indices(key: jax.Array, epoch, num_examples: int, batch_size: in
   return perm[: steps * batch_size].reshape(steps, batch_size)
 
 
-def padded_batches(x: np.ndarray, y: np.ndarray, batch_size: int) -> dict[str, np.ndarray]:
+def padded_batches(
+    x: np.ndarray, y: np.ndarray, batch_size: int, num_batches: int | None = None
+) -> dict[str, np.ndarray]:
   """Stacks a split into ``(num_batches, batch_size, ...)`` arrays plus a 0/1 ``mask``.
 
   The last batch is padded with copies of the first example and mask 0, so
-  evaluation sees every example exactly once with static shapes.
+  evaluation sees every example exactly once with static shapes. With
+  ``num_batches`` larger than the split needs, whole batches of padding
+  follow the real ones, so splits of different sizes share one shape (and
+  one compiled evaluation).
+
+  Raises:
+    ValueError: if ``num_batches`` is too small to hold the split.
   """
   n = len(y)
-  num_batches = -(-n // batch_size)
+  needed = -(-n // batch_size)
+  num_batches = needed if num_batches is None else num_batches
+  if num_batches < needed:
+    raise ValueError(f"num_batches={num_batches} cannot hold {n} examples in batches of {batch_size}")
   pad = num_batches * batch_size - n
   index = np.concatenate([np.arange(n), np.zeros(pad, dtype=np.int64)])
   mask = np.concatenate([np.ones(n, np.float32), np.zeros(pad, np.float32)])
@@ -39,3 +50,14 @@ def padded_batches(x: np.ndarray, y: np.ndarray, batch_size: int) -> dict[str, n
       "y": y[index].reshape(shape + y.shape[1:]),
       "mask": mask.reshape(shape),
   }
+
+
+def eval_layout(eval_batch_size: int, num_examples: int, num_devices: int = 1) -> tuple[int, int]:
+  """``(batch_size, num_batches)`` of an evaluation over ``num_examples``.
+
+  The batch is at most ``eval_batch_size`` and at most the split, rounded up
+  to a multiple of ``num_devices``; the extra places are masked copies of an
+  example (see :func:`padded_batches`), so none is dropped or counted twice.
+  """
+  size = -(-min(eval_batch_size, num_examples) // num_devices) * num_devices
+  return size, -(-num_examples // size)

@@ -5,7 +5,7 @@ drawn from U(0, 1), markers 0 except at two steps, one in each half of the
 sequence. The target is the sum of the two marked values. Predicting the
 mean, 1, gives a mean squared error of ``Var = 2/12 = 0.167``; beating it
 needs a memory of about ``T/2`` steps, the long-term dependency that the
-basic RNN fails to learn (seed 002: "Challenge of Long-Term Dependencies").
+basic RNN fails to learn (Wang 2023: "Challenge of Long-Term Dependencies").
 """
 
 import numpy as np
@@ -49,7 +49,7 @@ def load_adding(
   """The adding problem as a regression dataset (generated from ``seed``; by default 8,400 / 1,200 / 2,400).
 
   Args:
-    sequence_length: ``T``, the sequence length (100 in the seeds' comparison).
+    sequence_length: ``T``, the sequence length (100 in the lecture notes' comparison).
     num_examples: sequences generated in all.
     seed: seed of the generator and of the split.
     val_fraction: share held out for validation.

@@ -1,6 +1,6 @@
 """Auxiliary classification tasks derived from a dataset's integer labels (for multitask learning).
 
-Seed 002, "Multitask Learning": tasks that share generic parameters pool
+Wang 2023, "Multitask Learning": tasks that share generic parameters pool
 their examples. On digits the auxiliary targets come from the digit label
 itself, so no extra data is needed: its parity, or whether it is above 4.
 """

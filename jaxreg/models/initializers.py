@@ -22,12 +22,12 @@ Initializer = Callable[..., jax.Array]
 def uniform_fan_in() -> Initializer:
   """``W_ij ~ U(-1/sqrt(m), 1/sqrt(m))``, ``m`` the fan-in.
 
-  The seeds' heuristic for the initial weights of a fully connected layer
+  The lecture notes' heuristic for the initial weights of a fully connected layer
   with ``m`` inputs. ``jax.nn.initializers.uniform(s)`` samples ``[0, s)``,
   not ``[-s, s)``; this samples the symmetric interval (a variance scaling
   of ``1/3``: ``Var = (1/sqrt(m))^2 / 3``).
 
-  Source: seed 002, "Weight Initialization" (Goodfellow et al., section 8.4).
+  Source: Wang 2023, "Weight Initialization" (Goodfellow et al., section 8.4).
   """
   return jax.nn.initializers.variance_scaling(1.0 / 3.0, "fan_in", "uniform")
 
@@ -35,7 +35,7 @@ def uniform_fan_in() -> Initializer:
 def glorot_uniform() -> Initializer:
   """Glorot and Bengio (2010): ``W_ij ~ U(-sqrt(6/(m+n)), sqrt(6/(m+n)))``.
 
-  The seed prints the bound as ``6/sqrt(m+n)``; Glorot's paper (and every
+  The lecture notes print the bound as ``6/sqrt(m+n)``; Glorot's paper (and every
   library) has ``sqrt(6/(m+n))``, which this uses: it gives
   ``Var(W) = 2/(m+n)``, the compromise between keeping the forward and the
   backward variance.
@@ -56,7 +56,7 @@ def he_normal() -> Initializer:
 def orthogonal(gain: float = 1.0) -> Initializer:
   """A random (semi-)orthogonal matrix times ``gain`` (Saxe et al., 2014).
 
-  The seeds recommend it for deep and recurrent networks: every singular
+  The lecture notes recommend it for deep and recurrent networks: every singular
   value of the initial map is ``gain``, so signals neither grow nor vanish
   through the layer at the start.
   """
@@ -74,7 +74,7 @@ def sparse(k: int = 15, scale: float = 1.0) -> Initializer:
   size of the initial weights does not shrink as ``m`` grows, and units
   differ from one another from the start.
 
-  Source: seed 002, "Weight Initialization" (sparse initialization).
+  Source: Wang 2023, "Weight Initialization" (sparse initialization).
 
   Args:
     k: non-zero incoming weights per unit, ``1 <= k <= m``.

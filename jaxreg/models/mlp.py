@@ -39,15 +39,15 @@ class MLP(nn.Module):
   Dropout is inverted Bernoulli dropout (``flax.linen.Dropout``): in training
   each unit is kept with probability ``1 - dropout_rate`` and scaled by
   ``1 / (1 - dropout_rate)``, so inference uses the weights unchanged. This is
-  equivalent in expectation to the seeds' form, which scales by the keep
+  equivalent in expectation to the lecture notes' form, which scales by the keep
   probability at inference instead.
 
   With ``batch_norm``, each hidden layer is ``Dense -> BatchNorm ->
-  activation -> Dropout`` (seed 002's batch normalization, Ioffe and Szegedy
+  activation -> Dropout`` (batch normalization as in the lecture notes, Wang 2023; Ioffe and Szegedy
   2015): in training each unit's pre-activation is normalized with the
   mini-batch mean and (biased) variance,
   ``y = gamma * (a - mu_B) / sqrt(var_B + eps) + beta`` with ``eps = 1e-5``
-  (the seed's delta), and the running averages
+  (the notes' delta), and the running averages
   ``m <- momentum * m + (1 - momentum) * mu_B`` (likewise ``var_B``) kept in
   the ``'batch_stats'`` collection are used at test time. Under ``pmap`` set
   ``batch_norm_axis_name`` to the mapped axis so the statistics are the

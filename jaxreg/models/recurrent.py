@@ -1,6 +1,6 @@
-"""Recurrent networks written from the seeds' equations: the basic RNN, the LSTM and the GRU.
+"""Recurrent networks written from the lecture notes' equations: the basic RNN, the LSTM and the GRU.
 
-Seed 002, "Review: Basic RNN", "Long Short Term Memory" and "Gated Recurrent
+Wang 2023, "Review: Basic RNN", "Long Short Term Memory" and "Gated Recurrent
 Unit". Every layer fuses the gates' products into one ``x_t @ U`` and one
 ``h_{t-1} @ W`` per step and runs the recurrence as one ``lax.scan`` over
 time (hoisting ``U x_t`` out of the loop is an option, measured slower on a
@@ -32,19 +32,19 @@ def _bernoulli_keep(rng, rate: float, shape) -> jax.Array:
 class RecurrentLayer(nn.Module):
   """One recurrent layer over a batch of sequences.
 
-  ``cell='rnn'`` (seed 002, basic RNN): ``h_t = tanh(b + W h_{t-1} + U x_t)``.
+  ``cell='rnn'`` (Wang 2023, basic RNN): ``h_t = tanh(b + W h_{t-1} + U x_t)``.
 
   ``cell='lstm'``: ``f_t = sigma(W_f h_{t-1} + U_f x_t + b_f)``, likewise the
   input gate ``i_t`` and output gate ``o_t``, the candidate
   ``c~_t = tanh(W h_{t-1} + U x_t + b)``, then ``c_t = f_t * c_{t-1} + i_t * c~_t``
-  and ``h_t = o_t * tanh(c_t)``. The seed's equations omit the biases; they
+  and ``h_t = o_t * tanh(c_t)``. The notes' equations omit the biases; they
   are here, with ``b_f`` initialized to ``forget_bias`` (1.0: remember by
   default, Jozefowicz et al. 2015). Fused gate order: ``[i, f, c~, o]``.
 
   ``cell='gru'``: ``r_t = sigma(W_r h_{t-1} + U_r x_t + b_r)``,
   ``z_t = sigma(W_z h_{t-1} + U_z x_t + b_z)``,
   ``h~_t = tanh(W (r_t * h_{t-1}) + U x_t + b)``,
-  ``h_t = (1 - z_t) * h_{t-1} + z_t * h~_t``. This is the seeds' (and Cho et
+  ``h_t = (1 - z_t) * h_{t-1} + z_t * h~_t``. This is the lecture notes' (and Cho et
   al.'s) form; Flax's ``GRUCell`` interpolates the other way round,
   ``h_t = (1 - z_t) * h~_t + z_t * h_{t-1}``, and applies the reset gate
   after the recurrent product. Fused gate order: ``[r, z, h~]``.

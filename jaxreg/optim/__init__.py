@@ -1,4 +1,4 @@
-"""The seeds' optimizers as optax transforms, and the ``make_optimizer`` factory."""
+"""The lecture notes' optimizers as optax transforms, and the ``make_optimizer`` factory."""
 
 from jaxreg.optim.factory import current_learning_rate, make_evaluation_params, make_optimizer, optimizer_names
 from jaxreg.optim.transforms import (

@@ -1,7 +1,7 @@
 """``make_optimizer``: a config's ``optimizer`` section to an optax transform.
 
 The names ``sgd``, ``momentum``, ``nesterov``, ``adagrad``, ``rmsprop``,
-``rmsprop_nesterov`` and ``adam`` are the seeds' algorithms
+``rmsprop_nesterov`` and ``adam`` are the lecture notes' algorithms
 (:mod:`jaxreg.optim.transforms`); ``optax.<name>`` is any optimizer of optax
 (e.g. ``optax.adamw``), with optax's own arguments.
 """
@@ -10,6 +10,7 @@ import inspect
 from collections.abc import Callable, Mapping
 
 import jax
+import numpy as np
 import optax
 
 from jaxreg._validation import check_kwargs
@@ -29,7 +30,7 @@ OPTAX_PREFIX = "optax."
 
 
 def optimizer_names() -> list[str]:
-  """Returns the seed optimizers' names accepted by :func:`make_optimizer` (besides ``optax.<name>``)."""
+  """Returns the names of the lecture notes' optimizers accepted by :func:`make_optimizer` (besides ``optax.<name>``)."""
   return sorted(_OPTIMIZERS)
 
 
@@ -66,10 +67,10 @@ def make_optimizer(
       constant rate.
     steps_per_epoch: for schedules counted in epochs (filled in by jaxreg).
     clip_global_norm: if set, first rescale the gradient to global norm at most
-      this (``optax.clip_by_global_norm``; seed 001's remedy for exploding gradients).
+      this (``optax.clip_by_global_norm``; the lecture notes' remedy (Baskin et al. 2018) for exploding gradients).
     momentum_off: ``{'monitor': ..., 'patience': ..., 'min_delta': ..., 'mode': ...}``
       to switch momentum off (plain SGD) once the monitored metric flat-lines
-      (seed 001; :class:`jaxreg.optim.momentum_switch.MomentumOffOnPlateau`,
+      (Baskin et al. 2018; :class:`jaxreg.optim.momentum_switch.MomentumOffOnPlateau`,
       applied by the fit loop). Only for optimizers with a ``momentum``.
     **kwargs: the optimizer's own arguments, e.g. ``momentum=0.9`` or ``delta=1e-7``.
 
@@ -168,7 +169,7 @@ def make_evaluation_params(
 
   ``nesterov`` and ``rmsprop_nesterov`` keep the interim points
   ``theta~ = theta + alpha*v`` as parameters (see :func:`transforms.nesterov`);
-  the model the seeds evaluate is ``theta``. Takes the same arguments as
+  the model the lecture notes evaluate is ``theta``. Takes the same arguments as
   :func:`make_optimizer`.
 
   Example:
@@ -192,10 +193,12 @@ def current_learning_rate(opt_state) -> float | None:
   """Reads the injected learning rate from an optimizer state, or ``None`` if there is none.
 
   With a schedule it is the rate the latest update used; with a plateau
-  schedule, the base rate times the current plateau scale.
+  schedule, the base rate times the current plateau scale. Computed on the
+  host (it waits for the state), so it compiles nothing.
   """
   has_hyperparams = lambda x: hasattr(x, "hyperparams")  # noqa: E731  optax's InjectHyperparamsState
   for state in jax.tree.leaves(opt_state, is_leaf=has_hyperparams):
     if has_hyperparams(state) and "learning_rate" in state.hyperparams:
-      return state.hyperparams["learning_rate"] * plateau.plateau_scale(opt_state)
+      rate = np.float32(jax.device_get(state.hyperparams["learning_rate"]))
+      return float(rate * np.float32(plateau.host_plateau_scale(opt_state)))
   return None

@@ -1,6 +1,6 @@
-"""Switch momentum off when the validation metric flat-lines (seed 001, "tricks of the trade").
+"""Switch momentum off when the validation metric flat-lines (Baskin et al. 2018, "tricks of the trade").
 
-Seed 001: "Disable momentum and turn to vanilla SGD when validation error
+Baskin et al. 2018: "Disable momentum and turn to vanilla SGD when validation error
 completely flat-lines". The momentum ``alpha`` of the optimizer is injected
 as a hyperparameter (``optax.inject_hyperparams``), so it lives in the
 optimizer state; :func:`momentum_switch` adds the rule's bookkeeping to that

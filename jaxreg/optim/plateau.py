@@ -1,6 +1,6 @@
 """Step decay on plateau: cut the learning rate when a validation metric stops improving.
 
-Seed 001 ("tricks of the trade"): decay the learning rate when the validation
+Baskin et al. 2018 ("tricks of the trade"): decay the learning rate when the validation
 error plateaus. The decay is an optax transform, :func:`scale_by_plateau`,
 whose state holds the current factor (so it is jit-safe, checkpointed and
 resumed with the optimizer state), and a rule, :class:`ReduceOnPlateau`, that
@@ -13,6 +13,7 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
 from jaxreg.errors import ConfigError
@@ -144,6 +145,12 @@ def plateau_scale(opt_state) -> jax.Array:
     if _is_plateau(s):
       scale = scale * s.scale
   return scale
+
+
+def host_plateau_scale(opt_state) -> float:
+  """:func:`plateau_scale` computed on the host (for logging: compiles nothing)."""
+  scales = jax.device_get([s.scale for s in jax.tree.leaves(opt_state, is_leaf=_is_plateau) if _is_plateau(s)])
+  return float(np.prod(np.asarray(scales, np.float32), dtype=np.float32))
 
 
 def make_plateau(schedule, learning_rate: float) -> "ReduceOnPlateau | None":

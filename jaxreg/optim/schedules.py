@@ -1,4 +1,4 @@
-"""Learning-rate schedules of seeds 001 and 002, counted in steps or in epochs.
+"""Learning-rate schedules of the lecture notes (Baskin et al. 2018; Wang 2023), counted in steps or in epochs.
 
 Each returns an optax schedule ``count -> value`` and plugs into any
 ``learning_rate`` argument. ``t`` below is the step count, or the epoch
@@ -26,21 +26,21 @@ def constant(init_value: float) -> optax.Schedule:
 
 
 def exponential(init_value: float, rate: float) -> optax.Schedule:
-  """Exponential decay (seed 001): ``eps_t = rate**t * eps_0``, ``0 < rate <= 1``."""
+  """Exponential decay (Baskin et al. 2018): ``eps_t = rate**t * eps_0``, ``0 < rate <= 1``."""
   if not 0 < rate <= 1:
     raise ConfigError(f"optimizer.schedule.rate must be in (0, 1], got {rate!r}")
   return optax.exponential_decay(init_value, transition_steps=1, decay_rate=rate)
 
 
 def inverse_time(init_value: float, k: float) -> optax.Schedule:
-  """Inverse-time decay (seed 001): ``eps_t = eps_0 / (1 + k*t)``, ``k >= 0``."""
+  """Inverse-time decay (Baskin et al. 2018): ``eps_t = eps_0 / (1 + k*t)``, ``k >= 0``."""
   if not k >= 0:
     raise ConfigError(f"optimizer.schedule.k must be >= 0, got {k!r}")
   return lambda count: init_value / (1.0 + k * count)
 
 
 def linear(init_value: float, tau: int, final_fraction: float = 0.01) -> optax.Schedule:
-  """Linear decay until ``tau``, then constant (seed 002, "Learning Rate Schedule").
+  """Linear decay until ``tau``, then constant (Wang 2023, "Learning Rate Schedule").
 
   ``eps_t = (1 - a)*eps_0 + a*eps_tau`` with ``a = t/tau`` for ``t <= tau``,
   and ``eps_tau`` after; ``eps_tau = final_fraction*eps_0`` ("roughly 1% of eps_0").

@@ -1,11 +1,11 @@
-"""The seeds' optimizers (Algorithms 8.1-8.7 of seed 002) as optax transforms.
+"""The optimizers of the lecture notes (Goodfellow et al. 2016, Algorithms 8.1-8.7) as optax transforms.
 
 Each optimizer is a chain of optax primitives wherever optax computes the
 same arithmetic; only AdaGrad with ``delta`` outside the square root and the
 accumulator starting at 0 needs a primitive of its own. Every
 ``learning_rate`` accepts a number or a schedule ``step -> value``.
 
-Names follow the seeds' symbols: ``learning_rate`` is epsilon,
+Names follow the lecture notes' symbols: ``learning_rate`` is epsilon,
 ``momentum`` is alpha, ``decay`` is rho, ``b1``/``b2`` are rho_1/rho_2 and
 ``delta`` is the small stabilising constant.
 """
@@ -34,13 +34,16 @@ def _check_positive(name: str, value) -> None:
     raise ConfigError(f"optimizer.{name} must be a positive number, got {value!r}")
 
 
-def _check_form(value: str, choices: tuple[str, ...]) -> None:
+def _check_form(value: str, choices: tuple[str, ...]) -> str:
+  """The form's name; ``'seed'``, the name of ``'book'`` in configs saved by jaxreg 0.1, is still read."""
+  value = "book" if value == "seed" else value
   if value not in choices:
     raise ConfigError(f"optimizer.form must be one of {', '.join(choices)}, got {value!r}")
+  return value
 
 
 def sgd(learning_rate: ScalarOrSchedule) -> optax.GradientTransformation:
-  """Stochastic gradient descent (seed 002, Algorithms 1 and 2; seed 001).
+  """Stochastic gradient descent (Goodfellow et al. 2016, Algorithm 8.1; Baskin et al. 2018).
 
   ``theta <- theta - eps_k * g``. Batch, minibatch and single-example SGD
   differ only in how many examples ``g`` averages over: the batch size.
@@ -52,11 +55,11 @@ def sgd(learning_rate: ScalarOrSchedule) -> optax.GradientTransformation:
 
 
 def momentum(
-    learning_rate: ScalarOrSchedule, momentum: float = 0.9, *, form: str = "seed"
+    learning_rate: ScalarOrSchedule, momentum: float = 0.9, *, form: str = "book"
 ) -> optax.GradientTransformation:
-  """SGD with momentum (seed 002, "SGD with Momentum"; seed 001).
+  """SGD with momentum (Goodfellow et al. 2016, Algorithm 8.2; Baskin et al. 2018).
 
-  ``form='seed'``: ``v <- alpha*v - eps_k*g``, ``theta <- theta + v``: the
+  ``form='book'`` (Goodfellow et al.'s): ``v <- alpha*v - eps_k*g``, ``theta <- theta + v``: the
   learning rate is inside the velocity, so a change of ``eps`` affects only
   new gradients.
 
@@ -67,25 +70,25 @@ def momentum(
   Args:
     learning_rate: ``eps``, a number or a schedule.
     momentum: ``alpha`` in [0, 1).
-    form: ``'seed'`` or ``'optax'``.
+    form: ``'book'`` (Goodfellow et al.'s, the default) or ``'optax'``.
   """
   _check_unit_interval("momentum", momentum)
-  _check_form(form, ("seed", "optax"))
-  if form == "seed":
+  form = _check_form(form, ("book", "optax"))
+  if form == "book":
     return optax.chain(optax.scale_by_learning_rate(learning_rate), optax.trace(decay=momentum))
   return optax.chain(optax.trace(decay=momentum), optax.scale_by_learning_rate(learning_rate))
 
 
 def nesterov(learning_rate: ScalarOrSchedule, momentum: float = 0.9) -> optax.GradientTransformation:
-  """SGD with Nesterov momentum (seed 002, Algorithm 3).
+  """SGD with Nesterov momentum (Goodfellow et al. 2016, Algorithm 8.3).
 
-  The seed evaluates the gradient at the interim point
+  The notes evaluate the gradient at the interim point
   ``theta~ = theta + alpha*v``, then ``v <- alpha*v - eps*g(theta~)`` and
   ``theta <- theta + v``. With the change of variables ``phi = theta + alpha*v``
   this is ``phi <- phi + alpha*v_new - eps*g(phi)``, so **the parameters the
   train step holds are the interim points** ``theta~`` where gradients are
   evaluated. :func:`nesterov_theta` recovers ``theta = phi - alpha*v``; use
-  it to evaluate the model at the seed's ``theta``.
+  it to evaluate the model at the notes' ``theta``.
 
   Args:
     learning_rate: ``eps``, a number or a schedule.
@@ -110,7 +113,7 @@ def scale_by_adagrad(
 
   Args:
     delta: the stabilising constant ``delta``.
-    initial_accumulator_value: the initial ``r`` (0 in the seed; 0.1 in optax and Keras).
+    initial_accumulator_value: the initial ``r`` (0 in the notes and the book; 0.1 in optax and Keras).
     delta_inside_sqrt: use ``g / sqrt(r + delta)`` instead (optax, Keras).
   """
 
@@ -132,12 +135,12 @@ def scale_by_adagrad(
 
 
 def adagrad(
-    learning_rate: ScalarOrSchedule, delta: float = 1e-7, *, form: str = "seed"
+    learning_rate: ScalarOrSchedule, delta: float = 1e-7, *, form: str = "book"
 ) -> optax.GradientTransformation:
-  """AdaGrad (seed 002, Algorithm 8.4; Duchi et al., 2011).
+  """AdaGrad (Goodfellow et al. 2016, Algorithm 8.4; Duchi et al., 2011).
 
-  ``form='seed'``: ``r`` starts at 0, ``r <- r + g*g``,
-  ``theta <- theta - eps/(delta + sqrt(r)) * g`` (as PyTorch). The seed
+  ``form='book'`` (Goodfellow et al.'s): ``r`` starts at 0, ``r <- r + g*g``,
+  ``theta <- theta - eps/(delta + sqrt(r)) * g`` (as PyTorch). The notes
   prints the update as ``+eps/(delta + sqrt(r)) * g`` followed by
   ``theta <- theta + delta_theta``, a sign slip (that would ascend); the
   book it follows (Goodfellow et al., Deep Learning, Algorithm 8.4) has the
@@ -149,11 +152,11 @@ def adagrad(
   Args:
     learning_rate: ``eps``, a number or a schedule.
     delta: ``delta`` > 0, "perhaps 1e-7".
-    form: ``'seed'`` or ``'optax'``.
+    form: ``'book'`` (Goodfellow et al.'s, the default) or ``'optax'``.
   """
   _check_positive("delta", delta)
-  _check_form(form, ("seed", "optax"))
-  if form == "seed":
+  form = _check_form(form, ("book", "optax"))
+  if form == "book":
     rescale = scale_by_adagrad(delta)
   else:
     rescale = scale_by_adagrad(delta, initial_accumulator_value=0.1, delta_inside_sqrt=True)
@@ -163,11 +166,11 @@ def adagrad(
 def rmsprop(
     learning_rate: ScalarOrSchedule, decay: float = 0.9, delta: float = 1e-6, *, delta_inside_sqrt: bool = True
 ) -> optax.GradientTransformation:
-  """RMSProp (seed 002, Algorithm 8.5; Hinton, 2012).
+  """RMSProp (Goodfellow et al. 2016, Algorithm 8.5; Hinton, 2012).
 
   ``r <- rho*r + (1 - rho)*g*g``, ``theta <- theta - eps/sqrt(delta + r) * g``,
   ``r`` starting at 0. ``delta_inside_sqrt=False`` gives
-  ``eps/(delta + sqrt(r))``, PyTorch's form (and the seed's summary slide).
+  ``eps/(delta + sqrt(r))``, PyTorch's form (and the notes' summary slide).
 
   Args:
     learning_rate: ``eps``, a number or a schedule.
@@ -186,13 +189,13 @@ def rmsprop(
 def rmsprop_nesterov(
     learning_rate: ScalarOrSchedule, decay: float = 0.9, momentum: float = 0.9, delta: float = 1e-10
 ) -> optax.GradientTransformation:
-  """RMSProp with Nesterov momentum (seed 002, Algorithm 8.6).
+  """RMSProp with Nesterov momentum (Goodfellow et al. 2016, Algorithm 8.6).
 
   The gradient is evaluated at ``theta~ = theta + alpha*v``; then
   ``r <- rho*r + (1 - rho)*g*g``, ``v <- alpha*v - eps/sqrt(r) * g``,
   ``theta <- theta + v``. As in :func:`nesterov`, the parameters the train
   step holds are the interim points ``theta~``; :func:`nesterov_theta`
-  recovers ``theta``. The seed has no ``delta``; a tiny one
+  recovers ``theta``. The notes have no ``delta``; a tiny one
   (``sqrt(r + delta)``) keeps a zero gradient from dividing 0 by 0.
 
   Args:
@@ -214,7 +217,7 @@ def rmsprop_nesterov(
 def adam(
     learning_rate: ScalarOrSchedule = 1e-3, b1: float = 0.9, b2: float = 0.999, delta: float = 1e-8
 ) -> optax.GradientTransformation:
-  """Adam (seed 002, Algorithm 8.7; Kingma and Ba, 2015).
+  """Adam (Goodfellow et al. 2016, Algorithm 8.7; Kingma and Ba, 2015).
 
   ``t <- t + 1``, ``s <- rho1*s + (1 - rho1)*g``, ``r <- rho2*r + (1 - rho2)*g*g``,
   ``s^ = s/(1 - rho1^t)``, ``r^ = r/(1 - rho2^t)``,
@@ -235,7 +238,7 @@ def adam(
 
 
 def nesterov_theta(params, opt_state, momentum: float):
-  """Recovers the seed's ``theta = theta~ - alpha*v`` from a Nesterov optimizer's state.
+  """Recovers the notes' ``theta = theta~ - alpha*v`` from a Nesterov optimizer's state.
 
   For :func:`nesterov` and :func:`rmsprop_nesterov`, whose train-step
   parameters are the interim points ``theta~ = theta + alpha*v``.

@@ -57,12 +57,3 @@ def check_divisible(batch_size: int, num_devices: int, what: str = "data.batch_s
         f"{what}={batch_size} cannot be split evenly over {num_devices} devices; use a multiple of "
         f"{num_devices} (e.g. {options}), or set parallel.num_devices to a divisor of {batch_size}"
     )
-
-
-def eval_batch_size_for(eval_batch_size: int, num_examples: int, num_devices: int) -> int:
-  """The evaluation batch: at most the split, rounded up to a multiple of the device count.
-
-  The extra places are filled with masked copies of an example (see
-  :func:`jaxreg.data.iterators.padded_batches`), so no example is dropped or counted twice.
-  """
-  return -(-min(eval_batch_size, num_examples) // num_devices) * num_devices

@@ -19,9 +19,9 @@ import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from jaxreg.data.iterators import epoch_batch_indices, padded_batches
+from jaxreg.data.iterators import epoch_batch_indices, eval_layout, padded_batches
 from jaxreg.errors import ConfigError
-from jaxreg.parallel.devices import AXIS_NAME, check_divisible, eval_batch_size_for, select_devices
+from jaxreg.parallel.devices import AXIS_NAME, check_divisible, select_devices
 from jaxreg.train.epochs import combine_batch_metrics, make_streaming_epoch, scan_epoch_body
 
 
@@ -198,9 +198,9 @@ class Pmap:
 
     return run_epoch
 
-  def put_eval_batches(self, x: np.ndarray, y: np.ndarray, eval_batch_size: int) -> dict:
-    size = eval_batch_size_for(eval_batch_size, len(y), self.num_devices)
-    batches = padded_batches(x, y, size)  # (num_batches, size, ...); padding is masked
+  def put_eval_batches(self, x: np.ndarray, y: np.ndarray, eval_batch_size: int, num_examples: int | None = None) -> dict:
+    size, num_batches = eval_layout(eval_batch_size, num_examples or len(y), self.num_devices)
+    batches = padded_batches(x, y, size, num_batches)  # (num_batches, size, ...); padding is masked
     per_device = jax.tree.map(lambda a: np.swapaxes(split_batch(np.swapaxes(a, 0, 1), self.num_devices), 1, 2),
                               batches)  # (devices, num_batches, size // devices, ...)
     local = jax.tree.map(lambda a: a[self._first_shard:self._first_shard + len(self.local_devices)], per_device)

@@ -20,10 +20,10 @@ import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from jaxreg.data.iterators import epoch_batch_indices, padded_batches
-from jaxreg.parallel.devices import AXIS_NAME, check_divisible, eval_batch_size_for, select_devices
+from jaxreg.data.iterators import epoch_batch_indices, eval_layout, padded_batches
+from jaxreg.parallel.devices import AXIS_NAME, check_divisible, select_devices
 from jaxreg.parallel.pmap import as_plain_data
-from jaxreg.train.epochs import combine_batch_metrics, make_streaming_epoch, scan_epoch_body
+from jaxreg.train.epochs import make_streaming_epoch, mean_over_real_batches, scan_epoch_body
 
 
 def make_mesh(num_devices: int | None = None, *, axis_name: str = AXIS_NAME) -> Mesh:
@@ -143,14 +143,14 @@ class Sharded:
 
     return run_epoch
 
-  def put_eval_batches(self, x: np.ndarray, y: np.ndarray, eval_batch_size: int) -> dict:
-    size = eval_batch_size_for(eval_batch_size, len(y), self.num_devices)
-    return put_sharded(padded_batches(x, y, size), self.mesh, axis=1, what="the evaluation batch")
+  def put_eval_batches(self, x: np.ndarray, y: np.ndarray, eval_batch_size: int, num_examples: int | None = None) -> dict:
+    size, num_batches = eval_layout(eval_batch_size, num_examples or len(y), self.num_devices)
+    return put_sharded(padded_batches(x, y, size, num_batches), self.mesh, axis=1, what="the evaluation batch")
 
   def make_evaluate(self, eval_step):
     @jax.jit
     def evaluate(state, batches):
-      per_batch = jax.lax.map(lambda batch: eval_step(state, self._constrain(batch)), batches)
-      return jax.lax.with_sharding_constraint(combine_batch_metrics(per_batch), self.replicated)
+      metrics = mean_over_real_batches(eval_step, state, batches, constrain=self._constrain)
+      return jax.lax.with_sharding_constraint(metrics, self.replicated)
 
     return lambda state, batches: local_copy(evaluate(state, batches))

@@ -1,4 +1,4 @@
-"""Regularization transforms, of the two kinds of ``DESIGN.md``.
+"""Regularization transforms, of two kinds.
 
 * Objective transforms map ``objective -> objective``: :func:`l2`, :func:`l1`,
   :func:`elastic_net`, :func:`tying` (penalties on the weights),

@@ -1,6 +1,6 @@
 """Sparse representations: an L1 penalty on hidden activations.
 
-Seed 002, "Sparse Representations": penalize the activations ``h`` rather
+Wang 2023, "Sparse Representations": penalize the activations ``h`` rather
 than the weights, ``J~(theta) = J(theta) + alpha * Omega(h)`` with
 ``Omega(h) = ||h||_1``, so that many units are exactly zero for a given input
 (Goodfellow et al., section 7.10). The models expose their hidden
@@ -39,7 +39,7 @@ def activation_l1(alpha, layers: Sequence[str] | None = None) -> ObjectiveTransf
   penalty drives many activations to exactly 0; the run's summary reports
   the fraction of exactly-zero and near-zero activations.
 
-  Source: seed 002, "Sparse Representations" (Goodfellow et al., section 7.10).
+  Source: Wang 2023, "Sparse Representations" (Goodfellow et al., section 7.10).
 
   Args:
     alpha: the penalty's weight ``>= 0``, or a schedule of the step.

@@ -3,7 +3,7 @@
 Each adds ``Omega(theta)`` to the objective, ``J~(theta) = J(theta) + Omega(theta)``,
 reports it as its own metric, and leaves ``metrics['loss']`` the data term.
 Masks select the penalized parameters by path; biases and normalization
-scales are excluded by default (seed 002: "we typically penalize only the
+scales are excluded by default (Wang 2023: "we typically penalize only the
 weights ... and leave the biases unregularized").
 """
 
@@ -41,12 +41,12 @@ def l2(alpha: Coefficient, *, mask: MaskSpec = None) -> ObjectiveTransform:
   ``w~ = Q (Lambda + alpha I)^-1 Lambda Q^T w*``: each eigen-direction of
   ``H`` is shrunk by ``lambda_i / (lambda_i + alpha)``.
 
-  Source: seed 002, "L2 Norm Parameter Regularization" (Goodfellow et al.,
+  Source: Wang 2023, "L2 Norm Parameter Regularization" (Goodfellow et al.,
   Deep Learning, section 7.1.1).
 
   Args:
     alpha: the penalty's weight, ``alpha >= 0``, or a schedule ``step -> alpha``
-      (seed 001's trick: lower the regularization coefficient near
+      (a trick of the lecture notes (Baskin et al. 2018): lower the regularization coefficient near
       convergence), evaluated at the optimizer step ``ctx.step``.
     mask: which parameters to penalize: ``None`` (kernels, not biases or
       scales), a pytree of bools, or a function of the params returning one.
@@ -72,7 +72,7 @@ def l1(alpha: Coefficient, *, mask: MaskSpec = None) -> ObjectiveTransform:
   exactly 0 for small ``w*_i``; plain (sub)gradient descent only hovers
   around those zeros, :func:`jaxreg.regularizers.prox_l1` reaches them.
 
-  Source: seed 002, "L1 Regularization" (Goodfellow et al., section 7.1.2).
+  Source: Wang 2023, "L1 Regularization" (Goodfellow et al., section 7.1.2).
 
   Args:
     alpha: the penalty's weight ``>= 0``, or a schedule of the step.
@@ -135,7 +135,7 @@ def tying(alpha: Coefficient, path_a: str, path_b: str, *, reference: Any = None
   with ``reference``, of a fixed reference model's parameters (no gradient
   flows into it). The two subtrees must have the same leaves and shapes.
 
-  Source: seed 002, "Parameter Tying" (Goodfellow et al., section 7.9).
+  Source: Wang 2023, "Parameter Tying" (Goodfellow et al., section 7.9).
 
   Args:
     alpha: the penalty's weight ``>= 0``, or a schedule.

@@ -1,6 +1,6 @@
 """Label smoothing: train on softened targets instead of one-hot ones.
 
-Seed 002, "Label Smoothing": replace the hard target by
+Wang 2023, "Label Smoothing": replace the hard target by
 ``[1 - eps, eps/(K-1), ..., eps/(K-1)]``, which "prevents the pursuit of hard
 probabilities without discouraging correct classification" (softmax outputs
 can never reach exactly 0 or 1, so maximum likelihood on hard targets keeps
@@ -13,13 +13,13 @@ import jax.numpy as jnp
 from jaxreg.errors import ConfigError
 from jaxreg.regularizers.objective import Objective, ObjectiveTransform
 
-FORMS = ("seed", "optax")
+FORMS = ("book", "optax")
 
 
-def smooth_labels(labels: jax.Array, num_classes: int, eps: float, *, form: str = "seed") -> jax.Array:
+def smooth_labels(labels: jax.Array, num_classes: int, eps: float, *, form: str = "book") -> jax.Array:
   """Smoothed target vectors for integer ``labels``.
 
-  ``form='seed'``: ``1 - eps`` on the true class and ``eps/(K-1)`` on each
+  ``form='book'`` (Goodfellow et al. 2016, section 7.5.1): ``1 - eps`` on the true class and ``eps/(K-1)`` on each
   other class. ``form='optax'``: ``(1 - eps) * onehot + eps/K``, i.e.
   ``1 - eps + eps/K`` and ``eps/K`` (``optax.smooth_labels``, Szegedy et al.
   2016). Both sum to 1.
@@ -29,12 +29,12 @@ def smooth_labels(labels: jax.Array, num_classes: int, eps: float, *, form: str 
     Array([[0.7, 0.1, 0.1, 0.1]], dtype=float32)
   """
   onehot = jax.nn.one_hot(labels, num_classes, dtype=jnp.float32)
-  if form == "seed":
+  if form in ("book", "seed"):  # 'seed': the name of 'book' in configs saved by jaxreg 0.1
     return onehot * (1.0 - eps) + (1.0 - onehot) * (eps / (num_classes - 1))
   return onehot * (1.0 - eps) + eps / num_classes
 
 
-def label_smoothing(eps: float, num_classes: int, *, form: str = "seed") -> ObjectiveTransform:
+def label_smoothing(eps: float, num_classes: int, *, form: str = "book") -> ObjectiveTransform:
   """Trains a classification objective on smoothed targets (:func:`smooth_labels`).
 
   In training, the cross-entropy is taken against the smoothed vector
@@ -42,13 +42,13 @@ def label_smoothing(eps: float, num_classes: int, *, form: str = "seed") -> Obje
   accuracy keep the hard labels. The reported training ``loss`` is the
   smoothed cross-entropy, the quantity minimised.
 
-  Source: seed 002, "Label Smoothing" (Goodfellow et al., section 7.5.1).
+  Source: Wang 2023, "Label Smoothing" (Goodfellow et al., section 7.5.1).
 
   Args:
     eps: the probability mass moved off the true class, in [0, 1).
     num_classes: ``K``, the number of classes (jaxreg fills it in from the
       dataset when built from a config).
-    form: ``'seed'`` (``eps/(K-1)`` on the other classes) or ``'optax'``
+    form: ``'book'`` (``eps/(K-1)`` on the other classes) or ``'optax'``
       (``eps/K`` on every class).
 
   Raises:
@@ -63,6 +63,7 @@ def label_smoothing(eps: float, num_classes: int, *, form: str = "seed") -> Obje
     )
   if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
     raise ConfigError(f"label_smoothing: num_classes must be an integer >= 2, got {num_classes!r}")
+  form = "book" if form == "seed" else form  # the name in configs saved by jaxreg 0.1
   if form not in FORMS:
     raise ConfigError(f"label_smoothing: form must be one of {', '.join(FORMS)}, got {form!r}")
 

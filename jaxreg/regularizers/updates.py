@@ -49,7 +49,7 @@ def weight_decay(rate: ScalarOrSchedule, *, mask: MaskSpec = None) -> optax.Grad
   The decay is not part of the gradient, so an adaptive optimizer does not
   rescale it (Loshchilov and Hutter, 2019). With plain SGD and
   ``rate = eps * alpha`` it is the same step as the L2 penalty
-  ``(alpha/2)||w||^2`` (seed 002: "weight decay" is L2 regularization's
+  ``(alpha/2)||w||^2`` (Wang 2023: "weight decay" is L2 regularization's
   shrinking of the weights by ``(1 - eps*alpha)`` before each step).
   ``optax.add_decayed_weights(-rate)`` computes it.
 
@@ -73,13 +73,13 @@ def prox_l1(alpha: ScalarOrSchedule, learning_rate: ScalarOrSchedule, *, mask: M
   ``theta_new = sign(theta') * max(|theta'| - eps * alpha, 0)``, the
   proximal operator of ``eps * alpha * ||w||_1``. With plain SGD this is
   proximal gradient descent (ISTA) on ``J + alpha ||w||_1``; on a quadratic
-  with a diagonal Hessian it converges to the seed's closed form
+  with a diagonal Hessian it converges to the notes' closed form
   ``w_i = sign(w*_i) max(|w*_i| - alpha / H_ii, 0)``, with exact zeros where
   the formula gives 0 (a subgradient step on :func:`l1` only oscillates
   around them). With an adaptive optimizer the threshold is still
   ``eps * alpha`` per step.
 
-  Source: seed 002, "L1 Regularization" (the closed form); Beck and
+  Source: Wang 2023, "L1 Regularization" (the closed form); Beck and
   Teboulle (2009) for the proximal step.
 
   Args:
@@ -123,7 +123,7 @@ def max_norm(max_value: float, *, axis: int | tuple[int, ...] | None = None, mas
   but the last (so a conv kernel ``(h, w, in, out)`` is handled per output
   channel too).
 
-  Source: seed 002, "Norm Penalties as Constrained Optimization" (explicit
+  Source: Wang 2023, "Norm Penalties as Constrained Optimization" (explicit
   constraints with reprojection; Srebro and Shraibman, 2005; used with
   dropout by Srivastava et al., 2014).
 

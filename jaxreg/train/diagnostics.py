@@ -1,6 +1,6 @@
 """Training health checks: the update-to-weight ratio and the gradient norm.
 
-Seed 001 ("tricks of the trade"): "Evaluate the ratio ||dW_t||_2 / ||W_t||_2
+Baskin et al. 2018 ("tricks of the trade"): "Evaluate the ratio ||dW_t||_2 / ||W_t||_2
 as a measure to efficient learning rate. Should be around 10^-3". A ratio far
 below (say under 1e-4) means the weights barely move: the learning rate is
 too low or the layer is stuck. Far above (over 1e-2), each step rewrites a
@@ -30,7 +30,7 @@ def update_ratios(params, updates) -> dict[str, jax.Array]:
   """``||dW||_2 / ||W||_2`` for every weight matrix (leaves with ``ndim >= 2``), keyed by path.
 
   ``||.||_2`` is the Frobenius norm of the matrix; ``W`` is the weight before
-  the update ``dW``. Biases and scales (1-D) are left out, as in the seed.
+  the update ``dW``. Biases and scales (1-D) are left out, as in the lecture notes.
 
   Example:
     >>> update_ratios({'k': jnp.ones((2, 2))}, {'k': jnp.full((2, 2), 1e-3)})
@@ -51,7 +51,7 @@ def summarize_update_ratios(
 
   Args:
     history: the fit loop's records (lines of ``metrics.jsonl``).
-    healthy: the ``(low, high)`` band; seed 001's target, 1e-3, is in the middle.
+    healthy: the ``(low, high)`` band; the lecture notes' target (Baskin et al. 2018), 1e-3, is in the middle.
 
   Returns:
     ``{'update_ratio_median': {layer: median}, 'update_ratio_warnings': [message, ...]}``;
@@ -86,7 +86,7 @@ def is_diagnostic(metric: str) -> bool:
 def activation_sparsity(apply, variables, x, *, near_zero: float = 1e-3, max_examples: int = 2048) -> dict:
   """The fraction of exactly-zero and near-zero hidden activations on inputs ``x`` (inference mode).
 
-  Seed 002's "sparse representations": with an L1 penalty on the
+  The lecture notes' "sparse representations" (Wang 2023): with an L1 penalty on the
   activations (:func:`jaxreg.regularizers.activation_l1`) many ReLU units
   output exactly 0 for a given input. Measured on the first ``max_examples``
   of ``x``.
@@ -106,7 +106,8 @@ def activation_sparsity(apply, variables, x, *, near_zero: float = 1e-3, max_exa
     >>> activation_sparsity(model.apply, {'params': params}, data.test.x)  # doctest: +SKIP
     {'hidden_0': {'zero_fraction': 0.61, 'near_zero_fraction': 0.63}, ...}
   """
-  _, state = apply(variables, jnp.asarray(x[:max_examples]), train=False, capture_intermediates=True)
+  forward = jax.jit(lambda variables, x: apply(variables, x, train=False, capture_intermediates=True)[1])
+  state = forward(variables, np.asarray(x[:max_examples]))  # one program, not one per eager operation
   activations = {k: np.asarray(v) for k, v in flatten_intermediates(state.get("intermediates", {})).items()}
   if not activations:
     return {}

@@ -1,13 +1,14 @@
 """Early stopping: watch a validation metric and stop when it stops improving.
 
-Source: seed 001, "Regularization techniques: early stopping" and seed 002,
+Source: Baskin et al. 2018, "Regularization techniques: early stopping" and Wang 2023,
 "Early Stopping" (Goodfellow et al., Deep Learning, section 7.8).
 """
 
 import dataclasses
 import math
 
-import jax.numpy as jnp
+import jax
+import numpy as np
 
 from jaxreg.errors import ConfigError
 from jaxreg.train.state import EarlyStoppingState
@@ -61,13 +62,16 @@ class EarlyStopping:
     improved = improved and not math.isnan(value)
     if improved:
       new = EarlyStoppingState(
-          best_value=jnp.asarray(value, jnp.float32),
-          best_epoch=jnp.asarray(epoch, jnp.int32),
-          bad_epochs=jnp.asarray(0, jnp.int32),
+          best_value=_scalar(value, np.float32), best_epoch=_scalar(epoch, np.int32), bad_epochs=_scalar(0, np.int32)
       )
     else:
-      new = es.replace(bad_epochs=jnp.asarray(int(es.bad_epochs) + 1, jnp.int32))
+      new = es.replace(bad_epochs=_scalar(int(es.bad_epochs) + 1, np.int32))
     return new, improved
 
   def should_stop(self, es: EarlyStoppingState) -> bool:
     return self.patience is not None and int(es.bad_epochs) >= self.patience
+
+
+def _scalar(value, dtype) -> jax.Array:
+  """A host number as a device scalar (``device_put`` compiles nothing, unlike ``jnp.asarray``)."""
+  return jax.device_put(np.asarray(value, dtype))

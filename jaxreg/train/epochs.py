@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxreg.data.iterators import epoch_batch_indices, padded_batches
+from jaxreg.data.iterators import epoch_batch_indices, eval_layout, padded_batches
 
 
 def with_last_step(summed: dict, last: dict, num_steps: int) -> dict:
@@ -108,11 +108,39 @@ def make_streaming_epoch(
 
 
 def combine_batch_metrics(per_batch: dict) -> dict:
-  """Exact means over stacked per-batch metrics weighted by their ``count`` (which is dropped)."""
+  """Exact means over stacked per-batch metrics weighted by their ``count`` (which is dropped).
+
+  Batches with no real example (``count == 0``, whose means are NaN) add nothing.
+  """
   per_batch = dict(per_batch)
   counts = per_batch.pop("count")
   total = jnp.sum(counts)
-  return {k: jnp.sum(v * counts) / total for k, v in per_batch.items()}
+  return {k: jnp.sum(jnp.where(counts > 0, v * counts, 0.0)) / total for k, v in per_batch.items()}
+
+
+def mean_over_real_batches(eval_step: Callable, state, batches: dict, constrain=None) -> dict:
+  """Exact means of ``eval_step``'s metrics over the stacked batches that hold real examples.
+
+  ``batches`` come from :func:`~jaxreg.data.iterators.padded_batches`: real
+  batches first, then any whole batches of padding (``mask`` 0), which a
+  loop with a traced trip count skips. So splits of different sizes padded
+  to one shape share one compiled program and pay only for their own
+  examples. Not for ``pmap``: a per-device trip count would desynchronise the
+  eval step's collectives.
+  """
+  constrain = constrain or (lambda batch: batch)
+  real = jnp.sum(jnp.any(batches["mask"] > 0, axis=tuple(range(1, batches["mask"].ndim))))
+  first = jax.tree.map(lambda a: a[0], batches)
+  names = jax.eval_shape(eval_step, state, first)
+
+  def add_batch(i, totals):
+    metrics = eval_step(state, constrain(jax.tree.map(lambda a: a[i], batches)))
+    count = metrics["count"]
+    return {k: totals[k] + (count if k == "count" else metrics[k] * count) for k in totals}
+
+  zeros = {k: jnp.zeros((), jnp.float32) for k in names}
+  totals = jax.lax.fori_loop(0, real, add_batch, zeros)
+  return {k: v / totals["count"] for k, v in totals.items() if k != "count"}
 
 
 def make_evaluate(eval_step: Callable):
@@ -120,7 +148,7 @@ def make_evaluate(eval_step: Callable):
 
   @jax.jit
   def evaluate(state, batches):
-    return combine_batch_metrics(jax.lax.map(lambda batch: eval_step(state, batch), batches))
+    return mean_over_real_batches(eval_step, state, batches)
 
   return evaluate
 
@@ -158,15 +186,22 @@ class SingleDevice:
 
   def put_train_data(self, x: np.ndarray, y: np.ndarray, on_device: bool):
     """The training split as the epoch function wants it: on the device, or left on the host."""
-    return (jnp.asarray(x), jnp.asarray(y)) if on_device else (x, y)
+    return jax.device_put((x, y)) if on_device else (x, y)  # device_put compiles nothing
 
   def make_epoch(self, train_step, *, on_device: bool, **kwargs):
     """A compiled epoch: one scan when the split is on the device, else streamed batches."""
     return make_scan_epoch(train_step, **kwargs) if on_device else make_streaming_epoch(train_step, **kwargs)
 
-  def put_eval_batches(self, x: np.ndarray, y: np.ndarray, eval_batch_size: int) -> dict:
-    """A split as stacked, padded batches (every example once; ``mask`` marks the real ones) on the device."""
-    return {k: jnp.asarray(v) for k, v in padded_batches(x, y, min(eval_batch_size, len(y))).items()}
+  def put_eval_batches(
+      self, x: np.ndarray, y: np.ndarray, eval_batch_size: int, num_examples: int | None = None
+  ) -> dict:
+    """A split as stacked, padded batches (every example once; ``mask`` marks the real ones) on the device.
+
+    ``num_examples`` (at least the split's size) sets the layout: splits laid
+    out for the same number share one shape, so one compiled evaluation.
+    """
+    size, num_batches = eval_layout(eval_batch_size, num_examples or len(y))
+    return jax.device_put(padded_batches(x, y, size, num_batches))
 
   def make_evaluate(self, eval_step):
     """A compiled ``evaluate(placed_state, placed_batches) -> metrics`` (host-readable scalars)."""

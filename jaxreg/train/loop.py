@@ -157,10 +157,12 @@ def fit(
   if early_stopping is None:
     early_stopping = EarlyStopping(monitor="val_loss" if dataset.val is not None else "train_loss")
 
+  eval_splits = {name: split for name, split in (("val", dataset.val), ("test", dataset.test)) if split is not None}
+  # Every split laid out like the largest, so validation and test share one compiled evaluation.
+  layout = max((len(split.y) for split in eval_splits.values()), default=None)
   eval_sets = {
-      name: placement.put_eval_batches(split.x, split.y, eval_batch_size)
-      for name, split in (("val", dataset.val), ("test", dataset.test))
-      if split is not None
+      name: placement.put_eval_batches(split.x, split.y, eval_batch_size, num_examples=layout)
+      for name, split in eval_splits.items()
   }
   shuffle_key = jax.random.PRNGKey(shuffle_seed)
   train_bytes = train.x.nbytes + train.y.nbytes

@@ -78,10 +78,10 @@ def _is_top1(logits: jax.Array, labels: jax.Array) -> jax.Array:
 
 
 def classification_objective(apply: Callable) -> Callable:
-  """Softmax cross-entropy on integer labels: the negative log-likelihood of the seeds.
+  """Softmax cross-entropy on integer labels: the negative log-likelihood of the lecture notes.
 
   ``E_nll(y, t) = -log softmax(F(x))_{c_t}``, averaged over the batch.
-  Source: seed 001, "Objective and Loss functions" (cross-entropy with an
+  Source: Baskin et al. 2018, "Objective and Loss functions" (cross-entropy with an
   indicator target reduces to the negative log-likelihood).
 
   Args:
@@ -132,7 +132,7 @@ def multitask_objective(apply: Callable, task_weights: Mapping[str, float]) -> C
 
   ``J = sum_t w_t * E_nll(y_t, F_t(x))``, where the model returns
   ``{task: logits}`` and each task's labels are derived from the dataset's
-  labels (:mod:`jaxreg.data.tasks`). Seed 002, "Multitask Learning".
+  labels (:mod:`jaxreg.data.tasks`). Wang 2023, "Multitask Learning".
 
   Args:
     apply: the model's ``apply``, returning a dict of logits per task.

@@ -66,10 +66,10 @@ def has_diagnostics(records: list[dict]) -> bool:
 
 
 def plot_diagnostics(run, *, output: str | None = None, title: str | None = None):
-  """Plots the training health checks per epoch (seed 001's "tricks of the trade").
+  """Plots the training health checks per epoch ("tricks of the trade" of Baskin et al. 2018).
 
   Three panels: ``||dW||/||W||`` of each weight matrix on the epoch's last
-  step against the healthy band [1e-4, 1e-2] (shaded) and the seed's target
+  step against the healthy band [1e-4, 1e-2] (shaded) and the notes' target
   1e-3 (dotted); the gradient's global norm on that step; the learning rate
   (and the momentum, if it is logged).
 
@@ -95,7 +95,7 @@ def plot_diagnostics(run, *, output: str | None = None, title: str | None = None
   fig, (ratio_ax, norm_ax, lr_ax) = plt.subplots(1, 3, figsize=(16, 4))
   low, high = HEALTHY_UPDATE_RATIO
   ratio_ax.axhspan(low, high, color="tab:green", alpha=0.08, label="healthy band")
-  ratio_ax.axhline(1e-3, color="gray", linestyle=":", label="seed 001's target 1e-3")
+  ratio_ax.axhline(1e-3, color="gray", linestyle=":", label="target 1e-3 (Baskin et al. 2018)")
   layers = sorted({k for r in records for k in r if k.startswith(UPDATE_RATIO_PREFIX)})
   for key in layers:
     ratio_ax.plot(epochs, [r.get(key) for r in records], label=key[len(UPDATE_RATIO_PREFIX):])

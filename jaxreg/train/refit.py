@@ -1,10 +1,10 @@
-"""Using the validation data after early stopping (seed 002, "Exploiting the Validation Data").
+"""Using the validation data after early stopping (Wang 2023, "Exploiting the Validation Data").
 
 Early stopping holds out a validation split to choose the training time.
-Once that is chosen, the seeds give two ways to train on all the data:
+Once that is chosen, the lecture notes give two ways to train on all the data:
 
 * **retrain** from scratch on train + validation for the chosen time. The
-  seeds ask whether "the point" is the same number of parameter updates
+  lecture notes ask whether "the point" is the same number of parameter updates
   (``'retrain_steps'``) or the same number of passes through the data
   (``'retrain_epochs'``); with more data per epoch the two differ, and both
   are offered (Goodfellow et al., Algorithm 7.2).

@@ -67,7 +67,7 @@ def create_train_state(
     sample_x: jax.Array,
     early_stopping_mode: str = "min",
 ) -> TrainState:
-  """Initialises the model and the optimizer.
+  """Initialises the model and the optimizer, as one compiled program.
 
   Args:
     model: the model's ``ModelFns``.
@@ -80,15 +80,20 @@ def create_train_state(
     >>> state = create_train_state(model, optax.adam(1e-3), rng=jax.random.PRNGKey(0),
     ...                            sample_x=x_train[:1])  # doctest: +SKIP
   """
-  init_rng, train_rng = jax.random.split(rng)
-  variables = model.init(init_rng, sample_x)
-  params = variables["params"]
-  model_state = {k: v for k, v in variables.items() if k != "params"}
-  return TrainState(
-      step=jnp.asarray(0, jnp.int32),
-      params=params,
-      model_state=model_state,
-      opt_state=tx.init(params),
-      rng=train_rng,
-      early_stopping=EarlyStoppingState.create(early_stopping_mode),
-  )
+
+  def init(rng, sample_x):
+    init_rng, train_rng = jax.random.split(rng)
+    variables = model.init(init_rng, sample_x)
+    params = variables["params"]
+    model_state = {k: v for k, v in variables.items() if k != "params"}
+    return TrainState(
+        step=jnp.asarray(0, jnp.int32),
+        params=params,
+        model_state=model_state,
+        opt_state=tx.init(params),
+        rng=train_rng,
+        early_stopping=EarlyStoppingState.create(early_stopping_mode),
+    )
+
+  # One compiled program instead of one per eager operation of the initializers.
+  return jax.jit(init)(rng, sample_x)

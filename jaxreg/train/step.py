@@ -55,7 +55,7 @@ def make_train_step(
       ``metrics['grad_norm']``. Off by default: on a CPU it costs about 10%
       of a small MLP's step, because the gradients can then no longer be
       fused into the optimizer's update.
-    diagnostics: also report this step's health checks (seed 001):
+    diagnostics: also report this step's health checks (Baskin et al. 2018):
       ``update_ratio/<layer>`` = ``||dW||/||W||`` for every weight matrix and
       ``last_grad_norm`` (:mod:`jaxreg.train.diagnostics`). The fit loop uses
       such a step for the last step of each epoch only.
@@ -110,7 +110,7 @@ def make_eval_step(
     axis_name: the mapped axis to combine metrics over, or ``None``.
     params_fn: ``fn(params, opt_state) -> params`` giving the parameters to
       evaluate, e.g. ``make_evaluation_params('nesterov', ...)`` to evaluate
-      a Nesterov run at the seeds' ``theta``; ``None`` evaluates ``state.params``.
+      a Nesterov run at the lecture notes' ``theta``; ``None`` evaluates ``state.params``.
   """
 
   def eval_step(state: TrainState, batch: dict) -> dict:

@@ -1,0 +1,53 @@
+"""What users read mentions only what users have: no internal files, no private names, no missing paths."""
+
+import json
+import pathlib
+import re
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+# Read by users: the README and docs, the notebooks, the package's docstrings and messages,
+# the configs they run and the benchmarks they rerun.
+USER_FILES = sorted(
+    [ROOT / "README.md", ROOT / "pyproject.toml"]
+    + list((ROOT / "docs").glob("*.md"))
+    + list((ROOT / "notebooks").glob("*.ipynb"))
+    + list((ROOT / "jaxreg").rglob("*.py"))
+    + list((ROOT / "configs").glob("*.py"))
+    + list((ROOT / "bench").glob("*.py"))
+)
+# Names from the project's own workspace, which no user has.
+PRIVATE = re.compile(r"DESIGN\.md|shared/|\bseeds?\s+0\d\d\b|\bseeds'|\bthe seeds\b|\bseed's\b", re.I)
+DOCS = [ROOT / "README.md"] + sorted((ROOT / "docs").glob("*.md"))
+REPO_PATH = re.compile(r"`((?:docs|bench|configs|notebooks|tests|tools|jaxreg)/[\w./-]+?)(?::\w+)?`")
+
+
+def _text(path: pathlib.Path) -> str:
+  if path.suffix == ".ipynb":
+    return "\n".join("".join(cell["source"]) for cell in json.loads(path.read_text())["cells"])
+  return path.read_text()
+
+
+@pytest.mark.parametrize("path", USER_FILES, ids=[str(p.relative_to(ROOT)) for p in USER_FILES])
+def test_no_private_names(path):
+  hits = [f"line {n}: {line.strip()}" for n, line in enumerate(_text(path).splitlines(), 1) if PRIVATE.search(line)]
+  assert not hits, "\n".join(hits)
+
+
+def test_every_repository_path_in_the_docs_exists():
+  missing = []
+  for doc in DOCS:
+    for path in REPO_PATH.findall(_text(doc)):
+      if not (ROOT / path.rstrip("/.")).exists():
+        missing.append(f"{doc.name}: {path}")
+  assert not missing, missing
+
+
+def test_readme_commands_name_packaged_configs():
+  """``--config NAME[:ARG]`` names a packaged config (a user's own ``file.py`` is theirs)."""
+  readme = _text(ROOT / "README.md")
+  packaged = {p.stem for p in (ROOT / "configs").glob("*.py") if not p.stem.startswith("_")}
+  specs = re.findall(r"jaxreg train[^\n]*?--config (\S+)", readme)
+  names = {spec.partition(":")[0] for spec in specs if not spec.partition(":")[0].endswith(".py")}
+  assert names and names <= packaged, names - packaged
