@@ -51,3 +51,17 @@ def test_readme_commands_name_packaged_configs():
   specs = re.findall(r"jaxreg train[^\n]*?--config (\S+)", readme)
   names = {spec.partition(":")[0] for spec in specs if not spec.partition(":")[0].endswith(".py")}
   assert names and names <= packaged, names - packaged
+
+
+def test_readme_startup_table_is_the_recorded_benchmark():
+  """The README's start-up numbers are bench/startup.py's last recorded run, not typed in."""
+  import importlib.util
+
+  spec = importlib.util.spec_from_file_location("startup", ROOT / "bench" / "startup.py")
+  startup = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(startup)
+  recorded = json.loads((ROOT / "bench" / "results" / "startup.json").read_text())
+  readme = _text(ROOT / "README.md")
+  section = readme[readme.index("<!-- startup-table -->"):readme.index("<!-- /startup-table -->")]
+  assert startup.table(startup.summarize(recorded["repeats"])) in section
+  assert f"{len(recorded['repeats'])} repeats" in section and recorded["summary"]["programs_per_run"] == 6

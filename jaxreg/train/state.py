@@ -95,5 +95,17 @@ def create_train_state(
         early_stopping=EarlyStoppingState.create(early_stopping_mode),
     )
 
-  # One compiled program instead of one per eager operation of the initializers.
-  return jax.jit(init)(rng, sample_x)
+  return _run_once(init, rng, sample_x)
+
+
+# XLA's backend optimization level for programs that run once. On the CPU, level 1 compiles the
+# random initializers 2-3x faster than the default, with bit-identical results (tests/test_state.py).
+_RUN_ONCE_OPTIONS = {"cpu": {"xla_backend_optimization_level": 1}}
+
+
+def _run_once(fn, *args):
+  """``jax.jit(fn)(*args)`` as one program (not one per eager operation), compiled cheaply where that is known to be exact."""
+  options = _RUN_ONCE_OPTIONS.get(jax.default_backend())
+  if options is None or any(isinstance(a, jax.core.Tracer) for a in jax.tree.leaves(args)):
+    return jax.jit(fn)(*args)  # inside vmap or jit, or on an accelerator: the usual compile
+  return jax.jit(fn).lower(*args).compile(compiler_options=options)(*args)
