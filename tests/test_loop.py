@@ -55,10 +55,15 @@ def test_evaluation_matches_a_direct_computation(digits):
   result = fit(state, train_step=train_step, eval_step=eval_step, dataset=digits, batch_size=128, epochs=2,
                eval_batch_size=100, progress=False, restore_best=False)  # 360 test examples: padded batches
   model = make_mlp(num_outputs=10, hidden_sizes=(32,))
-  logits, _ = model.apply({"params": result.state.params}, digits.test.x, train=False)
-  accuracy = float(np.mean(np.argmax(logits, -1) == digits.test.y))
-  assert result.summary["test_accuracy"] == pytest.approx(accuracy, abs=1e-6)
-  assert result.history[-1]["test_accuracy"] == pytest.approx(accuracy, abs=1e-6)
+  # Validation (180) is laid out like test (360): 4 batches of 100, the last 2 all padding, skipped.
+  for split, name in ((digits.test, "test"), (digits.val, "val")):
+    logits, _ = model.apply({"params": result.state.params}, split.x, train=False)
+    accuracy = float(np.mean(np.argmax(logits, -1) == split.y))
+    log_probs = logits - jax.scipy.special.logsumexp(logits, axis=-1, keepdims=True)
+    loss = float(-np.mean(np.take_along_axis(np.asarray(log_probs), split.y[:, None], axis=-1)))
+    assert result.summary[f"{name}_accuracy"] == pytest.approx(accuracy, abs=1e-6)
+    assert result.history[-1][f"{name}_accuracy"] == pytest.approx(accuracy, abs=1e-6)
+    assert result.summary[f"{name}_loss"] == pytest.approx(loss, rel=1e-5)
 
 
 def test_early_stopping_and_restore_best(tmp_path, digits):

@@ -198,7 +198,9 @@ class Pmap:
 
     return run_epoch
 
-  def put_eval_batches(self, x: np.ndarray, y: np.ndarray, eval_batch_size: int, num_examples: int | None = None) -> dict:
+  def put_eval_batches(
+      self, x: np.ndarray, y: np.ndarray, eval_batch_size: int, num_examples: int | None = None
+  ) -> dict:
     size, num_batches = eval_layout(eval_batch_size, num_examples or len(y), self.num_devices)
     batches = padded_batches(x, y, size, num_batches)  # (num_batches, size, ...); padding is masked
     per_device = jax.tree.map(lambda a: np.swapaxes(split_batch(np.swapaxes(a, 0, 1), self.num_devices), 1, 2),

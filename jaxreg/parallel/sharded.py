@@ -143,7 +143,9 @@ class Sharded:
 
     return run_epoch
 
-  def put_eval_batches(self, x: np.ndarray, y: np.ndarray, eval_batch_size: int, num_examples: int | None = None) -> dict:
+  def put_eval_batches(
+      self, x: np.ndarray, y: np.ndarray, eval_batch_size: int, num_examples: int | None = None
+  ) -> dict:
     size, num_batches = eval_layout(eval_batch_size, num_examples or len(y), self.num_devices)
     return put_sharded(padded_batches(x, y, size, num_batches), self.mesh, axis=1, what="the evaluation batch")
 

@@ -135,10 +135,10 @@ def mean_over_real_batches(eval_step: Callable, state, batches: dict, constrain=
 
   def add_batch(i, totals):
     metrics = eval_step(state, constrain(jax.tree.map(lambda a: a[i], batches)))
-    count = metrics["count"]
-    return {k: totals[k] + (count if k == "count" else metrics[k] * count) for k in totals}
+    count = metrics["count"].astype(jnp.float32)
+    return {k: totals[k] + (count if k == "count" else metrics[k].astype(jnp.float32) * count) for k in totals}
 
-  zeros = {k: jnp.zeros((), jnp.float32) for k in names}
+  zeros = {k: jnp.zeros((), jnp.float32) for k in names}  # sums in float32 whatever the metrics' dtype
   totals = jax.lax.fori_loop(0, real, add_batch, zeros)
   return {k: v / totals["count"] for k, v in totals.items() if k != "count"}
 
