@@ -119,3 +119,26 @@ def test_colab_install_cell_installs_a_local_folder_in_a_fresh_env(tmp_path):
   python = fresh_env(tmp_path / "env")
   # pip builds the folder; offline, its build backend comes from the test environment.
   _colab_cell_installs(python, source, tmp_path, extra_env={"PIP_NO_BUILD_ISOLATION": "0"})
+
+
+def test_declared_dependencies_are_what_the_package_imports():
+  """pyproject's dependencies are exactly the third-party modules jaxreg imports (and the extras, theirs)."""
+  import ast
+  import re
+  import sys
+  import tomllib
+
+  project = tomllib.loads((CHECKOUT / "pyproject.toml").read_text())["project"]
+  import_name = {"orbax-checkpoint": "orbax", "scikit-learn": "sklearn"}
+  declared = {import_name.get(d, d) for d in (re.split(r"[<>=!~ \[;]", r)[0] for r in project["dependencies"])}
+  imported = set()
+  for file in (CHECKOUT / "jaxreg").rglob("*.py"):
+    for node in ast.walk(ast.parse(file.read_text())):
+      if isinstance(node, ast.Import):
+        imported |= {alias.name.split(".")[0] for alias in node.names}
+      elif isinstance(node, ast.ImportFrom) and node.level == 0:
+        imported.add(node.module.split(".")[0])
+  third_party = {name for name in imported if name not in sys.stdlib_module_names and name != "jaxreg"}
+  # filelock is imported by JAX itself, for the size-capped compilation cache the CLI turns on.
+  assert declared - {"filelock"} == third_party - {"matplotlib"}
+  assert project["optional-dependencies"]["plot"] == ["matplotlib>=3.8"] and "matplotlib" in third_party

@@ -5,6 +5,8 @@ changes every step, in float64, and must match to 1e-6 relative. The Nesterov
 variants are compared on the sequence of points where gradients are evaluated.
 """
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -229,16 +231,80 @@ def test_adagrad_matches_pytorch_form():
   np.testing.assert_allclose(ours, theta, rtol=1e-9)
 
 
-@pytest.mark.parametrize("call, message", [
-    (lambda: T.momentum(0.1, momentum=1.0), "momentum must be in \\[0, 1\\)"),
-    (lambda: T.momentum(0.1, form="pytorch"), "form must be one of book, optax"),
-    (lambda: T.adagrad(0.1, delta=0.0), "delta must be a positive number"),
-    (lambda: T.rmsprop(0.1, decay=1.5), "decay must be in \\[0, 1\\)"),
-    (lambda: T.adam(0.1, b2=1.0), "b2 must be in \\[0, 1\\)"),
+@pytest.mark.parametrize("call, error, message", [
+    (lambda: T.momentum(0.1, momentum=1.0), ValueError, "^momentum must be in \\[0, 1\\)"),
+    (lambda: T.momentum(0.1, form="pytorch"), ValueError, "^form must be one of book, optax"),
+    (lambda: T.adagrad(0.1, delta=0.0), ValueError, "^delta must be a positive number"),
+    (lambda: T.rmsprop(0.1, decay=1.5), ValueError, "^decay must be in \\[0, 1\\)"),
+    (lambda: T.adam(0.1, b2=1.0), ValueError, "^b2 must be in \\[0, 1\\), got 1.0"),
+    (lambda: T.adam(0.1, b1="0.9"), TypeError, "^b1 must be a number"),
 ])
-def test_invalid_arguments(call, message):
-  with pytest.raises(ConfigError, match=message):
+def test_invalid_arguments(call, error, message):
+  """The library names the argument and knows nothing of configs (a notebook has none)."""
+  with pytest.raises(error, match=message) as raised:
     call()
+  assert not isinstance(raised.value, ConfigError)
+
+
+def test_the_factory_adds_the_config_path():
+  from jaxreg.optim import make_optimizer
+
+  with pytest.raises(ConfigError, match="^optimizer.b2 must be in \\[0, 1\\), got 1.0"):
+    make_optimizer("adam", learning_rate=0.1, b2=1.0)
+  with pytest.raises(ConfigError, match="^optimizer.form must be one of book, optax"):
+    make_optimizer("momentum", learning_rate=0.1, form="pytorch")
+
+
+# Every optimizer with every numeric hyperparameter injected (optax.inject_hyperparams).
+INJECTED = {
+    "sgd": (T.sgd, dict(learning_rate=0.1)),
+    "momentum": (T.momentum, dict(learning_rate=0.05, momentum=0.8)),
+    "momentum-optax": (functools.partial(T.momentum, form="optax"), dict(learning_rate=0.05, momentum=0.8)),
+    "nesterov": (T.nesterov, dict(learning_rate=0.05, momentum=0.8)),
+    "adagrad": (T.adagrad, dict(learning_rate=0.5, delta=1e-7)),
+    "adagrad-optax": (functools.partial(T.adagrad, form="optax"), dict(learning_rate=0.5, delta=1e-7)),
+    "rmsprop": (T.rmsprop, dict(learning_rate=0.01, decay=0.9, delta=1e-6)),
+    "rmsprop_nesterov": (T.rmsprop_nesterov, dict(learning_rate=0.005, decay=0.9, momentum=0.5, delta=1e-10)),
+    "adam": (T.adam, dict(learning_rate=0.05, b1=0.9, b2=0.999, delta=1e-8)),
+}
+
+
+@pytest.mark.parametrize("name", list(INJECTED))
+def test_every_hyperparameter_can_be_injected_under_jit(name):
+  """inject_hyperparams with all numeric hyperparameters as arrays, traced under jit, solves a quadratic
+  exactly as the optimizer built with numbers does."""
+  factory, hyperparams = INJECTED[name]
+  curvature, target = jnp.asarray([1.0, 4.0, 0.25]), jnp.asarray([1.0, -2.0, 0.5])
+  grad = lambda w: curvature * (w - target)  # noqa: E731  of 0.5 sum(c (w - target)^2)
+
+  def solve(tx):
+    @jax.jit
+    def run(w):
+      def step(carry, _):
+        w, state = carry
+        updates, state = tx.update(grad(w), state, w)
+        return (optax.apply_updates(w, updates), state), None
+      return jax.lax.scan(step, (w, tx.init(w)), None, length=400)[0][0]
+    return run(jnp.zeros(3))
+
+  injected = optax.inject_hyperparams(factory)(**hyperparams)
+  assert set(injected.init(jnp.zeros(3)).hyperparams) == set(hyperparams)
+  plain = solve(factory(**hyperparams))
+  np.testing.assert_allclose(solve(injected), plain, rtol=1e-6, atol=1e-6)
+  np.testing.assert_allclose(solve(injected), target, atol=0.05)
+
+
+@pytest.mark.parametrize("name", list(INJECTED))
+def test_update_accepts_extra_keyword_arguments(name):
+  """optax's chains pass extra arguments (e.g. ``value=`` for reduce_on_plateau) to every transform."""
+  factory, hyperparams = INJECTED[name]
+  tx = factory(**hyperparams)
+  params = {"w": jnp.ones(3)}
+  plain, _ = tx.update(params, tx.init(params), params)
+  extra, _ = tx.update(params, tx.init(params), params, value=jnp.asarray(1.0))
+  np.testing.assert_array_equal(plain["w"], extra["w"])
+  chained = optax.chain(tx, optax.contrib.reduce_on_plateau())
+  chained.update(params, chained.init(params), params, value=jnp.asarray(1.0))
 
 
 def test_nesterov_runs_are_evaluated_at_theta_not_at_the_interim_point(rng):

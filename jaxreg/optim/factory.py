@@ -97,7 +97,10 @@ def make_optimizer(
     raise ConfigError(
         f"optimizer.learning_rate must be a positive number, got {learning_rate!r}"
     )
-  factory(float(learning_rate), **kwargs)  # validates the arguments eagerly
+  try:
+    factory(float(learning_rate), **kwargs)  # validates the arguments eagerly
+  except (ValueError, TypeError) as e:  # the library names the argument; the config path is added here
+    raise ConfigError(f"optimizer.{e}" if name in _OPTIMIZERS else f"optimizer {name!r}: {e}") from None
   if clip_global_norm is not None and (
       isinstance(clip_global_norm, bool) or not isinstance(clip_global_norm, (int, float)) or clip_global_norm <= 0
   ):

@@ -14,32 +14,54 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
-
-from jaxreg.errors import ConfigError
 
 ScalarOrSchedule = float | optax.Schedule
 
 
-def _check_unit_interval(name: str, value, *, closed: bool = False) -> None:
-  if isinstance(value, jax.Array):
-    return  # an injected hyperparameter (optax.inject_hyperparams), checked when it was a number
-  upper_ok = value <= 1.0 if closed else value < 1.0
-  if isinstance(value, bool) or not isinstance(value, (int, float)) or not (0.0 <= value and upper_ok):
-    raise ConfigError(f"optimizer.{name} must be in [0, 1{']' if closed else ')'}, got {value!r}")
+def _concrete(value):
+  """``value`` as a Python number to check, or ``None`` when it is traced (checked when it was a number)."""
+  if isinstance(value, jax.core.Tracer):
+    return None  # e.g. a hyperparameter injected by optax.inject_hyperparams, under jit
+  if isinstance(value, (jax.Array, np.ndarray)) and value.shape == () and not isinstance(value, bool):
+    return value.item()
+  return value
+
+
+def _check_number(name: str, value) -> float | None:
+  value = _concrete(value)
+  if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+    raise TypeError(f"{name} must be a number, got {value!r}")
+  return value
+
+
+def _check_unit_interval(name: str, value) -> None:
+  value = _check_number(name, value)
+  if value is not None and not 0.0 <= value < 1.0:
+    raise ValueError(f"{name} must be in [0, 1), got {value!r}")
 
 
 def _check_positive(name: str, value) -> None:
-  if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-    raise ConfigError(f"optimizer.{name} must be a positive number, got {value!r}")
+  value = _check_number(name, value)
+  if value is not None and not value > 0:
+    raise ValueError(f"{name} must be a positive number, got {value!r}")
 
 
 def _check_form(value: str, choices: tuple[str, ...]) -> str:
   """The form's name; ``'seed'``, the name of ``'book'`` in configs saved by jaxreg 0.1, is still read."""
   value = "book" if value == "seed" else value
   if value not in choices:
-    raise ConfigError(f"optimizer.form must be one of {', '.join(choices)}, got {value!r}")
+    raise ValueError(f"form must be one of {', '.join(choices)}, got {value!r}")
   return value
+
+
+def _optimizer(*transforms: optax.GradientTransformation) -> optax.GradientTransformationExtraArgs:
+  """The chain of ``transforms`` (one alone keeps its own state), whose ``update`` accepts extra keyword
+  arguments as optax's chains do (``update(updates, state, params, value=...)``)."""
+  if len(transforms) == 1:
+    return optax.with_extra_args_support(transforms[0])
+  return optax.chain(*transforms)
 
 
 def sgd(learning_rate: ScalarOrSchedule) -> optax.GradientTransformation:
@@ -51,7 +73,7 @@ def sgd(learning_rate: ScalarOrSchedule) -> optax.GradientTransformation:
   Example:
     >>> tx = sgd(0.1)
   """
-  return optax.scale_by_learning_rate(learning_rate)
+  return _optimizer(optax.scale_by_learning_rate(learning_rate))
 
 
 def momentum(
@@ -75,8 +97,8 @@ def momentum(
   _check_unit_interval("momentum", momentum)
   form = _check_form(form, ("book", "optax"))
   if form == "book":
-    return optax.chain(optax.scale_by_learning_rate(learning_rate), optax.trace(decay=momentum))
-  return optax.chain(optax.trace(decay=momentum), optax.scale_by_learning_rate(learning_rate))
+    return _optimizer(optax.scale_by_learning_rate(learning_rate), optax.trace(decay=momentum))
+  return _optimizer(optax.trace(decay=momentum), optax.scale_by_learning_rate(learning_rate))
 
 
 def nesterov(learning_rate: ScalarOrSchedule, momentum: float = 0.9) -> optax.GradientTransformation:
@@ -95,7 +117,7 @@ def nesterov(learning_rate: ScalarOrSchedule, momentum: float = 0.9) -> optax.Gr
     momentum: ``alpha`` in [0, 1).
   """
   _check_unit_interval("momentum", momentum)
-  return optax.chain(
+  return _optimizer(
       optax.scale_by_learning_rate(learning_rate), optax.trace(decay=momentum, nesterov=True)
   )
 
@@ -131,7 +153,7 @@ def scale_by_adagrad(
       scaled = jax.tree.map(lambda g, a: g / (delta + jnp.sqrt(a)), updates, r)
     return scaled, ScaleByAdagradState(r)
 
-  return optax.GradientTransformation(init_fn, update_fn)
+  return optax.with_extra_args_support(optax.GradientTransformation(init_fn, update_fn))
 
 
 def adagrad(
@@ -160,7 +182,7 @@ def adagrad(
     rescale = scale_by_adagrad(delta)
   else:
     rescale = scale_by_adagrad(delta, initial_accumulator_value=0.1, delta_inside_sqrt=True)
-  return optax.chain(rescale, optax.scale_by_learning_rate(learning_rate))
+  return _optimizer(rescale, optax.scale_by_learning_rate(learning_rate))
 
 
 def rmsprop(
@@ -180,7 +202,7 @@ def rmsprop(
   """
   _check_unit_interval("decay", decay)
   _check_positive("delta", delta)
-  return optax.chain(
+  return _optimizer(
       optax.scale_by_rms(decay=decay, eps=delta, eps_in_sqrt=delta_inside_sqrt),
       optax.scale_by_learning_rate(learning_rate),
   )
@@ -207,7 +229,7 @@ def rmsprop_nesterov(
   _check_unit_interval("decay", decay)
   _check_unit_interval("momentum", momentum)
   _check_positive("delta", delta)
-  return optax.chain(
+  return _optimizer(
       optax.scale_by_rms(decay=decay, eps=delta, eps_in_sqrt=True),
       optax.scale_by_learning_rate(learning_rate),
       optax.trace(decay=momentum, nesterov=True),
@@ -232,7 +254,7 @@ def adam(
   _check_unit_interval("b1", b1)
   _check_unit_interval("b2", b2)
   _check_positive("delta", delta)
-  return optax.chain(
+  return _optimizer(
       optax.scale_by_adam(b1=b1, b2=b2, eps=delta), optax.scale_by_learning_rate(learning_rate)
   )
 
