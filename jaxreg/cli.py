@@ -170,6 +170,12 @@ def _use_compilation_cache(flag: str | None) -> None:
 
 
 def _plot(args) -> int:
+  try:
+    import matplotlib
+
+    matplotlib.use("Agg")  # this process only writes PNGs: no window, whatever the display
+  except ImportError:
+    pass  # plotting raises the error that says how to install matplotlib
   from jaxreg.train.plotting import has_diagnostics, plot_diagnostics, plot_learning_curves
   from jaxreg.train.writers import read_metrics
 

@@ -110,3 +110,22 @@ def test_plot_command_draws_the_diagnostics(tmp_path, capsys):
   for path in out:
     with open(path, "rb") as f:
       assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+
+
+def test_plotting_keeps_the_callers_matplotlib_backend(tmp_path):
+  """A notebook's backend stays as it is after jaxreg draws (and saves) a figure."""
+  import subprocess
+  import sys
+
+  code = (
+      "import matplotlib\n"
+      "matplotlib.use('svg')\n"
+      "from jaxreg.train.plotting import plot_learning_curves\n"
+      "records = [{'epoch': e, 'train_loss': 1.0 / e, 'val_loss': 1.2 / e} for e in (1, 2, 3)]\n"
+      f"plot_learning_curves(records, output={str(tmp_path / 'curves.png')!r})\n"
+      "print(matplotlib.get_backend())\n"
+  )
+  run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+  assert run.returncode == 0, run.stderr
+  assert run.stdout.strip() == "svg"
+  assert (tmp_path / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -9,6 +9,7 @@ and run it from a directory outside the checkout.
 import json
 import pathlib
 import subprocess
+import sys
 
 import pytest
 
@@ -125,7 +126,6 @@ def test_declared_dependencies_are_what_the_package_imports():
   """pyproject's dependencies are exactly the third-party modules jaxreg imports (and the extras, theirs)."""
   import ast
   import re
-  import sys
   import tomllib
 
   project = tomllib.loads((CHECKOUT / "pyproject.toml").read_text())["project"]
@@ -142,3 +142,12 @@ def test_declared_dependencies_are_what_the_package_imports():
   # filelock is imported by JAX itself, for the size-capped compilation cache the CLI turns on.
   assert declared - {"filelock"} == third_party - {"matplotlib"}
   assert project["optional-dependencies"]["plot"] == ["matplotlib>=3.8"] and "matplotlib" in third_party
+
+
+def test_the_library_imports_no_heavy_module_it_does_not_use(tmp_path):
+  """``import jaxreg.optim`` / ``jaxreg.train`` leave Orbax, tqdm and matplotlib to the code that uses them."""
+  code = ("import sys, jaxreg.optim, jaxreg.train, jaxreg.regularizers, jaxreg.models\n"
+          "print(sorted(m for m in ('orbax', 'tqdm', 'matplotlib', 'sklearn') if m in sys.modules))")
+  run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, timeout=120)
+  assert run.returncode == 0, run.stderr
+  assert run.stdout.strip() == "[]"

@@ -55,3 +55,15 @@ def test_regression_objective_is_the_mse(linear, rng):
 def test_unknown_task():
   with pytest.raises(ConfigError, match="unknown task 'ranking'"):
     make_objective("ranking", lambda *a, **k: None)
+
+
+def test_accuracy_is_argmax_with_ties_to_the_first_class():
+  from jaxreg.train.objectives import _is_top1
+
+  g = np.random.default_rng(3)
+  logits = g.integers(0, 3, size=(500, 5)).astype(np.float32)  # many exact ties
+  labels = g.integers(0, 5, size=500)
+  np.testing.assert_array_equal(np.asarray(_is_top1(jnp.asarray(logits), jnp.asarray(labels))),
+                                np.argmax(logits, axis=-1) == labels)
+  constant = jnp.zeros((4, 3))
+  np.testing.assert_array_equal(_is_top1(constant, jnp.asarray([0, 1, 2, 0])), [True, False, False, True])

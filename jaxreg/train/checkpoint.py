@@ -8,8 +8,6 @@ one with the best monitored metric, so ``restore_best`` survives a resume.
 import os
 
 import jax
-import orbax.checkpoint as ocp
-from orbax.checkpoint.checkpoint_managers import preservation_policy as preservation
 
 from jaxreg.errors import CheckpointError, ConfigError
 
@@ -44,6 +42,9 @@ class Checkpointer:
   def __init__(self, directory: str, *, keep: int = 3, monitor: str | None = None, mode: str = "min"):
     if not isinstance(keep, int) or keep < 1:
       raise ConfigError(f"checkpoint.keep must be a positive integer, got {keep!r}")
+    import orbax.checkpoint as ocp  # imported here: ``import jaxreg.train`` does not load Orbax
+    from orbax.checkpoint.checkpoint_managers import preservation_policy as preservation
+
     self.directory = os.path.abspath(directory)
     policies = [preservation.LatestN(n=keep)]
     if monitor is not None:
@@ -71,6 +72,8 @@ class Checkpointer:
 
   def save(self, epoch: int, state, metrics: dict) -> None:
     """Saves ``state`` as the checkpoint of ``epoch`` (asynchronously)."""
+    import orbax.checkpoint as ocp
+
     finite = {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float))}
     self._manager.save(epoch, args=ocp.args.StandardSave(_host_local(state)), metrics=finite)
 
@@ -81,6 +84,8 @@ class Checkpointer:
       CheckpointError: if there is no checkpoint for ``epoch``, or it cannot
         be read (incomplete or corrupt); the message names the folder.
     """
+    import orbax.checkpoint as ocp
+
     self._manager.wait_until_finished()
     path = os.path.join(self.directory, str(epoch))
     if epoch not in self._manager.all_steps():

@@ -13,7 +13,6 @@ import time
 from collections.abc import Callable, Sequence
 
 import jax
-from tqdm.auto import tqdm
 
 from jaxreg.data.datasets import Dataset
 from jaxreg.errors import CheckpointError, ConfigError, TrainingError
@@ -222,6 +221,8 @@ def fit(
           f"the best epoch ({best_epoch}) has no checkpoint in {checkpointer.directory}, so "
           "restore_best cannot be honoured; resume with train.early_stopping.restore_best=False"
       )
+
+  from tqdm.auto import tqdm  # imported here: ``import jaxreg.train`` does not load tqdm
 
   bar = tqdm(
       total=epochs, initial=start_epoch, disable=not progress, unit="epoch",

@@ -5,11 +5,10 @@ from jaxreg.train.writers import read_metrics
 
 
 def _pyplot(output):
+  """pyplot, as the caller's matplotlib is set up: the library never switches the backend
+  (a notebook keeps its inline one; without a display matplotlib picks a headless one itself)."""
+  del output
   try:
-    import matplotlib
-
-    if output is not None:
-      matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
   except ImportError:
     raise ImportError("plotting needs matplotlib: pip install 'jaxreg[plot]'") from None
