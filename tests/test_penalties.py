@@ -241,3 +241,45 @@ def test_activation_l1_needs_a_model_that_sows(make_linear, rng):
 def test_bad_regularizer_configs_are_refused(sections, message):
   with pytest.raises(ConfigError, match=message):
     make_regularizers(num_classes=10, learning_rate=0.1, **sections)
+
+
+def test_l2_is_the_same_on_linen_nnx_and_attribute_modules():
+  """Kernels only, by name, on every parameter container: a Linen dict, an nnx.State, an Equinox-style module."""
+  import dataclasses
+
+  from flax import nnx
+
+  from jaxreg.regularizers import l2
+  from jaxreg.train import Context
+
+  class Two(nnx.Module):
+    def __init__(self, rngs):
+      self.dense_0 = nnx.Linear(3, 4, rngs=rngs)
+      self.norm = nnx.LayerNorm(4, rngs=rngs)
+      self.dense_1 = nnx.Linear(4, 2, rngs=rngs)
+
+  state = nnx.state(Two(nnx.Rngs(0)), nnx.Param)
+  linen = nnx.to_pure_dict(state)  # the same arrays as a plain nested dict, as Linen holds them
+  for layer in ("dense_0", "dense_1", "norm"):  # non-zero biases and scales: penalizing them would show
+    linen[layer] = {k: v + 1.0 for k, v in linen[layer].items()}
+  nnx.replace_by_pure_dict(state, linen)
+
+  @jax.tree_util.register_dataclass
+  @dataclasses.dataclass
+  class Linear:  # flattened by attribute name, as Equinox modules are
+    weight: jax.Array
+    bias: jax.Array
+
+  @jax.tree_util.register_dataclass
+  @dataclasses.dataclass
+  class Model:
+    layers: list
+
+  attribute_model = Model([Linear(linen["dense_0"]["kernel"], linen["dense_0"]["bias"]),
+                           Linear(linen["dense_1"]["kernel"], linen["dense_1"]["bias"])])
+  expected = 0.5 * 0.1 * sum(float(jnp.sum(linen[k]["kernel"] ** 2)) for k in ("dense_0", "dense_1"))
+
+  objective = lambda params, batch, ctx: (jnp.zeros(()), {"metrics": {}, "model_state": {}})  # noqa: E731
+  ctx = Context(rng=None, model_state={}, train=True, step=0)
+  penalties = [float(l2(0.1)(objective)(params, {}, ctx)[0]) for params in (linen, state, attribute_model)]
+  np.testing.assert_allclose(penalties, [expected] * 3, rtol=1e-6)

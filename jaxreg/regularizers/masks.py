@@ -10,7 +10,7 @@ from typing import Any
 
 import jax
 
-from jaxreg._tree import path_name
+from jaxreg._tree import path_keys, path_name
 from jaxreg.errors import ConfigError
 
 # Leaf names excluded from norm penalties and weight decay by default.
@@ -21,11 +21,8 @@ MaskSpec = Mask | Callable[[Any], Mask] | None
 
 
 def _leaf_name(path) -> str:
-  key = path[-1] if path else None
-  for attr in ("key", "name", "idx"):
-    if hasattr(key, attr):
-      return str(getattr(key, attr))
-  return str(key)
+  keys = path_keys(path)
+  return keys[-1] if keys else "None"
 
 
 def exclude_by_name(names: Iterable[str] = DEFAULT_EXCLUDED_NAMES) -> Callable[[Any], Mask]:
