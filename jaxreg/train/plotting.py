@@ -4,10 +4,9 @@ from jaxreg.train.diagnostics import HEALTHY_UPDATE_RATIO, LAST_GRAD_NORM, UPDAT
 from jaxreg.train.writers import read_metrics
 
 
-def _pyplot(output):
+def _pyplot():
   """pyplot, as the caller's matplotlib is set up: the library never switches the backend
   (a notebook keeps its inline one; without a display matplotlib picks a headless one itself)."""
-  del output
   try:
     import matplotlib.pyplot as plt
   except ImportError:
@@ -29,7 +28,7 @@ def plot_learning_curves(run, *, output: str | None = None, title: str | None = 
   Example:
     >>> fig = plot_learning_curves('runs/digits_mlp/20261122-101500')  # doctest: +SKIP
   """
-  plt = _pyplot(output)
+  plt = _pyplot()
   records = run if isinstance(run, list) else read_metrics(run)
   if not records:
     raise ValueError(f"no metrics to plot in {run!r}")
@@ -86,7 +85,7 @@ def plot_diagnostics(run, *, output: str | None = None, title: str | None = None
   Example:
     >>> fig = plot_diagnostics('runs/digits_mlp/20261122-101500')  # doctest: +SKIP
   """
-  plt = _pyplot(output)
+  plt = _pyplot()
   records = run if isinstance(run, list) else read_metrics(run)
   if not has_diagnostics(records):
     raise ValueError(f"no diagnostics to plot in {run!r}; train with train.diagnostics=True")
