@@ -58,3 +58,11 @@ def test_digits_splits_are_scikit_learns():
   for ours, theirs in ((data.train, (x_train, y_train)), (data.val, (x_val, y_val)), (data.test, (x_test, y_test))):
     np.testing.assert_array_equal(ours.x, theirs[0])
     np.testing.assert_array_equal(ours.y, theirs[1])
+
+
+def test_digits_fall_back_to_scikit_learns_loader_when_its_file_is_elsewhere(monkeypatch):
+  import jaxreg.data.datasets as datasets
+
+  direct = _digits_table()
+  monkeypatch.setattr(datasets.importlib.util, "find_spec", lambda name: None)
+  np.testing.assert_array_equal(datasets._digits_table(), direct)

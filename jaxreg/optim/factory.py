@@ -203,5 +203,5 @@ def current_learning_rate(opt_state) -> float | None:
   for state in jax.tree.leaves(opt_state, is_leaf=has_hyperparams):
     if has_hyperparams(state) and "learning_rate" in state.hyperparams:
       rate = np.float32(jax.device_get(state.hyperparams["learning_rate"]))
-      return float(rate * np.float32(plateau.host_plateau_scale(opt_state)))
+      return float(rate * np.float32(plateau.plateau_scale(opt_state)))
   return None

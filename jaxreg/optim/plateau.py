@@ -138,17 +138,11 @@ class ReduceOnPlateau:
     )
 
 
-def plateau_scale(opt_state) -> jax.Array:
-  """The product of the plateau scales in an optimizer state (1 if there is none); jit-safe."""
-  scale = jnp.ones((), jnp.float32)
-  for s in jax.tree.leaves(opt_state, is_leaf=_is_plateau):
-    if _is_plateau(s):
-      scale = scale * s.scale
-  return scale
+def plateau_scale(opt_state) -> float:
+  """The product of the plateau scales in an optimizer state (1 if there is none), read on the host.
 
-
-def host_plateau_scale(opt_state) -> float:
-  """:func:`plateau_scale` computed on the host (for logging: compiles nothing)."""
+  For logging: it waits for the state and compiles nothing.
+  """
   scales = jax.device_get([s.scale for s in jax.tree.leaves(opt_state, is_leaf=_is_plateau) if _is_plateau(s)])
   return float(np.prod(np.asarray(scales, np.float32), dtype=np.float32))
 

@@ -24,7 +24,7 @@ def _concrete(value):
   """``value`` as a Python number to check, or ``None`` when it is traced (checked when it was a number)."""
   if isinstance(value, jax.core.Tracer):
     return None  # e.g. a hyperparameter injected by optax.inject_hyperparams, under jit
-  if isinstance(value, (jax.Array, np.ndarray)) and value.shape == () and not isinstance(value, bool):
+  if isinstance(value, (jax.Array, np.ndarray)) and value.shape == ():
     return value.item()
   return value
 
