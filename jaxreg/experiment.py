@@ -19,10 +19,7 @@ from jaxreg.config import config_differences, validate_config
 from jaxreg.data import make_dataset
 from jaxreg.errors import CheckpointError, ConfigError
 from jaxreg.models import make_model
-from jaxreg.optim import make_evaluation_params, make_optimizer
-from jaxreg.optim.factory import learning_rate_schedule
-from jaxreg.optim.momentum_switch import make_momentum_off
-from jaxreg.optim.plateau import make_plateau
+from jaxreg.optim import make_optimizer
 from jaxreg.parallel import is_primary_process, make_placement
 from jaxreg.regularizers import make_regularizers
 from jaxreg.regularizers.factory import UPDATE_REGULARIZERS
@@ -163,7 +160,7 @@ def _train_and_evaluate(
     )
   # A config error stops the run here (the class count is a stand-in until the data is loaded).
   make_regularizers(
-      steps_per_epoch=1, num_classes=2, learning_rate=optimizer_cfg["learning_rate"], **regularizer_cfg
+      steps_per_epoch=1, learning_rate=optimizer_cfg["learning_rate"], **regularizer_cfg
   )
   early_stopping = EarlyStopping(**es_cfg)
   placement = make_placement(**config.parallel)
@@ -186,15 +183,13 @@ def _train_and_evaluate(
     )
   model = make_model(num_outputs=dataset.num_outputs, axis_name=placement.axis_name, **model_cfg)
   steps_per_epoch = max(len(dataset.train.y) // batch_size, 1)
+  optimizer = make_optimizer(**optimizer_cfg, steps_per_epoch=steps_per_epoch)
   regularizers = make_regularizers(
       steps_per_epoch=steps_per_epoch,
-      num_classes=dataset.num_classes,
-      learning_rate=learning_rate_schedule(
-          optimizer_cfg["learning_rate"], optimizer_cfg.get("schedule"), steps_per_epoch
-      ),
+      learning_rate=optimizer.learning_rate,
       **regularizer_cfg,
   )
-  tx = make_optimizer(**optimizer_cfg, steps_per_epoch=steps_per_epoch)
+  tx = optimizer.tx
   if any(name in regularizer_cfg for name in UPDATE_REGULARIZERS):
     tx = optax.chain(tx, regularizers.update)
   base_objective = make_objective(dataset.task, model.apply, task_weights=model_cfg.get("tasks"))
@@ -214,12 +209,6 @@ def _train_and_evaluate(
     )
   train_objective = regularizers.objective(base_objective)
   grad_norm = config.train.log_grad_norm
-  optimizer_rules = [
-      rule for rule in (
-          make_plateau(optimizer_cfg.get("schedule"), optimizer_cfg["learning_rate"]),
-          make_momentum_off(optimizer_cfg.get("momentum_off")),
-      ) if rule is not None
-  ]
   axis_name = placement.axis_name
   steps = dict(
       train_step=make_train_step(train_objective, tx, grad_norm=grad_norm, axis_name=axis_name),
@@ -228,13 +217,13 @@ def _train_and_evaluate(
           if config.train.diagnostics else None
       ),
       eval_step=make_eval_step(
-          base_objective, params_fn=make_evaluation_params(**optimizer_cfg), axis_name=axis_name
+          base_objective, params_fn=optimizer.evaluation_params, axis_name=axis_name
       ),
       eval_batch_size=eval_batch_size,
       shuffle_seed=config.train.seed,
       progress=config.train.progress_bar and primary,
       data_on_device=on_device,
-      optimizer_rules=optimizer_rules,
+      optimizer=optimizer,
       placement=placement,
   )
   result = fit(

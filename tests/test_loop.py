@@ -98,7 +98,7 @@ def test_nan_loss_stops_with_a_clear_error_and_keeps_the_checkpoints(tmp_path, d
     def wrapped(params, batch, ctx):
       loss, aux = objective(params, batch, ctx)
       loss = loss + jnp.where(ctx.step >= 30, jnp.nan, 0.0)
-      return loss, dict(aux, metrics=dict(aux["metrics"], loss=loss))
+      return loss, aux.with_metrics(loss=loss)
     return wrapped
 
   state = create_train_state(model, tx, rng=jax.random.PRNGKey(0), sample_x=jnp.zeros((1, 64)))

@@ -63,4 +63,4 @@ def test_every_mnist1d_variant_is_a_valid_config(variant):
 
   config, _ = load_config(f"mnist1d_mlp:{variant}")
   validate_config(config)
-  make_regularizers(num_classes=10, learning_rate=1e-3, **config.regularizers.to_dict())
+  make_regularizers(learning_rate=1e-3, **config.regularizers.to_dict())

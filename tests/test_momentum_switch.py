@@ -1,23 +1,19 @@
 """Switching momentum off when the validation metric flat-lines (a trick of the lecture notes (Baskin et al. 2018)), against NumPy."""
 
 import json
+import os
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 
 from jaxreg.config import load_config
 from jaxreg.errors import ConfigError
 from jaxreg.experiment import train_and_evaluate
-from jaxreg.optim import make_evaluation_params, make_optimizer
-from jaxreg.optim.momentum_switch import (
-    MomentumOffOnPlateau,
-    injected_momentum,
-    make_momentum_off,
-    momentum_off_after,
-    momentum_switch,
-)
+from jaxreg.optim import make_evaluation_params, make_optimizer, momentum, momentum_off_on_plateau, observe
+from jaxreg.optim.momentum_switch import injected_momentum, momentum_off_after
 
 
 def reference_off_after(values, *, mode, patience, min_delta):
@@ -43,12 +39,15 @@ def reference_off_after(values, *, mode, patience, min_delta):
     ],
 )
 def test_switch_evaluation_matches_numpy(values, mode):
-  rule = MomentumOffOnPlateau(mode=mode, patience=2, min_delta=0.02)
-  state = momentum_switch().init(None)
+  inner = optax.inject_hyperparams(momentum)(learning_rate=0.1, momentum=0.9)
+  rule = momentum_off_on_plateau(inner, mode=mode, patience=2, min_delta=0.02)
+  state = rule.init({"w": jnp.zeros(2)})
+  record = jax.jit(lambda state, v: observe(rule, state, v))
   off_after = []
   for v in values:
-    state = rule.update(state, v)
+    state = record(state, v)
     off_after.append(int(state.off_after))
+    assert float(injected_momentum(state)) == (0.0 if state.off_after else pytest.approx(0.9))
   expected = reference_off_after(values, mode=mode, patience=2, min_delta=0.02)
   assert (off_after[-1] or None) == expected
   if expected is not None:  # once off, it stays off (the later improvements do not turn it on)
@@ -70,13 +69,13 @@ def _numpy_momentum_run(grads, lr, alpha, switch_at):
 def test_after_the_switch_momentum_is_plain_sgd(rng):
   grads = rng.normal(size=(12, 5)).astype(np.float32)
   tx = make_optimizer("momentum", 0.1, momentum=0.9, momentum_off={"monitor": "val_loss", "patience": 1})
-  rule = make_momentum_off({"monitor": "val_loss", "patience": 1})
+  assert tx.monitors == ("val_loss",)
   params = {"w": jnp.zeros(5)}
   state = tx.init(params)
   thetas = []
   for t, g in enumerate(grads):
     if t == 5:  # two evaluations: the second is no better, so patience=1 switches momentum off
-      state = rule.apply(rule.apply(state, 1.0), 1.0)
+      state = tx.observe(tx.observe(state, {"val_loss": 1.0}), {"val_loss": 1.0})
       assert float(injected_momentum(state)) == 0.0 and momentum_off_after(state) == 2
     updates, state = tx.update({"w": jnp.asarray(g)}, state, params)
     params = jax.tree.map(jnp.add, params, updates)
@@ -94,7 +93,7 @@ def test_nesterov_evaluates_at_the_held_point_once_momentum_is_off():
   params = jax.tree.map(jnp.add, params, updates)
   # With momentum on, theta = theta~ - alpha*v differs from the held interim point ...
   assert not np.allclose(params_fn(params, state)["w"], params["w"])
-  state = make_momentum_off({"patience": 1}).apply(make_momentum_off({"patience": 1}).apply(state, 1.0), 1.0)
+  state = tx.observe(tx.observe(state, {"val_loss": 1.0}), {"val_loss": 1.0})
   # ... once it is off the method is plain SGD, whose iterate is the held point.
   np.testing.assert_array_equal(params_fn(params, state)["w"], params["w"])
 
@@ -113,6 +112,13 @@ def test_nesterov_evaluates_at_the_held_point_once_momentum_is_off():
 def test_bad_switch_configs_are_refused(kwargs, message):
   with pytest.raises(ConfigError, match=message):
     make_optimizer(learning_rate=0.1, **kwargs)
+
+
+def test_the_switch_needs_an_injected_momentum():
+  with pytest.raises(ValueError, match="needs an inner optimizer with an injected momentum"):
+    momentum_off_on_plateau(optax.sgd(0.1, momentum=0.9)).init({"w": jnp.zeros(2)})
+  with pytest.raises(ValueError, match="^patience must be a positive integer, got 0$"):
+    momentum_off_on_plateau(optax.sgd(0.1), patience=0)
 
 
 def test_optax_sgd_with_momentum_can_be_switched_off():
@@ -159,3 +165,23 @@ def test_rules_resume_exactly(tmp_path):
   for a, b in zip(jax.tree.leaves(full.state), jax.tree.leaves(resumed.state), strict=True):
     np.testing.assert_array_equal(a, b)
   assert 5 < resumed.summary["momentum_off_after_epoch"] == full.summary["momentum_off_after_epoch"] < 10
+
+
+@pytest.mark.slow
+def test_rules_match_the_rules_they_replaced(tmp_path):
+  """The plateau cut and the momentum switch as optax transforms, on the run that the host-side rules logged.
+
+  ``tests/data/metric_rules_34dc471.json`` holds that run's records, written
+  before the rules became transforms: the same epochs see the same cut and
+  switch, and the losses agree to float32 round-off.
+  """
+  old = json.loads(open(os.path.join(os.path.dirname(__file__), "data", "metric_rules_34dc471.json")).read())
+  config, _ = load_config("digits_optimizers:momentum", [tuple(o) for o in old["overrides"]])
+  result = train_and_evaluate(config, str(tmp_path / "run"))
+  records = [json.loads(line) for line in open(tmp_path / "run" / "metrics.jsonl")]
+  assert [r["epoch"] for r in records] == [r["epoch"] for r in old["records"]]
+  for new, before in zip(records, old["records"], strict=True):
+    assert new["learning_rate"] == before["learning_rate"] and new["momentum"] == before["momentum"]
+    assert new["train_loss"] == pytest.approx(before["train_loss"], rel=1e-4)
+    assert new["val_loss"] == pytest.approx(before["val_loss"], rel=1e-4)
+  assert result.summary["momentum_off_after_epoch"] == old["momentum_off_after_epoch"] == 6

@@ -35,10 +35,10 @@ def test_loss_is_the_weighted_sum_of_task_nlls(setup):
   loss, aux = multitask_objective(model.apply, {"label": 1.0, "parity": 0.5})(params, batch, CTX)
   outputs, _ = model.apply({"params": params}, batch["x"], train=False)
   label_nll, parity_nll = _nll(outputs["label"], batch["y"]), _nll(outputs["parity"], batch["y"] % 2)
-  np.testing.assert_allclose(aux["metrics"]["label_loss"], label_nll, rtol=1e-5)
-  np.testing.assert_allclose(aux["metrics"]["parity_loss"], parity_nll, rtol=1e-5)
+  np.testing.assert_allclose(aux.metrics["label_loss"], label_nll, rtol=1e-5)
+  np.testing.assert_allclose(aux.metrics["parity_loss"], parity_nll, rtol=1e-5)
   np.testing.assert_allclose(loss, label_nll + 0.5 * parity_nll, rtol=1e-5)
-  np.testing.assert_allclose(aux["metrics"]["accuracy"], aux["metrics"]["label_accuracy"])
+  np.testing.assert_allclose(aux.metrics["accuracy"], aux.metrics["label_accuracy"])
 
 
 def test_the_trunk_is_shared_and_the_heads_are_not(setup):

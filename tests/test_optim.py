@@ -321,8 +321,8 @@ def test_nesterov_runs_are_evaluated_at_theta_not_at_the_interim_point(rng):
   for _ in range(5):
     state, _ = step(state, batch)
   theta = T.nesterov_theta(state.params, state.opt_state, 0.9)
-  at_theta = objective(theta, batch, Context(None, {}, False))[1]["metrics"]["loss"]
-  at_interim = objective(state.params, batch, Context(None, {}, False))[1]["metrics"]["loss"]
+  at_theta = objective(theta, batch, Context(None, {}, False))[1].metrics["loss"]
+  at_interim = objective(state.params, batch, Context(None, {}, False))[1].metrics["loss"]
   assert abs(float(at_theta) - float(at_interim)) > 1e-4  # the two points differ
   evaluated = make_eval_step(objective, params_fn=make_evaluation_params("nesterov", 0.5, momentum=0.9))(state, batch)
   np.testing.assert_allclose(evaluated["loss"], at_theta, rtol=1e-6)

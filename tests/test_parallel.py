@@ -90,6 +90,42 @@ def test_streaming_path_matches_the_single_device_run(digits, single_run_38, mod
   assert _max_relative_difference(single_run_38.state.params, result.state.params) < 1e-5
 
 
+def _fit_with_rules(digits, placement):
+  """A momentum run whose plateau cut and momentum switch both fire, with noisy inputs, under ``placement``."""
+  from jaxreg.optim import make_optimizer
+
+  axis_name = placement.axis_name
+  model = make_mlp(num_outputs=10, hidden_sizes=(32,))
+  optimizer = make_optimizer(
+      "momentum", 0.05, momentum=0.9, momentum_off={"monitor": "train_loss", "patience": 1, "min_delta": 10.0},
+      schedule={"name": "plateau", "monitor": "val_loss", "patience": 1, "factor": 0.5, "min_delta": 10.0},
+  )
+  objective = classification_objective(model.apply)
+  state = create_train_state(model, optimizer, rng=jax.random.PRNGKey(0), sample_x=jnp.zeros((1, 64)))
+  noise = lambda batch, key: {**batch, "x": batch["x"] + 0.1 * jax.random.normal(key, batch["x"].shape)}  # noqa: E731
+  return fit(
+      state, train_step=make_train_step(objective, optimizer, axis_name=axis_name),
+      eval_step=make_eval_step(objective, axis_name=axis_name), dataset=digits, batch_size=64, epochs=4,
+      eval_batch_size=100, progress=False, restore_best=False, placement=placement, optimizer=optimizer,
+      batch_transform=noise,
+  )
+
+
+@pytest.mark.slow
+def test_metric_driven_optimizer_and_batch_transform_under_every_placement(digits):
+  """The rules' compiled end-of-epoch call runs on each placement's state; the sharded run equals one device.
+
+  (pmap folds the device index into the batch transform's key, so its noise differs: only its schedule is compared.)
+  """
+  runs = {mode: _fit_with_rules(digits, make_placement(mode)) for mode in ("none", "pmap", "sharded")}
+  for run in runs.values():  # min_delta=10: no evaluation after the first improves, so both rules fire at 2
+    assert [r["learning_rate"] for r in run.history] == pytest.approx([0.05, 0.05, 0.025, 0.0125])
+    assert [r["momentum"] for r in run.history] == pytest.approx([0.9, 0.9, 0.0, 0.0])
+    assert run.summary["momentum_off_after_epoch"] == 2
+  assert _max_relative_difference(runs["none"].state.params, runs["sharded"].state.params) < 1e-5
+  assert _max_relative_difference(runs["none"].state.params, runs["pmap"].state.params) > 1e-3
+
+
 @pytest.mark.slow
 def test_with_dropout_runs_with_the_same_seed_are_identical(digits):
   """pmap folds the device index into the dropout key, so its masks differ from one device's; the

@@ -6,6 +6,7 @@ import numpy as np
 import optax
 import pytest
 
+from jaxreg.train.objectives import Aux
 from jaxreg.errors import ConfigError
 from jaxreg.models import make_mlp
 from jaxreg.optim import sgd
@@ -44,7 +45,7 @@ def test_l1_value_and_subgradient_is_alpha_sign_w(mlp_setup):
   base = classification_objective(model.apply)
   loss, aux = l1(alpha)(base)(params, batch, CTX)
   expected = alpha * sum(np.abs(k).sum() for k in _kernels(params))
-  np.testing.assert_allclose(aux["metrics"]["l1_penalty"], expected, rtol=1e-6)
+  np.testing.assert_allclose(aux.metrics["l1_penalty"], expected, rtol=1e-6)
   g_base = jax.grad(lambda p: base(p, batch, CTX)[0])(params)
   g_l1 = jax.grad(lambda p: l1(alpha)(base)(p, batch, CTX)[0])(params)
   for layer in ("dense_0", "output"):
@@ -60,17 +61,17 @@ def test_elastic_net_is_l1_plus_l2(mlp_setup):
   _, aux = elastic_net(0.01, 0.2)(base)(params, batch, CTX)
   kernels = _kernels(params)
   expected = 0.01 * sum(np.abs(k).sum() for k in kernels) + 0.1 * sum((k**2).sum() for k in kernels)
-  np.testing.assert_allclose(aux["metrics"]["elastic_net_penalty"], expected, rtol=1e-6)
+  np.testing.assert_allclose(aux.metrics["elastic_net_penalty"], expected, rtol=1e-6)
 
 
 def test_masks_select_by_path(mlp_setup):
   model, params, batch = mlp_setup
   base = classification_objective(model.apply)
   _, aux = l2(1.0, mask=by_path(["dense_1"]))(base)(params, batch, CTX)
-  np.testing.assert_allclose(aux["metrics"]["l2_penalty"], 0.5 * (_kernels(params)[1] ** 2).sum(), rtol=1e-6)
+  np.testing.assert_allclose(aux.metrics["l2_penalty"], 0.5 * (_kernels(params)[1] ** 2).sum(), rtol=1e-6)
   regs = make_regularizers(l1={"alpha": 1.0, "mask": ["output/kernel"]})
   _, aux = regs.objective(base)(params, batch, CTX)
-  np.testing.assert_allclose(aux["metrics"]["l1_penalty"], np.abs(_kernels(params)[2]).sum(), rtol=1e-6)
+  np.testing.assert_allclose(aux.metrics["l1_penalty"], np.abs(_kernels(params)[2]).sum(), rtol=1e-6)
 
 
 def test_l2_on_a_quadratic_reaches_the_seed_closed_form(rng):
@@ -82,7 +83,7 @@ def test_l2_on_a_quadratic_reaches_the_seed_closed_form(rng):
 
   def quadratic(params, batch, ctx):
     d = params["kernel"] - w_star
-    return 0.5 * d @ hessian @ d, {"metrics": {}, "model_state": {}}
+    return 0.5 * d @ hessian @ d, Aux({})
 
   grad = jax.jit(jax.grad(lambda p: l2(alpha)(quadratic)(p, None, None)[0]))
   tx = sgd(0.3)
@@ -107,7 +108,7 @@ def test_early_stopping_approximates_l2_with_alpha_one_over_tau_eps(rng):
   x = rng.normal(size=(n, d)) * np.geomspace(0.02, 1.0, d)  # eigenvalues of X^T X / n from 4e-4 to 1
   w_true = rng.normal(size=d)
   y = x @ w_true + 0.1 * rng.normal(size=n)
-  objective = lambda p, batch, ctx: (0.5 * jnp.mean((batch["x"] @ p["w"] - batch["y"]) ** 2), {"metrics": {}, "model_state": {}})
+  objective = lambda p, batch, ctx: (0.5 * jnp.mean((batch["x"] @ p["w"] - batch["y"]) ** 2), Aux({}))
   batch = {"x": jnp.asarray(x, jnp.float32), "y": jnp.asarray(y, jnp.float32)}
   eps, tau = 0.05, 200
 
@@ -137,11 +138,11 @@ def test_tying_penalty_and_gradient(mlp_setup):
   base = classification_objective(model.apply)
   tied = tying(0.3, "dense_0/kernel", "dense_0/kernel", reference=jax.tree.map(jnp.zeros_like, params))
   _, aux = tied(base)(params, batch, CTX)
-  np.testing.assert_allclose(aux["metrics"]["tying_penalty"], 0.3 * (_kernels(params)[0] ** 2).sum(), rtol=1e-6)
+  np.testing.assert_allclose(aux.metrics["tying_penalty"], 0.3 * (_kernels(params)[0] ** 2).sum(), rtol=1e-6)
   # Two layers of one model (same shapes): penalty alpha*||A - B||^2, gradient 2 alpha (A - B) and its negative.
   within = tying(0.3, "dense_1", "dense_1", reference=params)
   _, aux = within(base)(params, batch, CTX)
-  np.testing.assert_allclose(aux["metrics"]["tying_penalty"], 0.0, atol=1e-7)
+  np.testing.assert_allclose(aux.metrics["tying_penalty"], 0.0, atol=1e-7)
   reference = jax.tree.map(lambda p: p + 1.0, params)
   g = jax.grad(lambda p: tying(0.3, "dense_1", "dense_1", reference=reference)(base)(p, batch, CTX)[0])(params)
   g0 = jax.grad(lambda p: base(p, batch, CTX)[0])(params)
@@ -151,7 +152,7 @@ def test_tying_penalty_and_gradient(mlp_setup):
 
 def test_tying_two_layers_of_one_model(rng):
   params = {"a": {"kernel": jnp.asarray(rng.normal(size=(3, 3)))}, "b": {"kernel": jnp.asarray(rng.normal(size=(3, 3)))}}
-  objective = lambda p, batch, ctx: (jnp.zeros(()), {"metrics": {}, "model_state": {}})
+  objective = lambda p, batch, ctx: (jnp.zeros(()), Aux({}))
   penalized = tying(0.5, "a", "b")(objective)
   loss, _ = penalized(params, None, CTX)
   np.testing.assert_allclose(loss, 0.5 * np.sum((params["a"]["kernel"] - params["b"]["kernel"]) ** 2), rtol=1e-6)
@@ -208,10 +209,10 @@ def test_activation_l1_penalizes_the_hidden_activations(mlp_setup):
   _, aux = activation_l1(0.5, layers=["hidden_1"])(base)(params, batch, CTX)
   h0 = np.maximum(batch["x"] @ np.asarray(params["dense_0"]["kernel"]) + np.asarray(params["dense_0"]["bias"]), 0)
   h1 = np.maximum(h0 @ np.asarray(params["dense_1"]["kernel"]) + np.asarray(params["dense_1"]["bias"]), 0)
-  np.testing.assert_allclose(aux["metrics"]["activation_l1_penalty"], 0.5 * np.abs(h1).sum(1).mean(), rtol=1e-5)
+  np.testing.assert_allclose(aux.metrics["activation_l1_penalty"], 0.5 * np.abs(h1).sum(1).mean(), rtol=1e-5)
   _, aux = activation_l1(0.5)(base)(params, batch, CTX)  # all layers
   np.testing.assert_allclose(
-      aux["metrics"]["activation_l1_penalty"], 0.5 * (np.abs(h0).sum(1) + np.abs(h1).sum(1)).mean(), rtol=1e-5
+      aux.metrics["activation_l1_penalty"], 0.5 * (np.abs(h0).sum(1) + np.abs(h1).sum(1)).mean(), rtol=1e-5
   )
   with pytest.raises(ConfigError, match="no layer"):
     activation_l1(0.5, layers=["hidden_7"])(base)(params, batch, CTX)
@@ -240,11 +241,11 @@ def test_activation_l1_needs_a_model_that_sows(make_linear, rng):
 )
 def test_bad_regularizer_configs_are_refused(sections, message):
   with pytest.raises(ConfigError, match=message):
-    make_regularizers(num_classes=10, learning_rate=0.1, **sections)
+    make_regularizers(learning_rate=0.1, **sections)
 
 
 def test_l2_is_the_same_on_linen_nnx_and_attribute_modules():
-  """Kernels only, by name, on every parameter container: a Linen dict, an nnx.State, an Equinox-style module."""
+  """Kernels only, by name, on every parameter container: a Linen dict, an nnx.State, attribute modules, Equinox."""
   import dataclasses
 
   from flax import nnx
@@ -279,7 +280,18 @@ def test_l2_is_the_same_on_linen_nnx_and_attribute_modules():
                            Linear(linen["dense_1"]["kernel"], linen["dense_1"]["bias"])])
   expected = 0.5 * 0.1 * sum(float(jnp.sum(linen[k]["kernel"] ** 2)) for k in ("dense_0", "dense_1"))
 
-  objective = lambda params, batch, ctx: (jnp.zeros(()), {"metrics": {}, "model_state": {}})  # noqa: E731
+  import equinox as eqx
+
+  mlp = eqx.nn.MLP(3, 2, width_size=4, depth=1, key=jax.random.PRNGKey(0))  # its activation is a leaf too
+  for i, name in enumerate(("dense_0", "dense_1")):  # Equinox stores W as (out, in)
+    mlp = eqx.tree_at(lambda m, i=i: (m.layers[i].weight, m.layers[i].bias), mlp,
+                      (linen[name]["kernel"].T, linen[name]["bias"]))
+  arrays, _ = eqx.partition(mlp, eqx.is_inexact_array)
+  expected = 0.5 * 0.1 * sum(float(jnp.sum(linen[k]["kernel"] ** 2)) for k in ("dense_0", "dense_1"))
+
+  objective = lambda params, batch, ctx: (jnp.zeros(()), Aux({}))  # noqa: E731
   ctx = Context(rng=None, model_state={}, train=True, step=0)
-  penalties = [float(l2(0.1)(objective)(params, {}, ctx)[0]) for params in (linen, state, attribute_model)]
-  np.testing.assert_allclose(penalties, [expected] * 3, rtol=1e-6)
+  containers = (linen, state, attribute_model, mlp, arrays)
+  penalties = [float(l2(0.1)(objective)(params, {}, ctx)[0]) for params in containers]
+  np.testing.assert_allclose(penalties, [expected] * len(containers), rtol=1e-6)
+  assert float(jnp.sum(linen["norm"]["scale"] ** 2)) > 0  # a scale was there to be (wrongly) penalized

@@ -2,13 +2,14 @@
 
 import json
 
+import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 
 from jaxreg.errors import ConfigError
-from jaxreg.optim import current_learning_rate, make_optimizer
-from jaxreg.optim.plateau import ReduceOnPlateau, make_plateau, scale_by_plateau
+from jaxreg.optim import current_learning_rate, make_optimizer, observe, reduce_on_plateau
 
 
 def reference(values, *, mode, factor, patience, min_delta, cooldown=0, min_scale=0.0):
@@ -30,10 +31,12 @@ def reference(values, *, mode, factor, patience, min_delta, cooldown=0, min_scal
 
 
 def run_rule(rule, values):
-  state = scale_by_plateau().init(None)
+  """The scale after each evaluation, each one passed as ``update(..., value=v)`` under jit."""
+  state = rule.init({"w": jnp.zeros(2)})
+  record = jax.jit(lambda state, v: observe(rule, state, v))
   scales = []
   for v in values:
-    state = rule.update(state, v)
+    state = record(state, v)
     scales.append(float(state.scale))
   return scales
 
@@ -41,7 +44,7 @@ def run_rule(rule, values):
 def test_negative_metric_lower_is_better():
   # A loss-like metric below zero (e.g. a negative log-likelihood of a density): improvements stall.
   values = [-0.5, -1.0, -1.5, -1.52, -1.51, -1.55, -1.6, -1.59, -1.61, -2.2, -2.21, -2.2, -2.19, -2.2]
-  rule = ReduceOnPlateau(mode="min", factor=0.5, patience=2, min_delta=0.05)
+  rule = reduce_on_plateau(optax.sgd(0.1), mode="min", factor=0.5, patience=2, min_delta=0.05)
   expected = reference(values, mode="min", factor=0.5, patience=2, min_delta=0.05)
   assert run_rule(rule, values) == pytest.approx(expected)
   assert expected[-1] < 1.0 and expected[2] == 1.0  # it did cut, and not while improving
@@ -53,8 +56,8 @@ def test_negative_metric_lower_is_better():
 
 def test_higher_is_better_metric_with_cooldown_and_floor():
   values = [0.5, 0.7, 0.8, 0.8, 0.79, 0.8, 0.81, 0.8, 0.8, 0.8, 0.8, 0.8, 0.8, 0.8, 0.8, 0.8]
-  rule = ReduceOnPlateau(mode="max", factor=0.1, patience=2, min_delta=0.005, cooldown=2,
-                         min_value=1e-4, learning_rate=0.1)
+  rule = reduce_on_plateau(optax.sgd(0.1), mode="max", factor=0.1, patience=2, min_delta=0.005, cooldown=2,
+                           min_scale=1e-3)
   expected = reference(values, mode="max", factor=0.1, patience=2, min_delta=0.005, cooldown=2, min_scale=1e-3)
   assert run_rule(rule, values) == pytest.approx(expected)
   assert min(expected) == pytest.approx(1e-3)  # floored at min_value / learning_rate
@@ -62,20 +65,58 @@ def test_higher_is_better_metric_with_cooldown_and_floor():
 
 
 def test_nan_never_counts_as_an_improvement():
-  rule = ReduceOnPlateau(mode="min", factor=0.5, patience=1)
+  rule = reduce_on_plateau(optax.sgd(0.1), mode="min", factor=0.5, patience=1)
   assert run_rule(rule, [1.0, float("nan"), float("nan")]) == [1.0, 0.5, 0.25]
 
 
 def test_plateau_scale_multiplies_the_updates_and_the_logged_rate():
   tx = make_optimizer("sgd", learning_rate=0.1, schedule={"name": "plateau", "patience": 1, "factor": 0.5})
+  assert tx.monitors == ("val_loss",)
   params = {"w": jnp.ones(2)}
   state = tx.init(params)
-  rule = make_plateau({"name": "plateau", "patience": 1, "factor": 0.5}, 0.1)
-  state = rule.apply(state, 1.0)
-  state = rule.apply(state, 2.0)  # worse: cut
+  state = tx.observe(state, {"val_loss": 1.0, "train_loss": 9.0})
+  state = tx.observe(state, {"val_loss": 2.0, "train_loss": 0.0})  # worse: cut
   updates, state = tx.update({"w": jnp.ones(2)}, state, params)
   np.testing.assert_allclose(updates["w"], [-0.05, -0.05])
   assert float(current_learning_rate(state)) == pytest.approx(0.05)
+  assert tx.logged(state) == {"learning_rate": pytest.approx(0.05)}
+
+
+def test_an_evaluation_takes_no_optimizer_step():
+  """``update(..., value=)`` records an evaluation: the inner optimizer's state (Adam's moments, count) stays."""
+  tx = reduce_on_plateau(optax.adam(0.1), patience=1)
+  params = {"w": jnp.ones(3)}
+  state = tx.init(params)
+  _, state = tx.update({"w": jnp.ones(3)}, state, params)
+  updates, observed = tx.update({"w": jnp.full(3, 7.0)}, state, params, value=1.0)
+  np.testing.assert_array_equal(updates["w"], jnp.full(3, 7.0))
+  for a, b in zip(jax.tree.leaves(state.inner), jax.tree.leaves(observed.inner), strict=True):
+    np.testing.assert_array_equal(a, b)
+  assert float(observed.best) == 1.0 and float(state.best) != 1.0
+
+
+def test_a_mapping_of_metrics_needs_the_monitor():
+  tx = reduce_on_plateau(optax.sgd(0.1), monitor="val_accuracy", mode="max", patience=1)
+  state = observe(tx, tx.init({"w": jnp.zeros(1)}), {"val_accuracy": 0.5, "val_loss": 3.0})
+  assert float(state.best) == 0.5
+  with pytest.raises(ValueError, match="monitor is None; pass monitor= one of them"):
+    observe(reduce_on_plateau(optax.sgd(0.1)), state, {"val_loss": 3.0})
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, message",
+    [
+        (dict(factor=1.5), ValueError, r"^factor must be in \(0, 1\), got 1.5$"),
+        (dict(patience=0), ValueError, r"^patience must be a positive integer, got 0$"),
+        (dict(patience=2.5), TypeError, r"^patience must be a positive integer, got 2.5$"),
+        (dict(mode="up"), ValueError, r"^mode must be 'min' or 'max', got 'up'$"),
+        (dict(cooldown=-1), ValueError, r"^cooldown must be an integer >= 0"),
+        (dict(min_scale=2.0), ValueError, r"^min_scale must be in \[0, 1\]"),
+    ],
+)
+def test_library_errors_name_the_argument_not_a_config_key(kwargs, error, message):
+  with pytest.raises(error, match=message):
+    reduce_on_plateau(optax.sgd(0.1), **kwargs)
 
 
 def test_bad_plateau_configs():

@@ -4,6 +4,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from jaxreg.train.objectives import Aux
 from jaxreg.errors import ConfigError
 from jaxreg.models import make_mlp
 from jaxreg.regularizers import chain, exclude_by_name, l2, make_regularizers
@@ -27,9 +28,9 @@ def test_l2_penalty_is_half_alpha_squared_norm_of_kernels_only(mlp_setup):
   loss, aux = l2(alpha)(base)(params, batch, ctx)
   kernels = [np.asarray(params[layer]["kernel"]) for layer in ("dense_0", "output")]
   expected = 0.5 * alpha * sum(np.sum(k**2) for k in kernels)
-  np.testing.assert_allclose(aux["metrics"]["l2_penalty"], expected, rtol=1e-6)
+  np.testing.assert_allclose(aux.metrics["l2_penalty"], expected, rtol=1e-6)
   np.testing.assert_allclose(loss, base_loss + expected, rtol=1e-6)
-  np.testing.assert_allclose(aux["metrics"]["loss"], base_loss, rtol=1e-6)  # data term reported alone
+  np.testing.assert_allclose(aux.metrics["loss"], base_loss, rtol=1e-6)  # data term reported alone
 
 
 def test_l2_gradient_adds_alpha_w_to_kernels_and_nothing_to_biases(mlp_setup):
@@ -53,7 +54,7 @@ def test_l2_on_a_quadratic_reaches_the_closed_form(rng):
   hessian = a @ a.T + 0.5 * np.eye(n)
   w_star = rng.normal(size=n)
   objective = lambda p, batch, ctx: (
-      0.5 * (p["kernel"] - w_star) @ hessian @ (p["kernel"] - w_star), {"metrics": {}, "model_state": {}}
+      0.5 * (p["kernel"] - w_star) @ hessian @ (p["kernel"] - w_star), Aux({})
   )
   regularized = l2(alpha)(objective)
   grad = jax.jit(jax.grad(lambda p: regularized(p, None, None)[0]))
@@ -69,7 +70,7 @@ def test_l2_on_a_quadratic_reaches_the_closed_form(rng):
 def test_masks_select_by_name_not_ndim():
   params = {"embed": {"kernel": jnp.ones(3)}, "norm": {"scale": jnp.ones(3)}, "dense": {"bias": jnp.ones(3)}}
   assert exclude_by_name()(params) == {"embed": {"kernel": True}, "norm": {"scale": False}, "dense": {"bias": False}}
-  objective = lambda p, b, c: (jnp.zeros(()), {"metrics": {}, "model_state": {}})
+  objective = lambda p, b, c: (jnp.zeros(()), Aux({}))
   loss, _ = l2(2.0)(objective)(params, None, None)
   np.testing.assert_allclose(loss, 3.0)  # only the 1-D kernel: 0.5 * 2 * 3
   loss, _ = l2(2.0, mask=lambda p: jax.tree.map(lambda _: True, p))(objective)(params, None, None)
@@ -87,13 +88,13 @@ def test_chain_applies_in_order_like_optax():
         return objective(p, b, c)
       return wrapped
     return transform
-  base = lambda p, b, c: (jnp.zeros(()), {"metrics": {}, "model_state": {}})
+  base = lambda p, b, c: (jnp.zeros(()), Aux({}))
   chain(tag("a"), tag("b"))(base)(None, None, None)
   assert calls == ["b", "a"]  # b wraps a: outermost runs first
 
 
 def test_make_regularizers_from_config_sections():
-  objective = lambda p, b, c: (jnp.zeros(()), {"metrics": {}, "model_state": {}})
+  objective = lambda p, b, c: (jnp.zeros(()), Aux({}))
   loss, aux = make_regularizers(l2={"alpha": 1.0}).objective(objective)({"w": {"kernel": jnp.ones(4)}}, None, None)
   np.testing.assert_allclose(loss, 2.0)
   with pytest.raises(ConfigError, match="unknown regularizer 'l3'.*valid names: activation_l1, elastic_net, l1, l2, label_smoothing"):

@@ -6,6 +6,7 @@ import numpy as np
 import optax
 import pytest
 
+from jaxreg.train.objectives import Aux
 from jaxreg.data import load_digits
 from jaxreg.models import make_mlp
 from jaxreg.optim import adam, sgd
@@ -45,7 +46,7 @@ def test_l1_subgradient_descent_does_not_reach_exact_zeros(rng):
   n, alpha, eps = 12, 0.3, 0.2
   h = rng.uniform(0.5, 2.0, size=n)
   w_star = alpha / h * rng.uniform(-0.9, 0.9, size=n)
-  quadratic = lambda p, batch, ctx: (0.5 * jnp.sum(h * (p["kernel"] - w_star) ** 2), {"metrics": {}, "model_state": {}})
+  quadratic = lambda p, batch, ctx: (0.5 * jnp.sum(h * (p["kernel"] - w_star) ** 2), Aux({}))
   grad = jax.jit(jax.grad(lambda p: l1(alpha)(quadratic)(p, None, None)[0]))
   params, _ = _run(sgd(eps), grad, {"kernel": jnp.ones(n)}, 400)
   assert np.count_nonzero(np.asarray(params["kernel"])) > n // 2
@@ -56,7 +57,7 @@ def test_weight_decay_with_sgd_equals_the_l2_penalty(rng):
   """Wang 2023: with SGD, decoupled decay at rate eps*alpha is the L2 step w <- (1 - eps*alpha) w - eps*g."""
   eps, alpha = 0.1, 0.05
   target = jnp.asarray(rng.normal(size=(4, 3)))
-  data_loss = lambda p, batch, ctx: (0.5 * jnp.sum((p["kernel"] - target) ** 2), {"metrics": {}, "model_state": {}})
+  data_loss = lambda p, batch, ctx: (0.5 * jnp.sum((p["kernel"] - target) ** 2), Aux({}))
   start = {"kernel": jnp.asarray(rng.normal(size=(4, 3)))}
   decayed, _ = _run(optax.chain(sgd(eps), weight_decay(eps * alpha)), jax.grad(lambda p: data_loss(p, 0, 0)[0]), start, 30)
   penalized, _ = _run(sgd(eps), jax.grad(lambda p: l2(alpha)(data_loss)(p, 0, 0)[0]), start, 30)

@@ -1,6 +1,15 @@
-"""The lecture notes' optimizers as optax transforms, and the ``make_optimizer`` factory."""
+"""The lecture notes' optimizers as optax transforms, metric-driven rules, and the ``make_optimizer`` factory."""
 
-from jaxreg.optim.factory import current_learning_rate, make_evaluation_params, make_optimizer, optimizer_names
+from jaxreg.optim.factory import (
+    Optimizer,
+    current_learning_rate,
+    make_evaluation_params,
+    make_optimizer,
+    optimizer_names,
+)
+from jaxreg.optim.metric_driven import MetricDriven, observe
+from jaxreg.optim.momentum_switch import momentum_off_on_plateau
+from jaxreg.optim.plateau import reduce_on_plateau
 from jaxreg.optim.transforms import (
     adagrad,
     adam,
@@ -14,15 +23,20 @@ from jaxreg.optim.transforms import (
 )
 
 __all__ = [
+    "MetricDriven",
+    "Optimizer",
     "adagrad",
     "adam",
     "current_learning_rate",
     "make_evaluation_params",
     "make_optimizer",
     "momentum",
+    "momentum_off_on_plateau",
     "nesterov",
     "nesterov_theta",
+    "observe",
     "optimizer_names",
+    "reduce_on_plateau",
     "rmsprop",
     "rmsprop_nesterov",
     "scale_by_adagrad",

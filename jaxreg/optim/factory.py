@@ -6,6 +6,7 @@ The names ``sgd``, ``momentum``, ``nesterov``, ``adagrad``, ``rmsprop``,
 (e.g. ``optax.adamw``), with optax's own arguments.
 """
 
+import dataclasses
 import inspect
 from collections.abc import Callable, Mapping
 
@@ -15,7 +16,7 @@ import optax
 
 from jaxreg._validation import check_kwargs
 from jaxreg.errors import ConfigError
-from jaxreg.optim import momentum_switch, plateau, schedules, transforms
+from jaxreg.optim import metric_driven, momentum_switch, plateau, schedules, transforms
 
 _OPTIMIZERS: dict[str, Callable[..., optax.GradientTransformation]] = {
     "sgd": transforms.sgd,
@@ -44,6 +45,103 @@ def _optax_factory(name: str) -> Callable[..., optax.GradientTransformation]:
   return factory
 
 
+@dataclasses.dataclass(frozen=True)
+class Optimizer:
+  """Everything :func:`make_optimizer` builds from a config's ``optimizer`` section.
+
+  It stands where an optax transform is expected (``init`` and ``update``
+  delegate to :attr:`tx`); inside ``optax.chain`` pass :attr:`tx`.
+
+  Attributes:
+    tx: the optax transform (metric-driven when ``monitors`` is not empty).
+    learning_rate: the base rate ``eps_0``: a number, or a schedule ``step -> eps``.
+    evaluation_params: ``fn(params, opt_state) -> params`` to evaluate at
+      (the Nesterov optimizers' ``theta``), or ``None``.
+    monitors: the logged metrics that the metric-driven parts watch (the
+      plateau schedule's, then the momentum switch's).
+  """
+
+  tx: optax.GradientTransformationExtraArgs
+  learning_rate: float | Callable
+  evaluation_params: Callable | None = None
+  monitors: tuple[str, ...] = ()
+
+  def init(self, params):
+    """``tx.init``."""
+    return self.tx.init(params)
+
+  def update(self, updates, state, params=None, **extra_args):
+    """``tx.update``."""
+    return self.tx.update(updates, state, params, **extra_args)
+
+  def observe(self, opt_state, metrics: Mapping[str, object]):
+    """The state after one evaluation: each metric-driven part reads its monitor from ``metrics`` (jit-safe)."""
+    return metric_driven.observe(self.tx, opt_state, metrics) if self.monitors else opt_state
+
+  def logged(self, opt_state) -> dict:
+    """What to log per epoch, read on the host: ``learning_rate`` and, if it can be switched off, ``momentum``."""
+    logged = {"learning_rate": current_learning_rate(opt_state)}
+    momentum = momentum_switch.injected_momentum(opt_state)
+    if momentum is not None:  # injected only when it can be switched off
+      logged["momentum"] = float(jax.device_get(momentum))
+    return logged
+
+  def summary(self, opt_state) -> dict:
+    """What the run's summary reports: ``momentum_off_after_epoch`` once momentum was switched off."""
+    off_after = momentum_switch.momentum_off_after(opt_state)
+    return {} if off_after is None else {"momentum_off_after_epoch": off_after}
+
+
+def _config_error(section: str, error: Exception) -> ConfigError:
+  """A library error (which names its argument) as a config error naming ``section.<argument>``."""
+  return ConfigError(f"{section}.{error}")
+
+
+def _rule_kwargs(section: str, cfg, valid: tuple[str, ...], *, what: str = "") -> dict:
+  """A metric-driven rule's config section as keyword arguments, refusing unknown keys."""
+  if not isinstance(cfg, Mapping):
+    raise ConfigError(f"{section} must be a mapping such as {{'monitor': 'val_loss', 'patience': 5}}, got {cfg!r}")
+  unknown = sorted(set(cfg) - set(valid))
+  if unknown:
+    raise ConfigError(
+        f"unknown key(s) {', '.join(f'{section}.{k}' for k in unknown)}{what}; valid keys: {', '.join(sorted(valid))}"
+    )
+  return dict(cfg)
+
+
+def _on_plateau(tx, schedule: Mapping, learning_rate: float) -> optax.GradientTransformationExtraArgs:
+  """``tx`` wrapped in the plateau schedule of ``optimizer.schedule``."""
+  kwargs = _rule_kwargs("optimizer.schedule", {k: v for k, v in schedule.items() if k != "name"}, PLATEAU_KEYS,
+                        what=" for schedule 'plateau'")
+  kwargs.setdefault("monitor", "val_loss")
+  min_value = kwargs.pop("min_value", 0.0)
+  if isinstance(min_value, bool) or not isinstance(min_value, (int, float)) or not min_value >= 0:
+    raise ConfigError(f"optimizer.schedule.min_value must be a number >= 0, got {min_value!r}")
+  try:
+    return plateau.reduce_on_plateau(tx, min_scale=min(min_value / learning_rate, 1.0), **kwargs)
+  except (ValueError, TypeError) as e:
+    raise _config_error("optimizer.schedule", e) from None
+
+
+def _with_momentum_off(name, factory, kwargs, rate, momentum_off, transform):
+  """The optimizer with its momentum injected and wrapped in the switch of ``optimizer.momentum_off``."""
+  rule = _rule_kwargs("optimizer.momentum_off", momentum_off, MOMENTUM_OFF_KEYS)
+  rule.setdefault("monitor", "val_loss")
+  alpha = _switchable_momentum(name, factory, kwargs)
+  kwargs = {k: v for k, v in kwargs.items() if k != "momentum"}
+  inner = optax.inject_hyperparams(
+      lambda learning_rate, momentum: transform(factory(learning_rate, momentum=momentum, **kwargs))
+  )(learning_rate=rate, momentum=alpha)
+  try:
+    return momentum_switch.momentum_off_on_plateau(inner, **rule), rule["monitor"]
+  except (ValueError, TypeError) as e:
+    raise _config_error("optimizer.momentum_off", e) from None
+
+
+PLATEAU_KEYS = ("cooldown", "factor", "min_delta", "min_value", "mode", "monitor", "patience")
+MOMENTUM_OFF_KEYS = ("min_delta", "mode", "monitor", "patience")
+
+
 def make_optimizer(
     name: str,
     learning_rate: float,
@@ -52,8 +150,8 @@ def make_optimizer(
     clip_global_norm: float | None = None,
     momentum_off: Mapping[str, object] | None = None,
     **kwargs,
-) -> optax.GradientTransformationExtraArgs:
-  """Builds the optimizer called ``name``.
+) -> Optimizer:
+  """Builds the optimizer called ``name``, with its schedule and metric-driven parts, as one :class:`Optimizer`.
 
   The learning rate is injected as a hyperparameter
   (``optax.inject_hyperparams``), so the current value can be read from the
@@ -63,33 +161,32 @@ def make_optimizer(
     name: one of :func:`optimizer_names`, or ``'optax.<name>'``.
     learning_rate: the step size ``eps`` (``eps_0`` with a schedule), a positive number.
     schedule: ``{'name': ..., 'unit': 'step' | 'epoch', <its arguments>}``
-      (see :func:`jaxreg.optim.schedules.make_schedule`), or ``None`` for a
-      constant rate.
+      (see :func:`jaxreg.optim.schedules.make_schedule`), or
+      ``{'name': 'plateau', 'monitor': ..., 'factor': ..., 'patience': ...,
+      'min_delta': ..., 'cooldown': ..., 'min_value': ..., 'mode': ...}``
+      (:func:`jaxreg.optim.reduce_on_plateau`), or ``None`` for a constant rate.
     steps_per_epoch: for schedules counted in epochs (filled in by jaxreg).
     clip_global_norm: if set, first rescale the gradient to global norm at most
       this (``optax.clip_by_global_norm``; the lecture notes' remedy (Baskin et al. 2018) for exploding gradients).
     momentum_off: ``{'monitor': ..., 'patience': ..., 'min_delta': ..., 'mode': ...}``
       to switch momentum off (plain SGD) once the monitored metric flat-lines
-      (Baskin et al. 2018; :class:`jaxreg.optim.momentum_switch.MomentumOffOnPlateau`,
-      applied by the fit loop). Only for optimizers with a ``momentum``.
+      (Baskin et al. 2018; :func:`jaxreg.optim.momentum_off_on_plateau`).
+      Only for optimizers with a ``momentum``.
     **kwargs: the optimizer's own arguments, e.g. ``momentum=0.9`` or ``delta=1e-7``.
+
+  Returns:
+    An :class:`Optimizer`: the transform, the learning-rate schedule, the
+    parameters to evaluate and the monitors of the metric-driven parts.
 
   Raises:
     ConfigError: for an unknown name, argument or an impossible value; the
-      message lists the valid choices.
+      message names the config key (``optimizer.b2``) and lists the valid choices.
 
   Example:
     >>> tx = make_optimizer('nesterov', learning_rate=0.1, momentum=0.9)
     >>> state = tx.init({'w': jnp.zeros(3)})
   """
-  if name.startswith(OPTAX_PREFIX):
-    factory = _optax_factory(name)
-  elif name in _OPTIMIZERS:
-    factory = _OPTIMIZERS[name]
-  else:
-    raise ConfigError(
-        f"unknown optimizer {name!r}; valid names: {', '.join(optimizer_names())}, or optax.<name>"
-    )
+  factory = _factory(name)
   check_kwargs(
       factory, kwargs, section="optimizer", what=f"optimizer {name!r}", exclude=("learning_rate",)
   )
@@ -100,32 +197,42 @@ def make_optimizer(
   try:
     factory(float(learning_rate), **kwargs)  # validates the arguments eagerly
   except (ValueError, TypeError) as e:  # the library names the argument; the config path is added here
-    raise ConfigError(f"optimizer.{e}" if name in _OPTIMIZERS else f"optimizer {name!r}: {e}") from None
+    raise (_config_error("optimizer", e) if name in _OPTIMIZERS else ConfigError(f"optimizer {name!r}: {e}")) from None
   if clip_global_norm is not None and (
       isinstance(clip_global_norm, bool) or not isinstance(clip_global_norm, (int, float)) or clip_global_norm <= 0
   ):
     raise ConfigError(f"optimizer.clip_global_norm must be a positive number, got {clip_global_norm!r}")
-  on_plateau = bool(schedule) and schedule.get("name") == "plateau"
-  if on_plateau:
-    plateau.make_plateau(schedule, float(learning_rate))  # validates; the fit loop applies the rule
+  clip = (lambda tx: optax.chain(optax.clip_by_global_norm(float(clip_global_norm)), tx)) if clip_global_norm else (
+      lambda tx: tx)
   rate = learning_rate_schedule(learning_rate, schedule, steps_per_epoch)
+  monitors = []
   # Only the learning rate (and the momentum, if it can be switched off) is
   # injected, so it can be read, logged and changed; the other arguments stay
   # Python constants.
-  if momentum_switch.make_momentum_off(momentum_off) is None:
-    tx = optax.inject_hyperparams(lambda learning_rate: factory(learning_rate, **kwargs))(learning_rate=rate)
+  if momentum_off:
+    tx, monitor = _with_momentum_off(name, factory, kwargs, rate, momentum_off, clip)
+    monitors.append(monitor)
+  elif momentum_off is not None and not isinstance(momentum_off, Mapping):
+    raise ConfigError(f"optimizer.momentum_off must be a mapping such as {{'patience': 5}}, got {momentum_off!r}")
   else:
-    alpha = _switchable_momentum(name, factory, kwargs)
-    kwargs = {k: v for k, v in kwargs.items() if k != "momentum"}
-    tx = optax.inject_hyperparams(
-        lambda learning_rate, momentum: factory(learning_rate, momentum=momentum, **kwargs)
-    )(learning_rate=rate, momentum=alpha)
-    tx = optax.chain(tx, momentum_switch.momentum_switch())
-  if on_plateau:
-    tx = optax.chain(tx, plateau.scale_by_plateau())
-  if clip_global_norm is not None:
-    tx = optax.chain(optax.clip_by_global_norm(float(clip_global_norm)), tx)
-  return tx
+    tx = optax.inject_hyperparams(lambda learning_rate: clip(factory(learning_rate, **kwargs)))(learning_rate=rate)
+  if schedule and schedule.get("name") == "plateau":
+    tx = _on_plateau(tx, schedule, float(learning_rate))
+    monitors.insert(0, dict(schedule).get("monitor", "val_loss"))
+  return Optimizer(
+      tx=tx, learning_rate=rate, monitors=tuple(monitors),
+      evaluation_params=make_evaluation_params(name, learning_rate, momentum_off=momentum_off, **kwargs),
+  )
+
+
+def _factory(name: str) -> Callable[..., optax.GradientTransformation]:
+  if name.startswith(OPTAX_PREFIX):
+    return _optax_factory(name)
+  if name in _OPTIMIZERS:
+    return _OPTIMIZERS[name]
+  raise ConfigError(
+      f"unknown optimizer {name!r}; valid names: {', '.join(optimizer_names())}, or optax.<name>"
+  )
 
 
 def learning_rate_schedule(learning_rate: float, schedule=None, steps_per_epoch: int | None = None):

@@ -1,35 +1,39 @@
 """Switch momentum off when the validation metric flat-lines (Baskin et al. 2018, "tricks of the trade").
 
-Baskin et al. 2018: "Disable momentum and turn to vanilla SGD when validation error
-completely flat-lines". The momentum ``alpha`` of the optimizer is injected
-as a hyperparameter (``optax.inject_hyperparams``), so it lives in the
-optimizer state; :func:`momentum_switch` adds the rule's bookkeeping to that
-state, and :class:`MomentumOffOnPlateau`, applied by the fit loop after each
-evaluation, sets ``alpha`` to 0 for good once the monitored metric has not
-improved by ``min_delta`` for ``patience`` evaluations. With ``alpha = 0``
-the momentum update ``v <- alpha*v - eps*g; theta <- theta + v`` is plain SGD,
-``theta <- theta - eps*g``. Everything is jit-safe, checkpointed and resumed
-with the optimizer state.
+Baskin et al. 2018: "Disable momentum and turn to vanilla SGD when validation
+error completely flat-lines". :func:`momentum_off_on_plateau` wraps an
+optimizer whose momentum ``alpha`` is injected (``optax.inject_hyperparams``)
+and sets ``alpha`` to 0 for good once the monitored metric, passed as
+``update(..., value=)`` after each evaluation (:mod:`jaxreg.optim.metric_driven`),
+has not improved by ``min_delta`` for ``patience`` evaluations. With
+``alpha = 0`` the momentum update ``v <- alpha*v - eps*g; theta <- theta + v``
+is plain SGD, ``theta <- theta - eps*g``. Everything is jit-safe,
+checkpointed and resumed with the optimizer state.
 """
 
-import dataclasses
-from collections.abc import Mapping
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import optax
 
-from jaxreg.errors import ConfigError
-from jaxreg.optim.plateau import is_improvement
+from jaxreg.optim.metric_driven import (
+    MetricDriven,
+    check_rule_arguments,
+    find_states,
+    is_improvement,
+    monitored_value,
+)
 
 MOMENTUM = "momentum"
 
 
 class MomentumSwitchState(NamedTuple):
-  """The switch's bookkeeping, inside the optimizer state.
+  """The switch's bookkeeping, wrapping the inner optimizer's state.
 
   Attributes:
+    inner: the wrapped optimizer's state (an ``InjectHyperparamsState``
+      holding ``hyperparams['momentum']``).
     best: the best monitored value so far (NaN before the first evaluation).
     bad_evals: evaluations in a row without an improvement.
     off_after: the number of evaluations after which momentum was switched
@@ -37,140 +41,100 @@ class MomentumSwitchState(NamedTuple):
     evaluations: evaluations seen so far.
   """
 
+  inner: Any
   best: jax.Array
   bad_evals: jax.Array
   off_after: jax.Array
   evaluations: jax.Array
 
 
-def momentum_switch() -> optax.GradientTransformation:
-  """An identity transform that holds :class:`MomentumSwitchState` in the optimizer state."""
+def switch_step(state: MomentumSwitchState, value, *, mode: str, patience: int, min_delta: float):
+  """The bookkeeping after one evaluation with metric ``value``, momentum zeroed once off (pure; jit-safe)."""
+  improved = is_improvement(value, state.best, mode=mode, min_delta=min_delta)
+  bad = jnp.where(improved, 0, state.bad_evals + 1).astype(jnp.int32)
+  evaluations = (state.evaluations + 1).astype(jnp.int32)
+  off_after = jnp.where((state.off_after == 0) & (bad >= patience), evaluations, state.off_after)
+  hyperparams = dict(state.inner.hyperparams)
+  alpha = hyperparams[MOMENTUM]
+  hyperparams[MOMENTUM] = jnp.where(off_after > 0, jnp.zeros_like(alpha), alpha)
+  return MomentumSwitchState(
+      inner=state.inner._replace(hyperparams=hyperparams),
+      best=jnp.where(improved, value, state.best),
+      bad_evals=bad,
+      off_after=off_after.astype(jnp.int32),
+      evaluations=evaluations,
+  )
+
+
+def momentum_off_on_plateau(
+    inner: optax.GradientTransformation,
+    *,
+    monitor: str | None = None,
+    mode: str = "min",
+    patience: int = 5,
+    min_delta: float = 0.0,
+) -> MetricDriven:
+  """Sets ``inner``'s momentum to 0 (plain SGD) once the monitored metric has not improved for ``patience`` evaluations.
+
+  An evaluation improves if ``value < best - min_delta`` (``mode='min'``) or
+  ``value > best + min_delta`` (``mode='max'``), the same test as
+  :func:`jaxreg.optim.reduce_on_plateau`. The switch is one-way.
+
+  Args:
+    inner: an optimizer built by ``optax.inject_hyperparams`` with a
+      ``momentum`` hyperparameter, e.g.
+      ``optax.inject_hyperparams(jaxreg.optim.momentum)(learning_rate=0.1, momentum=0.9)``.
+    monitor: the logged metric to watch when ``value`` is a mapping of metrics.
+    mode: ``'min'`` or ``'max'``.
+    patience: evaluations without improvement before momentum goes, >= 1.
+    min_delta: the smallest change that counts as an improvement, >= 0.
+
+  Raises:
+    ValueError: for an impossible argument, and at ``init`` if ``inner``'s
+      state has no injected ``momentum``.
+
+  Example:
+    >>> inner = optax.inject_hyperparams(momentum)(learning_rate=0.1, momentum=0.9)  # doctest: +SKIP
+    >>> tx = momentum_off_on_plateau(inner, patience=5)  # doctest: +SKIP
+  """
+  check_rule_arguments(mode=mode, patience=patience, min_delta=min_delta)
 
   def init_fn(params):
-    del params
+    inner_state = inner.init(params)
+    if MOMENTUM not in getattr(inner_state, "hyperparams", {}):
+      raise ValueError(
+          "momentum_off_on_plateau needs an inner optimizer with an injected momentum: "
+          "optax.inject_hyperparams(factory)(learning_rate=..., momentum=...)"
+      )
     return MomentumSwitchState(
+        inner=inner_state,
         best=jnp.full((), jnp.nan, jnp.float32),
         bad_evals=jnp.zeros((), jnp.int32),
         off_after=jnp.zeros((), jnp.int32),
         evaluations=jnp.zeros((), jnp.int32),
     )
 
-  def update_fn(updates, state, params=None):
-    del params
-    return updates, state
+  def update_fn(updates, state, params=None, *, value=None, **extra):
+    if value is None:
+      updates, inner_state = optax.with_extra_args_support(inner).update(updates, state.inner, params, **extra)
+      return updates, state._replace(inner=inner_state)
+    value = monitored_value(value, monitor, "momentum_off_on_plateau")
+    return updates, switch_step(state, value, mode=mode, patience=patience, min_delta=min_delta)
 
-  return optax.GradientTransformation(init_fn, update_fn)
-
-
-def _is_switch(x) -> bool:
-  return isinstance(x, MomentumSwitchState)
-
-
-def _has_momentum(x) -> bool:
-  return hasattr(x, "hyperparams") and MOMENTUM in x.hyperparams
+  return MetricDriven(init_fn, update_fn)
 
 
 def injected_momentum(opt_state) -> jax.Array | None:
   """The injected momentum ``alpha`` in an optimizer state (0 once switched off), or ``None``."""
-  for s in jax.tree.leaves(opt_state, is_leaf=_has_momentum):
-    if _has_momentum(s):
+  has_momentum = lambda x: MOMENTUM in getattr(x, "hyperparams", {})  # noqa: E731
+  for s in jax.tree.leaves(opt_state, is_leaf=has_momentum):
+    if has_momentum(s):
       return s.hyperparams[MOMENTUM]
   return None
 
 
-@dataclasses.dataclass(frozen=True)
-class MomentumOffOnPlateau:
-  """Sets the momentum to 0 (plain SGD) once ``monitor`` has not improved for ``patience`` evaluations.
-
-  An evaluation improves if ``value < best - min_delta`` (``mode='min'``) or
-  ``value > best + min_delta`` (``mode='max'``), the same test as
-  :class:`jaxreg.optim.plateau.ReduceOnPlateau`. The switch is one-way.
-
-  Attributes:
-    monitor: a logged metric, e.g. ``'val_loss'`` or ``'val_accuracy'``.
-    mode: ``'min'`` or ``'max'``.
-    patience: evaluations without improvement before momentum goes, >= 1.
-    min_delta: the smallest change that counts as an improvement, >= 0.
-
-  Example:
-    >>> tx = make_optimizer('momentum', 0.1, momentum=0.9,
-    ...                     momentum_off={'monitor': 'val_loss', 'patience': 5})  # doctest: +SKIP
-  """
-
-  monitor: str = "val_loss"
-  mode: str = "min"
-  patience: int = 5
-  min_delta: float = 0.0
-
-  def __post_init__(self):
-    if self.mode not in ("min", "max"):
-      raise ConfigError(f"optimizer.momentum_off.mode must be 'min' or 'max', got {self.mode!r}")
-    if isinstance(self.patience, bool) or not isinstance(self.patience, int) or self.patience < 1:
-      raise ConfigError(
-          f"optimizer.momentum_off.patience must be a positive integer, got {self.patience!r}"
-      )
-    if isinstance(self.min_delta, bool) or not isinstance(self.min_delta, (int, float)) or not self.min_delta >= 0:
-      raise ConfigError(f"optimizer.momentum_off.min_delta must be a number >= 0, got {self.min_delta!r}")
-
-  def update(self, state: MomentumSwitchState, value) -> MomentumSwitchState:
-    """The bookkeeping after one evaluation with metric ``value`` (pure; jit-safe)."""
-    value = jnp.asarray(value, jnp.float32)
-    improved = is_improvement(value, state.best, mode=self.mode, min_delta=self.min_delta)
-    bad = jnp.where(improved, 0, state.bad_evals + 1).astype(jnp.int32)
-    evaluations = state.evaluations + 1
-    switch_now = (state.off_after == 0) & (bad >= self.patience)
-    return MomentumSwitchState(
-        best=jnp.where(improved, value, state.best),
-        bad_evals=bad,
-        off_after=jnp.where(switch_now, evaluations, state.off_after).astype(jnp.int32),
-        evaluations=evaluations.astype(jnp.int32),
-    )
-
-  def apply(self, opt_state, value):
-    """Updates the switch inside ``opt_state`` after an evaluation; zeroes the momentum once it is off."""
-    switches = [s for s in jax.tree.leaves(opt_state, is_leaf=_is_switch) if _is_switch(s)]
-    if len(switches) != 1 or injected_momentum(opt_state) is None:
-      raise ValueError(
-          "MomentumOffOnPlateau needs an optimizer built with momentum_off "
-          "(make_optimizer(..., momentum_off={...}))"
-      )
-    switch = self.update(switches[0], value)
-    off = switch.off_after > 0
-
-    def replace(s):
-      if _is_switch(s):
-        return switch
-      if _has_momentum(s):
-        hyperparams = dict(s.hyperparams)
-        hyperparams[MOMENTUM] = jnp.where(off, jnp.zeros_like(hyperparams[MOMENTUM]), hyperparams[MOMENTUM])
-        return s._replace(hyperparams=hyperparams)
-      return s
-
-    return jax.tree.map(replace, opt_state, is_leaf=lambda x: _is_switch(x) or _has_momentum(x))
-
-
 def momentum_off_after(opt_state) -> int | None:
   """The evaluation after which momentum was switched off, or ``None`` (still on, or no switch)."""
-  for s in jax.tree.leaves(opt_state, is_leaf=_is_switch):
-    if _is_switch(s):
-      return int(s.off_after) or None
+  for s in find_states(opt_state, MomentumSwitchState):
+    return int(s.off_after) or None
   return None
-
-
-def make_momentum_off(momentum_off: Mapping[str, object] | None) -> MomentumOffOnPlateau | None:
-  """The rule of a config's ``optimizer.momentum_off`` section (``None`` or empty: no switch)."""
-  if not momentum_off:
-    return None
-  if not isinstance(momentum_off, Mapping):
-    raise ConfigError(
-        "optimizer.momentum_off must be a mapping such as {'monitor': 'val_loss', 'patience': 5}, "
-        f"got {momentum_off!r}"
-    )
-  valid = {f.name for f in dataclasses.fields(MomentumOffOnPlateau)}
-  unknown = sorted(set(momentum_off) - valid)
-  if unknown:
-    raise ConfigError(
-        f"unknown key(s) {', '.join('optimizer.momentum_off.' + k for k in unknown)}; "
-        f"valid keys: {', '.join(sorted(valid))}"
-    )
-  return MomentumOffOnPlateau(**momentum_off)

@@ -163,6 +163,10 @@ class Pmap:
     mapped = jax.vmap(fn, in_axes=None, axis_name=self.axis_name, axis_size=1)
     return jax.tree.map(lambda s: jax.ShapeDtypeStruct(s.shape[1:], s.dtype), jax.eval_shape(mapped, *args))
 
+  def compile_state_fn(self, fn):
+    mapped = jax.pmap(fn, axis_name=self.axis_name, in_axes=0, devices=self._pmap_devices)
+    return lambda state, *args: mapped(state, *replicate(args, self.local_devices, axis_name=self.axis_name))
+
   def put_train_data(self, x: np.ndarray, y: np.ndarray, on_device: bool):
     return replicate((x, y), self.local_devices, axis_name=self.axis_name) if on_device else (x, y)
 

@@ -114,6 +114,9 @@ class Sharded:
   def output_shapes(self, fn, *args):
     return jax.eval_shape(fn, *args)
 
+  def compile_state_fn(self, fn):
+    return jax.jit(fn, out_shardings=self.replicated)
+
   def put_train_data(self, x: np.ndarray, y: np.ndarray, on_device: bool):
     return put_replicated((x, y), self.mesh) if on_device else (x, y)
 

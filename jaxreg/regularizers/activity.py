@@ -59,7 +59,7 @@ def activation_l1(alpha, layers: Sequence[str] | None = None) -> ObjectiveTransf
   def transform(objective: Objective) -> Objective:
     def penalized(params, batch, ctx):
       loss, aux = objective(params, batch, ctx._replace(capture_intermediates=True))
-      activations = flatten_intermediates(aux.get("intermediates", {}))
+      activations = flatten_intermediates(aux.intermediates)
       if not activations:
         raise ConfigError(
             "activation_l1 needs a model that exposes its hidden activations (Flax sow into "
@@ -79,9 +79,8 @@ def activation_l1(alpha, layers: Sequence[str] | None = None) -> ObjectiveTransf
         mask = mask.astype(per_example.dtype)
         mean_l1 = jnp.sum(per_example * mask) / jnp.maximum(jnp.sum(mask), 1.0)
       penalty = alpha_at(getattr(ctx, "step", 0)) * mean_l1
-      metrics = dict(aux["metrics"], activation_l1_penalty=penalty)
-      metrics["objective"] = metrics.get("objective", loss) + penalty
-      return loss + penalty, dict(aux, metrics=metrics)
+      objective_value = aux.metrics.get("objective", loss) + penalty
+      return loss + penalty, aux.with_metrics(activation_l1_penalty=penalty, objective=objective_value)
 
     return penalized
 

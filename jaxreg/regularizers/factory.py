@@ -88,7 +88,6 @@ def _config_mask(name: str, mask):
 
 def make_regularizers(
     steps_per_epoch: int | None = None,
-    num_classes: int | None = None,
     learning_rate=None,
     **sections: Mapping[str, object],
 ) -> Regularizers:
@@ -107,7 +106,6 @@ def make_regularizers(
 
   Args:
     steps_per_epoch: for schedules counted in epochs (filled in by jaxreg).
-    num_classes: ``K`` for ``label_smoothing`` (filled in from the dataset).
     learning_rate: the optimizer's rate or schedule, the step of ``prox_l1``
       (filled in from the optimizer section).
     **sections: ``name -> keyword arguments``.
@@ -139,8 +137,6 @@ def make_regularizers(
     kwargs = dict(kwargs)
     schedule = kwargs.pop("schedule", None)
     filled = {}
-    if name == "label_smoothing" and "num_classes" not in kwargs:
-      filled["num_classes"] = num_classes
     if name == "prox_l1" and "learning_rate" not in kwargs:
       if learning_rate is None:
         raise ConfigError("regularizers.prox_l1 needs the optimizer's learning_rate (its threshold is eps*alpha)")

@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 
 from jaxreg._tree import path_keys, path_name
 from jaxreg.errors import ConfigError
@@ -78,8 +79,15 @@ def resolve_mask(mask: MaskSpec, params: Any) -> Mask:
   return mask(params) if callable(mask) else mask
 
 
+def _is_float_array(leaf) -> bool:
+  return hasattr(leaf, "dtype") and jnp.issubdtype(leaf.dtype, jnp.inexact)
+
+
 def masked_leaves(params: Any, mask: MaskSpec) -> list[jax.Array]:
-  """Returns the leaves of ``params`` that ``mask`` selects.
+  """Returns the floating-point array leaves of ``params`` that ``mask`` selects.
+
+  Other leaves (an Equinox model's activation functions, integer counters)
+  are never selected, so a whole Equinox module can be passed as ``params``.
 
   Raises:
     ConfigError: if the mask does not have the structure of the params.
@@ -93,4 +101,4 @@ def masked_leaves(params: Any, mask: MaskSpec) -> list[jax.Array]:
         f"a mask must be a pytree of bools with the structure of the params, or a function "
         f"returning one: {e}"
     ) from None
-  return [p for p, k in zip(leaves, keep, strict=True) if k]
+  return [p for p, k in zip(leaves, keep, strict=True) if k and _is_float_array(p)]

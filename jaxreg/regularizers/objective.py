@@ -1,8 +1,8 @@
 """Objective transforms: regularizers that map an objective to an objective.
 
 An objective is ``objective(params, batch, ctx) -> (loss, aux)``, where ``ctx``
-is a :class:`jaxreg.train.Context` and ``aux`` a dict holding at least
-``'metrics'`` (a dict of scalars) and ``'model_state'``. An objective
+is a :class:`jaxreg.train.Context` and ``aux`` a :class:`jaxreg.train.Aux`
+(the metrics, the model state, the hidden activations). An objective
 transform is a function ``objective -> objective``; transforms compose by
 function composition (:func:`chain`).
 """
@@ -38,17 +38,16 @@ def add_penalty(
 ) -> ObjectiveTransform:
   """Adds ``penalty_fn(params, ctx)`` to an objective's loss.
 
-  The penalty's value is reported as ``aux['metrics'][name]``, and the sum as
-  ``aux['metrics']['objective']``; ``aux['metrics']['loss']`` stays the data term.
+  The penalty's value is reported as ``aux.metrics[name]``, and the sum as
+  ``aux.metrics['objective']``; ``aux.metrics['loss']`` stays the data term.
   """
 
   def transform(objective: Objective) -> Objective:
     def penalized(params, batch, ctx):
       loss, aux = objective(params, batch, ctx)
       penalty = penalty_fn(params, ctx)
-      metrics = dict(aux["metrics"], **{name: penalty})
-      metrics["objective"] = metrics.get("objective", loss) + penalty
-      return loss + penalty, dict(aux, metrics=metrics)
+      objective_value = aux.metrics.get("objective", loss) + penalty
+      return loss + penalty, aux.with_metrics(**{name: penalty, "objective": objective_value})
 
     return penalized
 

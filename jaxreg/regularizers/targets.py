@@ -34,45 +34,63 @@ def smooth_labels(labels: jax.Array, num_classes: int, eps: float, *, form: str 
   return onehot * (1.0 - eps) + eps / num_classes
 
 
-def label_smoothing(eps: float, num_classes: int, *, form: str = "book") -> ObjectiveTransform:
+def label_smoothing(eps: float, num_classes: int | None = None, *, form: str = "book") -> ObjectiveTransform:
   """Trains a classification objective on smoothed targets (:func:`smooth_labels`).
 
-  In training, the cross-entropy is taken against the smoothed vector
-  (``batch['soft_targets']``); evaluation (``ctx.train`` False) and the
-  accuracy keep the hard labels. The reported training ``loss`` is the
-  smoothed cross-entropy, the quantity minimised.
+  In training, the objective takes its cross-entropy against the smoothed
+  vectors (it receives them as ``ctx.soft_targets``); evaluation
+  (``ctx.train`` False) and the accuracy keep the hard labels. The reported
+  training ``loss`` is the smoothed cross-entropy, the quantity minimised.
+  Every classification objective of :mod:`jaxreg.train` takes them, the
+  multitask one per task (each with its own number of classes); an objective
+  that would ignore them (a regression objective, a wrapped plain loss) is
+  refused with a ``ValueError`` when first traced, never trained unsmoothed.
 
   Source: Wang 2023, "Label Smoothing" (Goodfellow et al., section 7.5.1).
 
   Args:
     eps: the probability mass moved off the true class, in [0, 1).
-    num_classes: ``K``, the number of classes (jaxreg fills it in from the
-      dataset when built from a config).
+    num_classes: ``K``, checked against the model's outputs if given;
+      ``None`` takes it from the logits (each task's, for a multitask model).
     form: ``'book'`` (``eps/(K-1)`` on the other classes) or ``'optax'``
       (``eps/K`` on every class).
 
   Raises:
     ConfigError: for ``eps`` outside [0, 1), ``K < 2`` or an unknown form.
+    ValueError: (when first traced) for an objective that takes no smoothed
+      targets, or logits with other than ``num_classes`` classes.
 
   Example:
-    >>> objective = label_smoothing(0.1, num_classes=10)(classification_objective(model.apply))  # doctest: +SKIP
+    >>> objective = label_smoothing(0.1)(classification_objective(model.apply))  # doctest: +SKIP
   """
   if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not 0.0 <= eps < 1.0:
     raise ConfigError(
         f"label_smoothing: eps must be in [0, 1) (the mass moved off the true class), got {eps!r}"
     )
-  if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
+  if num_classes is not None and (isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2):
     raise ConfigError(f"label_smoothing: num_classes must be an integer >= 2, got {num_classes!r}")
   form = "book" if form == "seed" else form  # the name in configs saved by jaxreg 0.1
   if form not in FORMS:
     raise ConfigError(f"label_smoothing: form must be one of {', '.join(FORMS)}, got {form!r}")
 
+  def targets(labels, classes: int):
+    if num_classes is not None and classes != num_classes:
+      raise ValueError(f"label_smoothing: num_classes={num_classes}, but the model's logits have {classes} classes")
+    return smooth_labels(labels, classes, eps, form=form)
+
   def transform(objective: Objective) -> Objective:
     def smoothed(params, batch, ctx):
       if not ctx.train:
         return objective(params, batch, ctx)
-      targets = smooth_labels(batch["y"], num_classes, eps, form=form)
-      return objective(params, {**batch, "soft_targets": targets}, ctx)
+      loss, aux = objective(params, batch, ctx._replace(soft_targets=targets))
+      if not aux.soft_targets_used:
+        raise ValueError(
+            "label_smoothing needs a classification objective that trains on ctx.soft_targets "
+            "(jaxreg.train.classification_objective or multitask_objective); the objective it wraps "
+            "ignored them (a regression objective, or a plain loss lifted by from_loss), so it would "
+            "train unsmoothed. Remove label_smoothing, or smooth the targets inside your loss."
+        )
+      return loss, aux
 
     return smoothed
 

@@ -1,32 +1,40 @@
-"""Train state, objectives, pure steps, the fit loop, early stopping, checkpoints, metric files."""
+"""Train state, objectives, pure steps, the fit loop and its hooks, early stopping, checkpoints, metric files."""
 
 from jaxreg.train.checkpoint import Checkpointer
 from jaxreg.train.early_stopping import EarlyStopping
-from jaxreg.train.epochs import SingleDevice, make_evaluate, make_scan_epoch, make_streaming_epoch
+from jaxreg.train.epochs import Placement, SingleDevice, make_evaluate, make_scan_epoch, make_streaming_epoch
+from jaxreg.train.hooks import EpochEnd, Hook
 from jaxreg.train.loop import FitResult, fit
 from jaxreg.train.objectives import (
+    Aux,
     Context,
     classification_objective,
+    from_loss,
     make_objective,
     multitask_objective,
     regression_objective,
 )
 from jaxreg.train.state import EarlyStoppingState, TrainState, create_train_state
-from jaxreg.train.step import make_eval_step, make_train_step
+from jaxreg.train.step import make_eval_step, make_train_step, with_batch_transform
 from jaxreg.train.writers import MetricWriter, read_metrics, write_json
 
 __all__ = [
+    "Aux",
     "Checkpointer",
     "Context",
     "EarlyStopping",
     "EarlyStoppingState",
+    "EpochEnd",
     "FitResult",
+    "Hook",
     "MetricWriter",
+    "Placement",
     "SingleDevice",
     "TrainState",
     "classification_objective",
     "create_train_state",
     "fit",
+    "from_loss",
     "make_eval_step",
     "make_evaluate",
     "make_objective",
@@ -36,5 +44,6 @@ __all__ = [
     "multitask_objective",
     "read_metrics",
     "regression_objective",
+    "with_batch_transform",
     "write_json",
 ]

@@ -10,6 +10,7 @@ methods, so ``fit`` runs unchanged on one device or many.
 
 import functools
 from collections.abc import Callable
+from typing import Protocol
 
 import jax
 import jax.numpy as jnp
@@ -153,6 +154,30 @@ def make_evaluate(eval_step: Callable):
   return evaluate
 
 
+class Placement(Protocol):
+  """Where a run's state and data live and how its epochs and evaluations compile.
+
+  :class:`SingleDevice` here, ``Pmap`` and ``Sharded`` in :mod:`jaxreg.parallel`;
+  see :class:`SingleDevice` for what each method does.
+  """
+
+  mode: str
+  num_devices: int
+  axis_name: str | None
+
+  def check_batch_size(self, batch_size: int, what: str = "data.batch_size") -> None: ...
+  def put_state(self, state): ...
+  def get_state(self, state): ...
+  def put_train_data(self, x: np.ndarray, y: np.ndarray, on_device: bool): ...
+  def make_epoch(self, train_step, *, on_device: bool, **kwargs): ...
+  def put_eval_batches(self, x: np.ndarray, y: np.ndarray, eval_batch_size: int,
+                       num_examples: int | None = None) -> dict: ...
+  def make_evaluate(self, eval_step): ...
+  def output_shapes(self, fn, *args): ...
+  def compile_state_fn(self, fn): ...
+  def host_metrics(self, metrics): ...
+
+
 class SingleDevice:
   """Runs :func:`~jaxreg.train.fit` on the default device: the placement every parallel mode mirrors.
 
@@ -210,6 +235,10 @@ class SingleDevice:
   def output_shapes(self, fn, *args):
     """``jax.eval_shape(fn, *args)`` for a step of this placement, on unplaced arguments."""
     return jax.eval_shape(fn, *args)
+
+  def compile_state_fn(self, fn):
+    """``fn(state, *args) -> state`` compiled to run on a placed state (``args`` the same everywhere)."""
+    return jax.jit(fn)
 
   def host_metrics(self, metrics):
     """Metrics returned by an epoch, as one value each."""

@@ -3,14 +3,15 @@
 An objective is ``objective(params, batch, ctx) -> (loss, aux)``:
 
 * ``batch`` is a dict with ``'x'`` (inputs), ``'y'`` (targets) and optionally
-  ``'mask'`` (1 for real examples, 0 for padding; used by evaluation) and, for
-  classification, ``'soft_targets'`` (a probability vector per example that
-  replaces the one-hot target in the loss; accuracy still uses ``'y'``).
+  ``'mask'`` (1 for real examples, 0 for padding; used by evaluation).
 * ``ctx`` is a :class:`Context` carrying the rng, the model state, the train
-  flag and the step.
-* ``aux`` is a dict with ``'model_state'`` (the updated non-parameter
-  collections), ``'metrics'`` (scalar means over the real examples) and
-  ``'intermediates'`` (hidden activations when ``ctx.capture_intermediates``).
+  flag, the step and what the objective transforms ask of the objective
+  (hidden activations, smoothed targets).
+* ``aux`` is an :class:`Aux`: the metrics, the updated model state, the
+  hidden activations, and whether smoothed targets were used.
+
+:func:`from_loss` lifts a plain ``loss(params, batch)`` to an objective, so
+every objective transform applies to it.
 """
 
 from collections.abc import Callable, Mapping
@@ -19,8 +20,33 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 import optax
+from flax import struct
 
 from jaxreg.errors import ConfigError
+
+
+@struct.dataclass
+class Aux:
+  """What an objective returns beside its loss.
+
+  Attributes:
+    metrics: scalar means over the batch's real examples; ``'loss'`` is the
+      data term (penalties add their own entries and ``'objective'``).
+    model_state: the updated non-parameter collections, e.g. ``{'batch_stats': ...}``.
+    intermediates: hidden activations, when ``ctx.capture_intermediates``.
+    soft_targets_used: whether the loss was taken against ``ctx.soft_targets``
+      (a static flag: :func:`jaxreg.regularizers.label_smoothing` refuses an
+      objective that would ignore them).
+  """
+
+  metrics: dict
+  model_state: dict = struct.field(default_factory=dict)
+  intermediates: dict = struct.field(default_factory=dict)
+  soft_targets_used: bool = struct.field(pytree_node=False, default=False)
+
+  def with_metrics(self, **metrics) -> "Aux":
+    """A copy with ``metrics`` added to (or replacing entries of) :attr:`metrics`."""
+    return self.replace(metrics={**self.metrics, **metrics})
 
 
 class Context(NamedTuple):
@@ -33,7 +59,10 @@ class Context(NamedTuple):
     step: the optimizer step, for coefficients that follow a schedule.
     capture_intermediates: ask the model for its hidden activations (set by
       activity penalties); the base objective returns them as
-      ``aux['intermediates']``.
+      ``aux.intermediates``.
+    soft_targets: ``fn(labels, num_classes) -> probabilities`` to train a
+      classification loss against instead of the one-hot labels (set by
+      label smoothing), or ``None``.
   """
 
   rng: jax.Array | None
@@ -41,6 +70,7 @@ class Context(NamedTuple):
   train: bool
   step: jax.Array | int = 0
   capture_intermediates: bool = False
+  soft_targets: Callable | None = None
 
 
 def apply_model(apply: Callable, params, x, ctx: Context):
@@ -66,6 +96,13 @@ def _weighted_mean(values: jax.Array, mask: jax.Array | None) -> jax.Array:
   return jnp.sum(values * mask) / jnp.maximum(jnp.sum(mask), 1.0)
 
 
+def _class_nll(logits: jax.Array, labels: jax.Array, ctx: Context) -> jax.Array:
+  """Per-example cross-entropy against the labels, or against ``ctx.soft_targets`` of them in training."""
+  if ctx.soft_targets is None or not ctx.train:
+    return optax.softmax_cross_entropy_with_integer_labels(logits, labels)
+  return optax.softmax_cross_entropy(logits, ctx.soft_targets(labels, logits.shape[-1]))
+
+
 def _is_top1(logits: jax.Array, labels: jax.Array) -> jax.Array:
   """Whether ``argmax(logits) == label``; ties go to the first class (constant logits are right only for 0).
 
@@ -74,6 +111,10 @@ def _is_top1(logits: jax.Array, labels: jax.Array) -> jax.Array:
   over 30 epochs, CPU).
   """
   return jnp.argmax(logits, axis=-1) == labels.astype(jnp.int32)
+
+
+def _smoothing(ctx: Context) -> bool:
+  return ctx.soft_targets is not None and ctx.train
 
 
 def classification_objective(apply: Callable) -> Callable:
@@ -92,16 +133,12 @@ def classification_objective(apply: Callable) -> Callable:
 
   def objective(params, batch, ctx: Context):
     logits, model_state, intermediates = apply_model(apply, params, batch["x"], ctx)
-    soft_targets = batch.get("soft_targets")
-    if soft_targets is None:
-      nll = optax.softmax_cross_entropy_with_integer_labels(logits, batch["y"])
-    else:  # e.g. smoothed labels (jaxreg.regularizers.label_smoothing)
-      nll = optax.softmax_cross_entropy(logits, soft_targets)
+    nll = _class_nll(logits, batch["y"], ctx)
     correct = _is_top1(logits, batch["y"]).astype(nll.dtype)
     mask = batch.get("mask")
     loss = _weighted_mean(nll, mask)
     metrics = {"loss": loss, "accuracy": _weighted_mean(correct, mask)}
-    return loss, {"model_state": model_state, "metrics": metrics, "intermediates": intermediates}
+    return loss, Aux(metrics, model_state, intermediates, soft_targets_used=_smoothing(ctx))
 
   return objective
 
@@ -121,7 +158,7 @@ def regression_objective(apply: Callable) -> Callable:
     targets = batch["y"].reshape(outputs.shape)
     per_example = jnp.mean(jnp.square(outputs - targets).reshape(outputs.shape[0], -1), axis=-1)
     loss = _weighted_mean(per_example, batch.get("mask"))
-    return loss, {"model_state": model_state, "metrics": {"loss": loss}, "intermediates": intermediates}
+    return loss, Aux({"loss": loss}, model_state, intermediates)
 
   return objective
 
@@ -157,13 +194,13 @@ def multitask_objective(apply: Callable, task_weights: Mapping[str, float]) -> C
     metrics, total = {}, 0.0
     for name in sorted(weights):
       labels = get_task(name).labels(batch["y"])
-      nll = optax.softmax_cross_entropy_with_integer_labels(outputs[name], labels)
+      nll = _class_nll(outputs[name], labels, ctx)
       metrics[f"{name}_loss"] = _weighted_mean(nll, mask)
       metrics[f"{name}_accuracy"] = _weighted_mean(_is_top1(outputs[name], labels).astype(nll.dtype), mask)
       total = total + weights[name] * metrics[f"{name}_loss"]
     metrics["loss"] = total
     metrics["accuracy"] = metrics[f"{main}_accuracy"]
-    return total, {"model_state": model_state, "metrics": metrics, "intermediates": intermediates}
+    return total, Aux(metrics, model_state, intermediates, soft_targets_used=_smoothing(ctx))
 
   return objective
 
@@ -184,3 +221,28 @@ def make_objective(task: str, apply: Callable, *, task_weights: Mapping[str, flo
       raise ConfigError("a multitask model derives classification tasks from integer labels; data.task must be classification")
     return multitask_objective(apply, task_weights)
   return _OBJECTIVES[task](apply)
+
+
+def from_loss(loss: Callable, *, takes_rng: bool = False, has_aux: bool = False) -> Callable:
+  """Lifts a plain loss function to an objective, so every objective transform applies to it.
+
+  ``from_loss(loss)(params, batch, ctx) -> (loss(params, batch), Aux({'loss': ...}))``.
+  With ``takes_rng`` the loss is called as ``loss(params, batch, rng)`` with
+  the step's key (``None`` in evaluation); with ``has_aux`` it returns
+  ``(loss, metrics)`` and the metrics are reported beside ``'loss'``. The
+  model state is left as it is. Penalties on the parameters (:func:`~jaxreg.regularizers.l2`, ...)
+  apply; :func:`~jaxreg.regularizers.label_smoothing` is refused with an
+  error, since a plain loss cannot take smoothed targets.
+
+  Example:
+    >>> def mse(params, batch):
+    ...   return jnp.mean((batch['x'] @ params['w'] - batch['y']) ** 2)
+    >>> objective = l2(1e-3)(from_loss(mse))  # doctest: +SKIP
+  """
+
+  def objective(params, batch, ctx: Context):
+    out = loss(params, batch, ctx.rng) if takes_rng else loss(params, batch)
+    value, metrics = out if has_aux else (out, {})
+    return value, Aux({**metrics, "loss": value}, ctx.model_state)
+
+  return objective

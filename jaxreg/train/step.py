@@ -76,8 +76,8 @@ def make_train_step(
     ctx = Context(rng=rng, model_state=state.model_state, train=True, step=state.step)
     grad_fn = jax.value_and_grad(objective, has_aux=True)
     (_, aux), grads = grad_fn(state.params, batch, ctx)
-    metrics = dict(aux["metrics"])
-    model_state = aux["model_state"]
+    metrics = dict(aux.metrics)
+    model_state = aux.model_state
     if axis_name is not None:
       grads, metrics, model_state = jax.lax.pmean((grads, metrics, model_state), axis_name)
     if grad_norm:
@@ -93,6 +93,42 @@ def make_train_step(
     return new_state, metrics
 
   return step
+
+
+BATCH_TRANSFORM_STREAM = 0x62747266  # "btrf": the batch transform's keys are a stream of their own
+
+
+def batch_transform_key(state: TrainState, axis_name: str | None = None) -> jax.Array:
+  """The key of this step's batch transform: ``fold_in(fold_in(rng, STREAM), step)`` (and the device under pmap).
+
+  It differs from the step's dropout key ``fold_in(rng, step)``, so the
+  transform's noise and the model's are independent, and a resumed run draws
+  the same keys as an uninterrupted one.
+  """
+  key = jax.random.fold_in(jax.random.fold_in(state.rng, BATCH_TRANSFORM_STREAM), state.step)
+  if axis_name is not None:
+    key = jax.random.fold_in(key, jax.lax.axis_index(axis_name))
+  return key
+
+
+def with_batch_transform(step: Callable, batch_transform: Callable, *, axis_name: str | None = None) -> Callable:
+  """``step`` that first maps its batch through ``batch_transform(batch, key)``, inside the compiled step.
+
+  The transform point of the epoch runner, for augmentation and input noise:
+  it runs on the device with the rest of the step, with a fresh key per step
+  (:func:`batch_transform_key`). Draw per-example keys with
+  ``jax.random.split(key, batch_size)``.
+
+  Example:
+    >>> def input_noise(batch, key):
+    ...   return {**batch, 'x': batch['x'] + 0.1 * jax.random.normal(key, batch['x'].shape)}
+    >>> step = with_batch_transform(make_train_step(objective, tx), input_noise)  # doctest: +SKIP
+  """
+
+  def transformed(state: TrainState, batch: dict):
+    return step(state, batch_transform(batch, batch_transform_key(state, axis_name)))
+
+  return transformed
 
 
 def make_eval_step(
@@ -117,7 +153,7 @@ def make_eval_step(
     ctx = Context(rng=None, model_state=state.model_state, train=False, step=state.step)
     params = state.params if params_fn is None else params_fn(state.params, state.opt_state)
     _, aux = objective(params, batch, ctx)
-    metrics = dict(aux["metrics"])
+    metrics = dict(aux.metrics)
     mask = batch.get("mask")
     count = jnp.sum(mask) if mask is not None else batch["y"].shape[0]
     metrics["count"] = jnp.asarray(count, jnp.float32)

@@ -1,0 +1,218 @@
+"""Hooks: what :func:`jaxreg.train.fit` does between epochs, one small object each.
+
+After every epoch the fit loop builds an :class:`EpochEnd` (the epoch, its
+metrics record and the state) and hands it to each hook in turn. A hook may
+add keys to the record, replace fields of the state (the loop places the
+changed fields back on the devices) or ask the loop to stop. Every built-in
+behaviour between epochs is a hook: the NaN guard, early stopping, a stopping
+rule, the metrics file, checkpoints and the progress bar. Users pass their
+own with ``fit(..., hooks=[...])``: an object with any of the methods of
+:class:`Hook`, or a plain function ``fn(end)`` used as ``after_epoch``.
+
+Order: the NaN guard, early stopping, the stopping rules, the user's hooks,
+then the writers, checkpoints and progress bar, so the user's hooks can add
+to the record that is written and stop a run that is then checkpointed.
+
+Example:
+  >>> class RecordEpochs(Hook):
+  ...   def __init__(self):
+  ...     self.seen = []
+  ...   def after_epoch(self, end):
+  ...     self.seen.append((end.epoch, end.record['train_loss']))
+  >>> hook = RecordEpochs()
+  >>> result = fit(state, ..., hooks=[hook])  # doctest: +SKIP
+"""
+
+import dataclasses
+import math
+from collections.abc import Callable
+
+from jaxreg.errors import TrainingError
+
+
+@dataclasses.dataclass
+class EpochEnd:
+  """What the hooks see after an epoch.
+
+  Attributes:
+    epoch: the epoch just finished (1-based).
+    record: its metrics, the line of ``metrics.jsonl``; hooks may add keys.
+    state: the host view of the ``TrainState`` after the epoch; a hook may
+      replace it (``end.state = end.state.replace(...)``).
+    stop_reason: why the run stops after this epoch, or ``None``.
+  """
+
+  epoch: int
+  record: dict
+  state: object
+  stop_reason: str | None = None
+
+  def stop(self, reason: str) -> None:
+    """Asks the loop to stop after this epoch; the first reason given is kept."""
+    if self.stop_reason is None:
+      self.stop_reason = reason
+
+
+class Hook:
+  """The points at which the fit loop calls a hook; subclass and override what you need.
+
+  ``before_run(start_epoch)`` once before the first epoch (``start_epoch`` is
+  0, or the epoch a resumed run restarts after); ``after_epoch(end)`` after
+  each epoch; ``close()`` once at the end, also when the run fails.
+  """
+
+  def before_run(self, start_epoch: int) -> None:
+    del start_epoch
+
+  def after_epoch(self, end: EpochEnd) -> None:
+    del end
+
+  def close(self) -> None:
+    pass
+
+
+class FunctionHook(Hook):
+  """A plain function ``fn(end)`` as a hook's ``after_epoch``."""
+
+  def __init__(self, fn: Callable[[EpochEnd], None]):
+    self.fn = fn
+
+  def after_epoch(self, end: EpochEnd) -> None:
+    self.fn(end)
+
+
+def as_hook(hook) -> Hook:
+  """``hook`` if it has a hook's methods, a :class:`FunctionHook` if it is a function; else ``TypeError``."""
+  if any(hasattr(hook, name) for name in ("before_run", "after_epoch", "close")):
+    return hook
+  if callable(hook):
+    return FunctionHook(hook)
+  raise TypeError(
+      f"a hook must have before_run/after_epoch/close methods (see jaxreg.train.Hook) or be a function "
+      f"fn(end), got {hook!r}"
+  )
+
+
+def call(hook, method: str, *args) -> None:
+  """Calls ``hook.method(*args)`` if the hook has it."""
+  fn = getattr(hook, method, None)
+  if fn is not None:
+    fn(*args)
+
+
+class NanGuard(Hook):
+  """Fails the run with :class:`TrainingError` when the training loss is NaN or infinite; no checkpoint of it is made.
+
+  Args:
+    checkpointer: the run's checkpointer (its last good checkpoint is named
+      in the message), or ``None``.
+  """
+
+  def __init__(self, checkpointer=None):
+    self.checkpointer = checkpointer
+
+  def after_epoch(self, end: EpochEnd) -> None:
+    loss = end.record["train_loss"]
+    if math.isfinite(loss):
+      return
+    last = self.checkpointer.latest_epoch() if self.checkpointer is not None else None
+    kept = f"; the last good checkpoint (epoch {last}) is kept in {self.checkpointer.directory}" if last else ""
+    raise TrainingError(
+        f"the training loss became {loss} in epoch {end.epoch}; lower optimizer.learning_rate or the "
+        f"regularization strength{kept}"
+    )
+
+
+class TrackEarlyStopping(Hook):
+  """Updates the early-stopping state with the monitored metric, keeps the best state, stops when patience runs out.
+
+  Args:
+    early_stopping: the :class:`~jaxreg.train.EarlyStopping` rule.
+    best_state: the best state so far (the start state, or a resumed run's best).
+  """
+
+  def __init__(self, early_stopping, best_state):
+    self.rule = early_stopping
+    self.best_state = best_state
+
+  def after_epoch(self, end: EpochEnd) -> None:
+    es_state, improved = self.rule.update(end.state.early_stopping, end.record[self.rule.monitor], end.epoch)
+    end.state = end.state.replace(early_stopping=es_state)
+    if improved:
+      self.best_state = end.state
+    if self.rule.should_stop(es_state):
+      end.stop(f"early stopping: {self.rule.monitor} did not improve for {self.rule.patience} epochs")
+
+
+class StopWhen(Hook):
+  """Stops when ``fn(record)`` returns a reason (e.g. a target training loss)."""
+
+  def __init__(self, fn: Callable[[dict], str | None]):
+    self.fn = fn
+
+  def after_epoch(self, end: EpochEnd) -> None:
+    reason = self.fn(end.record)
+    if reason:
+      end.stop(reason)
+
+
+class StopAtStep(Hook):
+  """Stops once the optimizer step reaches ``max_steps``."""
+
+  def __init__(self, max_steps: int):
+    self.max_steps = max_steps
+
+  def after_epoch(self, end: EpochEnd) -> None:
+    if end.record["step"] >= self.max_steps:
+      end.stop(f"reached max_steps={self.max_steps}")
+
+
+class WriteMetrics(Hook):
+  """Appends each epoch's record to a :class:`~jaxreg.train.MetricWriter`."""
+
+  def __init__(self, writer):
+    self.writer = writer
+
+  def after_epoch(self, end: EpochEnd) -> None:
+    self.writer.write(end.record)
+
+
+class SaveCheckpoints(Hook):
+  """Saves the state every ``every`` epochs, at the last epoch and when the run stops; waits for saves at the end."""
+
+  def __init__(self, checkpointer, *, every: int, last_epoch: int):
+    self.checkpointer = checkpointer
+    self.every = every
+    self.last_epoch = last_epoch
+
+  def after_epoch(self, end: EpochEnd) -> None:
+    if end.epoch % self.every == 0 or end.epoch == self.last_epoch or end.stop_reason:
+      self.checkpointer.save(end.epoch, end.state, end.record)
+
+  def close(self) -> None:
+    self.checkpointer.close()
+
+
+class ProgressBar(Hook):
+  """A tqdm bar over the epochs with the latest losses and validation accuracy."""
+
+  KEYS = ("train_loss", "val_loss", "val_accuracy")
+
+  def __init__(self, total: int, description: str = ""):
+    self.total = total
+    self.description = description
+    self.bar = None
+
+  def before_run(self, start_epoch: int) -> None:
+    from tqdm.auto import tqdm  # imported here: ``import jaxreg.train`` does not load tqdm
+
+    self.bar = tqdm(total=self.total, initial=start_epoch, unit="epoch", desc=self.description, dynamic_ncols=True)
+
+  def after_epoch(self, end: EpochEnd) -> None:
+    postfix = {k: f"{end.record[k]:.4f}" for k in self.KEYS if end.record.get(k) is not None}
+    self.bar.set_postfix(postfix, refresh=False)
+    self.bar.update(1)
+
+  def close(self) -> None:
+    if self.bar is not None:
+      self.bar.close()
