@@ -4,10 +4,10 @@ Subpackages: ``jaxreg.models`` (``ModelFns``, MLP, RNN/LSTM/GRU),
 ``jaxreg.optim`` (optimizers as optax transforms, schedules),
 ``jaxreg.regularizers`` (objective transforms such as ``l2``, update
 transforms such as ``max_norm``), ``jaxreg.data`` (digits, MNIST-1D,
-``.npz``), ``jaxreg.train`` (``TrainState``, steps, ``fit``, checkpoints),
+``.npz``), ``jaxreg.train`` (``TrainState``, objectives, steps, ``fit`` and its hooks, checkpoints),
 ``jaxreg.parallel`` (pmap and sharded placements, multi-host),
 ``jaxreg.compilation`` (counting compiled programs, the persistent cache) and
-``jaxreg.experiment`` (``train_and_evaluate`` for configs).
+``jaxreg.experiment`` (``build`` and ``run`` an experiment from a config, ``train_and_evaluate``).
 
 References (cited by these short names in the docstrings):
 

@@ -43,15 +43,15 @@ def check_kwargs(
 
 
 def check_layer_sizes(key: str, sizes) -> tuple[int, ...]:
-  """``sizes`` as a tuple of ints, or ``ConfigError`` naming ``model.<key>`` if it is not a non-empty list of positive integers."""
+  """``sizes`` as a tuple of ints, or ``ValueError`` naming the argument ``key`` if it is not a non-empty list of positive integers."""
   sizes = tuple(sizes)
   if not sizes or any(isinstance(w, bool) or int(w) != w or w <= 0 for w in sizes):
-    raise ConfigError(f"model.{key} must be a non-empty list of positive integers, got {sizes!r}")
+    raise ValueError(f"{key} must be a non-empty list of positive integers, got {sizes!r}")
   return tuple(int(w) for w in sizes)
 
 
 def check_rate(key: str, rate) -> float:
-  """``rate`` as a float, or ``ConfigError`` naming ``model.<key>`` if it is outside [0, 1)."""
+  """``rate`` as a float, or ``ValueError`` naming the argument ``key`` if it is outside [0, 1)."""
   if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0.0 <= rate < 1.0:
-    raise ConfigError(f"model.{key} must be in [0, 1), got {rate!r}")
+    raise ValueError(f"{key} must be in [0, 1), got {rate!r}")
   return float(rate)

@@ -29,6 +29,20 @@ An unknown key or a value of the wrong type stops the run before training.
 """
 
 
+def _add_multihost_arguments(train: argparse.ArgumentParser) -> None:
+  """The options that start JAX's distributed runtime before a multi-host run."""
+  multihost = train.add_argument_group(
+      "multi-host", "start JAX's distributed runtime first (each process runs the same command; "
+      "JAX_COORDINATOR_ADDRESS, JAX_NUM_PROCESSES and JAX_PROCESS_ID are read when the flags are absent)",
+  )
+  multihost.add_argument("--coordinator-address", default=None, metavar="HOST:PORT",
+                         help="address of process 0's coordinator")
+  multihost.add_argument("--num-processes", type=int, default=None, help="how many processes take part")
+  multihost.add_argument("--process-id", type=int, default=None, help="this process's index, from 0")
+  multihost.add_argument("--distributed-auto", action="store_true",
+                         help="let JAX detect the cluster (Cloud TPU pod slice, SLURM, Open MPI, Kubernetes)")
+
+
 def _parser() -> argparse.ArgumentParser:
   parser = argparse.ArgumentParser(
       prog="jaxreg",
@@ -73,16 +87,7 @@ def _parser() -> argparse.ArgumentParser:
           "set, else ~/.cache/jaxreg/jax-compilation (under $JAXREG_CACHE_DIR or $XDG_CACHE_HOME if set)"
       ),
   )
-  multihost = train.add_argument_group(
-      "multi-host", "start JAX's distributed runtime first (each process runs the same command; "
-      "JAX_COORDINATOR_ADDRESS, JAX_NUM_PROCESSES and JAX_PROCESS_ID are read when the flags are absent)",
-  )
-  multihost.add_argument("--coordinator-address", default=None, metavar="HOST:PORT",
-                         help="address of process 0's coordinator")
-  multihost.add_argument("--num-processes", type=int, default=None, help="how many processes take part")
-  multihost.add_argument("--process-id", type=int, default=None, help="this process's index, from 0")
-  multihost.add_argument("--distributed-auto", action="store_true",
-                         help="let JAX detect the cluster (Cloud TPU pod slice, SLURM, Open MPI, Kubernetes)")
+  _add_multihost_arguments(train)
   plot = commands.add_parser(
       "plot", help="plot a run's learning curves and diagnostics to PNGs",
       description=(

@@ -1,14 +1,18 @@
-"""``train_and_evaluate``: run one config end to end in a work directory.
+"""Build an experiment from a config once, then run it in a work directory.
 
-This is the only place (besides ``cli.py``) that reads a config: it unpacks
-each section into the keyword arguments of one factory.
+:func:`build` is the only place (besides ``cli.py``) that reads a config: it
+unpacks each section into the keyword arguments of one factory and checks
+every value against the real data, before anything is written.
+:func:`run` owns the work directory. :func:`train_and_evaluate` is the two.
 """
 
+import dataclasses
 import inspect
 import json
 import os
 import platform
 import shutil
+from collections.abc import Callable
 
 import jax
 import ml_collections
@@ -16,17 +20,18 @@ import optax
 
 from jaxreg.compilation import count_compilations
 from jaxreg.config import config_differences, validate_config
-from jaxreg.data import make_dataset
+from jaxreg.data import Dataset, make_dataset
 from jaxreg.errors import CheckpointError, ConfigError
-from jaxreg.models import make_model
-from jaxreg.optim import make_optimizer
+from jaxreg.models import ModelFns, make_model
+from jaxreg.optim import Optimizer, make_optimizer
 from jaxreg.parallel import is_primary_process, make_placement
-from jaxreg.regularizers import make_regularizers
+from jaxreg.regularizers import Regularizers, make_regularizers
 from jaxreg.regularizers.factory import UPDATE_REGULARIZERS
 from jaxreg.train import (
     Checkpointer,
     EarlyStopping,
     MetricWriter,
+    TrainState,
     create_train_state,
     fit,
     make_eval_step,
@@ -35,8 +40,9 @@ from jaxreg.train import (
     write_json,
 )
 from jaxreg.train.diagnostics import activation_sparsity
-from jaxreg.train.loop import FitResult
+from jaxreg.train.loop import DATA_ON_DEVICE_CHOICES, FitResult
 from jaxreg.train.refit import check_strategy, refit
+from jaxreg.train.runner import logged_metric_names
 
 CHECKPOINT_SUBDIR = "checkpoints"
 REFIT_CHECKPOINT_SUBDIR = "checkpoints_refit"
@@ -72,20 +78,273 @@ def _check_workdir(workdir: str, config_dict: dict, resume: bool) -> None:
     )
 
 
-def _refit(strategy, first, initial_state, dataset, batch_size, config, workdir, steps) -> FitResult:
+@dataclasses.dataclass(frozen=True)
+class RunOptions:
+  """How :func:`run` trains a built experiment: the ``data``, ``train`` and ``checkpoint`` settings ``fit`` takes."""
+
+  batch_size: int
+  eval_batch_size: int
+  data_on_device: str
+  epochs: int
+  seed: int
+  progress: bool
+  restore_best: bool
+  checkpoint_every: int
+  checkpoint_keep: int
+  after_early_stopping: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Experiment:
+  """Everything :func:`build` makes from a config, checked against the real data; :func:`run` trains it.
+
+  Attributes:
+    config: the resolved config, as a plain dict (what ``config.json`` holds).
+    dataset: the splits.
+    model: the model's ``ModelFns``.
+    optimizer: the :class:`~jaxreg.optim.Optimizer` bundle.
+    regularizers: the objective and update transforms.
+    placement: where the run lives (one device, ``pmap``, sharded).
+    early_stopping: what is monitored and when the run stops.
+    initial_state: the state the run starts from.
+    train_step: the step on the regularized objective.
+    diagnostic_step: the step with update ratios for each epoch's last batch, or ``None``.
+    eval_step: the evaluation of the unregularized objective.
+    options: batch sizes, epochs, checkpoints, what to do after early stopping.
+
+  Example:
+    >>> experiment = build(load_config('digits_mlp:smoke')[0])  # doctest: +SKIP
+    >>> experiment.dataset.describe(), experiment.optimizer.monitors  # doctest: +SKIP
+    >>> result = run(experiment, '/tmp/run')  # doctest: +SKIP
+  """
+
+  config: dict
+  dataset: Dataset
+  model: ModelFns
+  optimizer: Optimizer
+  regularizers: Regularizers
+  placement: object
+  early_stopping: EarlyStopping
+  initial_state: TrainState
+  train_step: Callable
+  diagnostic_step: Callable | None
+  eval_step: Callable
+  options: RunOptions
+
+  def fit_kwargs(self) -> dict:
+    """The keyword arguments of :func:`~jaxreg.train.fit` that the experiment fixes."""
+    o = self.options
+    return dict(
+        train_step=self.train_step, diagnostic_step=self.diagnostic_step, eval_step=self.eval_step,
+        eval_batch_size=o.eval_batch_size, shuffle_seed=o.seed, progress=o.progress and is_primary_process(),
+        data_on_device=o.data_on_device, optimizer=self.optimizer, placement=self.placement,
+    )
+
+
+def _run_options(config: ml_collections.ConfigDict) -> RunOptions:
+  check_strategy(config.train.after_early_stopping)
+  for key in ("data.batch_size", "data.eval_batch_size", "train.epochs"):
+    value = config[key.split(".")[0]][key.split(".")[1]]
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+      raise ConfigError(f"{key} must be a positive integer, got {value!r}")
+  if config.data.on_device not in DATA_ON_DEVICE_CHOICES:
+    raise ConfigError(f"data.on_device must be one of {', '.join(DATA_ON_DEVICE_CHOICES)}, got {config.data.on_device!r}")
+  if config.checkpoint.every < 0 or config.checkpoint.keep < 1:
+    raise ConfigError(
+        "checkpoint.every must be >= 0 (0 turns checkpoints off) and checkpoint.keep >= 1, "
+        f"got every={config.checkpoint.every}, keep={config.checkpoint.keep}"
+    )
+  return RunOptions(
+      batch_size=config.data.batch_size, eval_batch_size=config.data.eval_batch_size,
+      data_on_device=config.data.on_device, epochs=config.train.epochs, seed=config.train.seed,
+      progress=config.train.progress_bar, restore_best=config.train.early_stopping.restore_best,
+      checkpoint_every=config.checkpoint.every, checkpoint_keep=config.checkpoint.keep,
+      after_early_stopping=config.train.after_early_stopping,
+  )
+
+
+def _load_data(config: ml_collections.ConfigDict, options: RunOptions) -> Dataset:
+  data_cfg = {k: v for k, v in config.data.items() if k not in ("batch_size", "eval_batch_size", "on_device")}
+  dataset = make_dataset(**data_cfg)
+  num_train = len(dataset.train.y)
+  if options.batch_size > num_train:
+    raise ConfigError(
+        f"data.batch_size={options.batch_size} is larger than the training split ({num_train} examples); "
+        f"use at most {num_train}"
+    )
+  if options.after_early_stopping != "none" and dataset.val is None:
+    raise ConfigError(
+        f"train.after_early_stopping={options.after_early_stopping!r} trains on the validation split afterwards, "
+        "but the dataset has none; set data.val_fraction > 0"
+    )
+  return dataset
+
+
+def _optimization(config, steps_per_epoch: int) -> tuple[Optimizer, Regularizers, optax.GradientTransformation]:
+  """The optimizer bundle, the regularizers and the transform the step applies (optimizer, then update regularizers)."""
+  optimizer = make_optimizer(**config.optimizer.to_dict(), steps_per_epoch=steps_per_epoch)
+  regularizer_cfg = config.regularizers.to_dict()
+  if "prox_l1" in regularizer_cfg and optimizer.learning_rate_on_metric:
+    raise ConfigError(
+        "regularizers.prox_l1 thresholds by the learning rate, which a plateau schedule changes "
+        "inside the optimizer state; use a step or epoch schedule, or weight_decay / l1 instead"
+    )
+  regularizers = make_regularizers(
+      steps_per_epoch=steps_per_epoch, learning_rate=optimizer.learning_rate, **regularizer_cfg
+  )
+  has_updates = any(name in regularizer_cfg for name in UPDATE_REGULARIZERS)
+  return optimizer, regularizers, optax.chain(optimizer.tx, regularizers.update) if has_updates else optimizer.tx
+
+
+def _early_stopping(config: ml_collections.ConfigDict) -> EarlyStopping:
+  try:
+    return EarlyStopping(**{k: v for k, v in config.train.early_stopping.items() if k != "restore_best"})
+  except ValueError as e:
+    raise ConfigError(f"train.early_stopping.{e}") from None
+
+
+def _check_monitors(early_stopping: EarlyStopping, optimizer: Optimizer, available: list[str]) -> None:
+  """Every monitored metric must be one the run logs."""
+  watched = [("train.early_stopping.monitor", early_stopping.monitor)]
+  watched += [("optimizer.schedule.monitor or optimizer.momentum_off.monitor", m) for m in optimizer.monitors]
+  for key, monitor in watched:
+    if monitor not in available:
+      raise ConfigError(f"{key}={monitor!r} is not a logged metric; choose one of: {', '.join(available)}")
+
+
+def build(config: ml_collections.ConfigDict) -> Experiment:
+  """Builds everything a config describes, checking each value against the real data; writes nothing.
+
+  Each section is unpacked into one factory (``make_dataset``,
+  ``make_model``, ``make_optimizer``, ``make_regularizers``,
+  ``make_placement``, ``EarlyStopping``); the data is loaded first, so the
+  model's outputs, the steps per epoch and the schedules use the real values.
+
+  Raises:
+    ConfigError: for any bad key or value, naming it (``optimizer.b2``).
+    DataError: for malformed data.
+  """
+  validate_config(config)
+  options = _run_options(config)
+  early_stopping = _early_stopping(config)
+  placement = make_placement(**config.parallel)
+  placement.check_batch_size(options.batch_size)
+  dataset = _load_data(config, options)
+  model_cfg = config.model.to_dict()
+  model = make_model(num_outputs=dataset.num_outputs, axis_name=placement.axis_name, **model_cfg)
+  optimizer, regularizers, tx = _optimization(config, max(len(dataset.train.y) // options.batch_size, 1))
+  try:
+    base_objective = make_objective(dataset.task, model.apply, task_weights=model_cfg.get("tasks"))
+  except ConfigError:
+    raise
+  except ValueError as e:
+    raise ConfigError(f"model.tasks: {e}") from None
+  train_objective = regularizers.objective(base_objective)
+  step_options = dict(grad_norm=config.train.log_grad_norm, axis_name=placement.axis_name)
+  state = create_train_state(
+      model, tx, rng=jax.random.PRNGKey(config.train.seed), sample_x=dataset.train.x[:1],
+      early_stopping_mode=early_stopping.mode,
+  )
+  train_step = make_train_step(train_objective, tx, **step_options)
+  eval_step = make_eval_step(base_objective, params_fn=optimizer.evaluation_params, axis_name=placement.axis_name)
+  _check_monitors(early_stopping, optimizer, logged_metric_names(
+      placement, train_step, eval_step, state, dataset, options.batch_size))
+  return Experiment(
+      config=config.to_dict(), dataset=dataset, model=model, optimizer=optimizer, regularizers=regularizers,
+      placement=placement, early_stopping=early_stopping, initial_state=state,
+      train_step=train_step, eval_step=eval_step,
+      diagnostic_step=make_train_step(train_objective, tx, diagnostics=True, **step_options)
+      if config.train.diagnostics else None,
+      options=options,
+  )
+
+
+def run(experiment: Experiment, workdir: str, *, resume: bool = False) -> FitResult:
+  """Trains a built experiment in ``workdir`` and writes its artifacts there.
+
+  Writes ``config.json`` (the resolved config), ``metrics.jsonl`` (a line per
+  epoch), ``checkpoints/`` (Orbax; the last ``checkpoint.keep`` epochs and
+  the best one) and, at the end, ``summary.json``. With
+  ``train.after_early_stopping`` it then trains on train + validation and
+  writes ``metrics_refit.jsonl`` and ``checkpoints_refit/``; the summary's
+  test metrics are then the refit model's, and ``summary['refit']`` says what
+  happened (with the early-stopped model's test metrics).
+
+  In a multi-process run (after :func:`jaxreg.parallel.initialize_distributed`)
+  every process calls this with the same experiment and work directory;
+  process 0 writes the files, and the checkpoints hold the single-device view
+  of the state, so they restore in any mode.
+
+  Args:
+    experiment: from :func:`build`.
+    workdir: the run's directory; it must not hold a run unless ``resume``.
+    resume: continue the run in ``workdir`` from its latest checkpoint.
+
+  Returns:
+    The :class:`~jaxreg.train.FitResult`; its summary is also in ``summary.json``.
+  """
+  workdir, primary, options = os.path.abspath(workdir), is_primary_process(), experiment.options
+  if primary:
+    _check_workdir(workdir, experiment.config, resume)
+  os.makedirs(workdir, exist_ok=True)
+  if primary:
+    write_json(os.path.join(workdir, "config.json"), experiment.config)
+  checkpointer = None
+  if options.checkpoint_every > 0:
+    checkpointer = Checkpointer(
+        os.path.join(workdir, CHECKPOINT_SUBDIR), keep=options.checkpoint_keep,
+        monitor=experiment.early_stopping.monitor, mode=experiment.early_stopping.mode,
+    )
+  result = fit(
+      experiment.initial_state, dataset=experiment.dataset, batch_size=options.batch_size, epochs=options.epochs,
+      early_stopping=experiment.early_stopping, restore_best=options.restore_best, checkpointer=checkpointer,
+      checkpoint_every=max(options.checkpoint_every, 1), resume=resume,
+      writer=MetricWriter(workdir) if primary else None, **experiment.fit_kwargs(),
+  )
+  if options.after_early_stopping != "none":
+    result = _refit(experiment, result, workdir)
+  result.summary.update(_run_facts(experiment, result, resume))
+  if primary:
+    write_json(os.path.join(workdir, "summary.json"), result.summary)
+  return result
+
+
+def _run_facts(experiment: Experiment, result: FitResult, resume: bool) -> dict:
+  """The summary's description of the run: data, hardware, versions, sparsity of the activations."""
+  facts = {}
+  dataset, placement, model = experiment.dataset, experiment.placement, experiment.model
+  sparsity_split = dataset.test if dataset.test is not None else dataset.val
+  if sparsity_split is not None and "capture_intermediates" in inspect.signature(model.apply).parameters:
+    facts["activation_sparsity"] = activation_sparsity(
+        model.apply, {"params": result.state.params, **result.state.model_state}, sparsity_split.x
+    )
+  facts.update(
+      dataset=dataset.describe(),
+      device=str(jax.devices()[0].device_kind),
+      backend=jax.default_backend(),
+      jax_version=jax.__version__,
+      python=platform.python_version(),
+      resumed=resume,
+      parallel={"mode": placement.mode, "num_devices": placement.num_devices, "processes": jax.process_count()},
+  )
+  return facts
+
+
+def _refit(experiment: Experiment, first: FitResult, workdir: str) -> FitResult:
   """Phase two: train on train + validation (see :mod:`jaxreg.train.refit`); its files get a ``_refit`` suffix."""
-  primary = is_primary_process()
+  primary, options = is_primary_process(), experiment.options
   metrics_path = os.path.join(workdir, REFIT_METRICS)
   checkpoint_dir = os.path.join(workdir, REFIT_CHECKPOINT_SUBDIR)
   if primary:  # a resumed run redoes phase two from the early-stopped parameters
     if os.path.exists(metrics_path):
       os.remove(metrics_path)
     shutil.rmtree(checkpoint_dir, ignore_errors=True)
-  checkpointer = Checkpointer(checkpoint_dir, keep=1) if config.checkpoint.every > 0 else None
+  checkpointer = Checkpointer(checkpoint_dir, keep=1) if options.checkpoint_every > 0 else None
   result, report = refit(
-      strategy, first, initial_state=initial_state, dataset=dataset, batch_size=batch_size,
-      max_epochs=config.train.epochs, writer=MetricWriter(workdir, REFIT_METRICS) if primary else None,
-      checkpointer=checkpointer, checkpoint_every=10**9, **steps,
+      options.after_early_stopping, first, initial_state=experiment.initial_state, dataset=experiment.dataset,
+      batch_size=options.batch_size, max_epochs=options.epochs,
+      writer=MetricWriter(workdir, REFIT_METRICS) if primary else None,
+      checkpointer=checkpointer, checkpoint_every=10**9, **experiment.fit_kwargs(),
   )
   summary = dict(first.summary)
   summary.update({k: result.summary[k] for k in ("test_loss", "test_accuracy") if k in result.summary})
@@ -96,25 +355,10 @@ def _refit(strategy, first, initial_state, dataset, batch_size, config, workdir,
 def train_and_evaluate(
     config: ml_collections.ConfigDict, workdir: str, *, resume: bool = False
 ) -> FitResult:
-  """Trains and evaluates the experiment ``config``, writing its artifacts to ``workdir``.
+  """Builds the experiment ``config`` and runs it in ``workdir``: :func:`build` then :func:`run`.
 
-  Writes ``config.json`` (the resolved config), ``metrics.jsonl`` (a line per
-  epoch), ``checkpoints/`` (Orbax; the last ``checkpoint.keep`` epochs and
-  the best one) and, at the end, ``summary.json``. With
-  ``train.after_early_stopping`` it then trains on train + validation and
-  writes ``metrics_refit.jsonl`` and ``checkpoints_refit/``; the summary's
-  test metrics are then the refit model's, and ``summary['refit']`` says what
-  happened (with the early-stopped model's test metrics).
-
-  Everything is built (and every config error raised) before the first step.
-
-  ``parallel.mode`` runs the same steps on one device (``'none'``), under
-  ``pmap`` or on a sharded mesh (see :mod:`jaxreg.parallel`). In a
-  multi-process run (after :func:`jaxreg.parallel.initialize_distributed`)
-  every process calls this with the same config and work directory; process
-  0 writes ``config.json``, ``metrics.jsonl`` and ``summary.json``, and the
-  checkpoints hold the single-device view of the state, so they restore in
-  any mode.
+  A work directory that cannot take the run (it holds one and ``resume`` is
+  off, or it has none to resume) is refused before anything is built.
 
   Args:
     config: a config from :func:`jaxreg.config.load_config` or ``get_config()``.
@@ -126,133 +370,13 @@ def train_and_evaluate(
     with ``compilations``: how many XLA programs the run compiled (or loaded
     from JAX's persistent cache) and how long that took.
   """
+  workdir = os.path.abspath(workdir)
+  if is_primary_process():
+    validate_config(config)
+    _check_workdir(workdir, config.to_dict(), resume)
   with count_compilations() as compilations:
-    result = _train_and_evaluate(config, workdir, resume=resume)
+    result = run(build(config), workdir, resume=resume)
   result.summary["compilations"] = compilations.as_dict()
   if is_primary_process():
-    write_json(os.path.join(os.path.abspath(workdir), "summary.json"), result.summary)
-  return result
-
-
-def _train_and_evaluate(
-    config: ml_collections.ConfigDict, workdir: str, *, resume: bool = False
-) -> FitResult:
-  """The body of :func:`train_and_evaluate`."""
-  validate_config(config)
-  config_dict = config.to_dict()
-  workdir = os.path.abspath(workdir)
-  data_cfg = dict(config.data)
-  batch_size = data_cfg.pop("batch_size")
-  eval_batch_size = data_cfg.pop("eval_batch_size")
-  on_device = data_cfg.pop("on_device")
-  es_cfg = dict(config.train.early_stopping)
-  restore_best = es_cfg.pop("restore_best")
-
-  # Build everything that can fail on a bad config before touching the disk.
-  model_cfg = config.model.to_dict()
-  optimizer_cfg = config.optimizer.to_dict()
-  make_optimizer(**optimizer_cfg, steps_per_epoch=1)  # a config error stops the run here
-  regularizer_cfg = config.regularizers.to_dict()
-  if "prox_l1" in regularizer_cfg and (optimizer_cfg.get("schedule") or {}).get("name") == "plateau":
-    raise ConfigError(
-        "regularizers.prox_l1 thresholds by the learning rate, which a plateau schedule changes "
-        "inside the optimizer state; use a step or epoch schedule, or weight_decay / l1 instead"
-    )
-  # A config error stops the run here (the class count is a stand-in until the data is loaded).
-  make_regularizers(
-      steps_per_epoch=1, learning_rate=optimizer_cfg["learning_rate"], **regularizer_cfg
-  )
-  early_stopping = EarlyStopping(**es_cfg)
-  placement = make_placement(**config.parallel)
-  placement.check_batch_size(batch_size)
-  primary = is_primary_process()
-  after_early_stopping = config.train.after_early_stopping
-  check_strategy(after_early_stopping)
-  if config.checkpoint.every < 0 or config.checkpoint.keep < 1:
-    raise ConfigError(
-        "checkpoint.every must be >= 0 (0 turns checkpoints off) and checkpoint.keep >= 1, "
-        f"got every={config.checkpoint.every}, keep={config.checkpoint.keep}"
-    )
-  if primary:
-    _check_workdir(workdir, config_dict, resume)
-  dataset = make_dataset(**data_cfg)
-  if after_early_stopping != "none" and dataset.val is None:
-    raise ConfigError(
-        f"train.after_early_stopping={after_early_stopping!r} trains on the validation split afterwards, "
-        "but the dataset has none; set data.val_fraction > 0"
-    )
-  model = make_model(num_outputs=dataset.num_outputs, axis_name=placement.axis_name, **model_cfg)
-  steps_per_epoch = max(len(dataset.train.y) // batch_size, 1)
-  optimizer = make_optimizer(**optimizer_cfg, steps_per_epoch=steps_per_epoch)
-  regularizers = make_regularizers(
-      steps_per_epoch=steps_per_epoch,
-      learning_rate=optimizer.learning_rate,
-      **regularizer_cfg,
-  )
-  tx = optimizer.tx
-  if any(name in regularizer_cfg for name in UPDATE_REGULARIZERS):
-    tx = optax.chain(tx, regularizers.update)
-  base_objective = make_objective(dataset.task, model.apply, task_weights=model_cfg.get("tasks"))
-
-  rng = jax.random.PRNGKey(config.train.seed)
-  state = create_train_state(
-      model, tx, rng=rng, sample_x=dataset.train.x[:1], early_stopping_mode=early_stopping.mode
-  )
-  os.makedirs(workdir, exist_ok=True)
-  if primary:
-    write_json(os.path.join(workdir, "config.json"), config_dict)
-  checkpointer = None
-  if config.checkpoint.every > 0:
-    checkpointer = Checkpointer(
-        os.path.join(workdir, CHECKPOINT_SUBDIR), keep=config.checkpoint.keep,
-        monitor=early_stopping.monitor, mode=early_stopping.mode,
-    )
-  train_objective = regularizers.objective(base_objective)
-  grad_norm = config.train.log_grad_norm
-  axis_name = placement.axis_name
-  steps = dict(
-      train_step=make_train_step(train_objective, tx, grad_norm=grad_norm, axis_name=axis_name),
-      diagnostic_step=(
-          make_train_step(train_objective, tx, grad_norm=grad_norm, diagnostics=True, axis_name=axis_name)
-          if config.train.diagnostics else None
-      ),
-      eval_step=make_eval_step(
-          base_objective, params_fn=optimizer.evaluation_params, axis_name=axis_name
-      ),
-      eval_batch_size=eval_batch_size,
-      shuffle_seed=config.train.seed,
-      progress=config.train.progress_bar and primary,
-      data_on_device=on_device,
-      optimizer=optimizer,
-      placement=placement,
-  )
-  result = fit(
-      state,
-      dataset=dataset,
-      batch_size=batch_size,
-      epochs=config.train.epochs,
-      early_stopping=early_stopping,
-      restore_best=restore_best,
-      checkpointer=checkpointer,
-      checkpoint_every=max(config.checkpoint.every, 1),
-      resume=resume,
-      writer=MetricWriter(workdir) if primary else None,
-      **steps,
-  )
-  if after_early_stopping != "none":
-    result = _refit(after_early_stopping, result, state, dataset, batch_size, config, workdir, steps)
-  sparsity_split = dataset.test if dataset.test is not None else dataset.val
-  if sparsity_split is not None and "capture_intermediates" in inspect.signature(model.apply).parameters:
-    result.summary["activation_sparsity"] = activation_sparsity(
-        model.apply, {"params": result.state.params, **result.state.model_state}, sparsity_split.x
-    )
-  result.summary.update(
-      dataset=dataset.describe(),
-      device=str(jax.devices()[0].device_kind),
-      backend=jax.default_backend(),
-      jax_version=jax.__version__,
-      python=platform.python_version(),
-      resumed=resume,
-      parallel={"mode": placement.mode, "num_devices": placement.num_devices, "processes": jax.process_count()},
-  )
+    write_json(os.path.join(workdir, "summary.json"), result.summary)
   return result

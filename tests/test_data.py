@@ -78,7 +78,7 @@ def test_make_dataset_validates_its_arguments():
     make_dataset("npz")
   with pytest.raises(ConfigError, match="val_fraction must be a number in \\[0, 1\\)"):
     make_dataset("digits", val_fraction=1.5)
-  with pytest.raises(ConfigError, match="val_fraction \\+ data.test_fraction must be below 1"):
+  with pytest.raises(ConfigError, match="^data.val_fraction \\+ test_fraction must be below 1"):
     make_dataset("digits", val_fraction=0.5, test_fraction=0.5)
 
 

@@ -59,22 +59,29 @@ def test_sparse_in_a_model_from_a_config_mapping():
 
 
 @pytest.mark.parametrize(
-    "spec, message",
+    "spec, error, message",
     [
-        ("xavier", "unknown kernel initializer 'xavier'; valid names: glorot_normal, glorot_uniform"),
-        ({"name": "sparse", "k": 0}, "positive integer"),
-        ({"name": "sparse", "kk": 3}, "model.kernel_init.kk"),
-        ({"name": "orthogonal", "gain": -1.0}, "gain must be a number > 0"),
-        ({"k": 3}, "unknown kernel initializer None"),
+        ("xavier", ConfigError, "unknown kernel initializer 'xavier'; valid names: glorot_normal, glorot_uniform"),
+        ({"name": "sparse", "k": 0}, ValueError, "^kernel_init: sparse's k must be a positive integer"),
+        ({"name": "sparse", "kk": 3}, ConfigError, "model.kernel_init.kk"),
+        ({"name": "orthogonal", "gain": -1.0}, ValueError, "^kernel_init: orthogonal's gain must be a number > 0"),
+        ({"k": 3}, ConfigError, "unknown kernel initializer None"),
     ],
 )
-def test_bad_initializer_specs_are_refused(spec, message):
-  with pytest.raises(ConfigError, match=message):
+def test_bad_initializer_specs_are_refused(spec, error, message):
+  with pytest.raises(error, match=message):
     get_initializer(spec)
 
 
+def test_a_bad_initializer_value_in_a_config_names_its_key():
+  from jaxreg.models import make_model
+
+  with pytest.raises(ConfigError, match="^model.kernel_init: orthogonal's gain must be a number > 0"):
+    make_model("mlp", num_outputs=2, kernel_init={"name": "orthogonal", "gain": -1.0})
+
+
 def test_sparse_k_larger_than_fan_in_is_refused():
-  with pytest.raises(ConfigError, match="larger than the fan-in 8"):
+  with pytest.raises(ValueError, match="larger than the fan-in 8"):
     get_initializer({"name": "sparse", "k": 15})(jax.random.PRNGKey(0), (8, 4))
 
 

@@ -68,9 +68,11 @@ def test_unknown_names_are_refused_with_the_valid_ones():
     make_model("cnn", num_outputs=2)
   with pytest.raises(ConfigError, match="model.widths.*valid keys: activation, batch_norm, batch_norm_momentum, dropout_rate"):
     make_model("mlp", num_outputs=2, widths=(3,))
-  with pytest.raises(ConfigError, match="dropout_rate must be in \\[0, 1\\)"):
+  with pytest.raises(ValueError, match="^dropout_rate must be in \\[0, 1\\)"):  # the library's words
     make_mlp(num_outputs=2, dropout_rate=1.0)
-  with pytest.raises(ConfigError, match="hidden_sizes"):
+  with pytest.raises(ConfigError, match="^model.dropout_rate must be in \\[0, 1\\)"):  # the config's, from the factory
+    make_model("mlp", num_outputs=2, dropout_rate=1.0)
+  with pytest.raises(ValueError, match="^hidden_sizes must be a non-empty list"):
     make_mlp(num_outputs=2, hidden_sizes=(0,))
   assert "he_normal" in initializer_names()
 

@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 
 from jaxreg.config import load_config
-from jaxreg.errors import ConfigError
 from jaxreg.experiment import train_and_evaluate
 from jaxreg.models import make_multitask_mlp
 from jaxreg.train import Context, multitask_objective
@@ -67,9 +66,9 @@ def test_multitask_config_trains_and_reports_each_task(tmp_path):
 
 @pytest.mark.parametrize(
     "tasks, message",
-    [({"label": 1.0, "colour": 1.0}, "unknown task 'colour'"), ({"label": -1.0}, "loss weight must be a number >= 0"), ({}, "must map task names")],
+    [({"label": 1.0, "colour": 1.0}, "unknown task 'colour'"), ({"label": -1.0}, "a task.s loss weight, must be a number >= 0"), ({}, "must map task names")],
 )
 def test_bad_tasks_are_refused(tasks, message):
-  with pytest.raises(ConfigError, match=message):
+  with pytest.raises(ValueError, match=message):
     model = make_multitask_mlp(num_outputs=10, tasks=tasks, trunk_sizes=(4,))
     multitask_objective(model.apply, tasks)

@@ -4,7 +4,8 @@ from jaxreg.data.datasets import NPZ_KEYS, TASKS, Dataset, Split, load_digits, l
 from jaxreg.data.iterators import epoch_batch_indices, padded_batches
 from jaxreg.data.mnist1d import load_mnist1d
 from jaxreg.data.sequences import load_adding
-from jaxreg.errors import ConfigError
+from jaxreg._registry import Registry
+from jaxreg.errors import ConfigError, DataError
 
 DATASET_NAMES = ("adding", "digits", "mnist1d", "npz")
 
@@ -41,33 +42,52 @@ def make_dataset(
   """
   if name != "adding" and (sequence_length is not None or num_examples is not None):
     raise ConfigError("data.sequence_length and data.num_examples apply to data.name='adding' only")
-  if name == "adding":
-    if path or num_classes is not None:
-      raise ConfigError("the adding problem is generated (always regression): leave data.path and data.num_classes unset")
-    return load_adding(
-        sequence_length=100 if sequence_length is None else sequence_length,
-        num_examples=12000 if num_examples is None else num_examples,
-        seed=seed, val_fraction=val_fraction, test_fraction=test_fraction,
+  split = dict(seed=seed, val_fraction=val_fraction, test_fraction=test_fraction)
+  loader = _DATASETS.get(name)
+  try:
+    return loader(path=path, task=task, num_classes=num_classes, sequence_length=sequence_length,
+                  num_examples=num_examples, **split)
+  except (ConfigError, DataError):
+    raise
+  except ValueError as e:  # the loaders name their argument; the config path is added here
+    raise ConfigError(f"data.{e}") from None
+
+
+def _adding(*, path, task, num_classes, sequence_length, num_examples, **split) -> Dataset:
+  del task  # always regression
+  if path or num_classes is not None:
+    raise ConfigError("the adding problem is generated (always regression): leave data.path and data.num_classes unset")
+  return load_adding(
+      sequence_length=100 if sequence_length is None else sequence_length,
+      num_examples=12000 if num_examples is None else num_examples, **split,
+  )
+
+
+def _digits(*, path, task, num_classes, sequence_length, num_examples, **split) -> Dataset:
+  del sequence_length, num_examples
+  if path:
+    raise ConfigError("data.path applies to data.name='npz' only; digits ships with scikit-learn")
+  if task != "classification" or num_classes not in (None, 10):
+    raise ConfigError("digits is a 10-class classification dataset: leave data.task and data.num_classes unset")
+  return load_digits(**split)
+
+
+def _mnist1d(*, path, task, num_classes, sequence_length, num_examples, seed, val_fraction, test_fraction) -> Dataset:
+  del sequence_length, num_examples, test_fraction  # its test split is its own
+  if path or task != "classification" or num_classes not in (None, 10):
+    raise ConfigError(
+        "mnist1d is a 10-class classification dataset generated locally: leave data.path, "
+        "data.task and data.num_classes unset"
     )
-  if name == "digits":
-    if path:
-      raise ConfigError("data.path applies to data.name='npz' only; digits ships with scikit-learn")
-    if task != "classification" or num_classes not in (None, 10):
-      raise ConfigError("digits is a 10-class classification dataset: leave data.task and data.num_classes unset")
-    return load_digits(seed=seed, val_fraction=val_fraction, test_fraction=test_fraction)
-  if name == "mnist1d":
-    if path or task != "classification" or num_classes not in (None, 10):
-      raise ConfigError(
-          "mnist1d is a 10-class classification dataset generated locally: leave data.path, "
-          "data.task and data.num_classes unset"
-      )
-    return load_mnist1d(seed=seed, val_fraction=val_fraction)
-  if name == "npz":
-    return load_npz(
-        path, task=task, num_classes=num_classes, seed=seed,
-        val_fraction=val_fraction, test_fraction=test_fraction,
-    )
-  raise ConfigError(f"unknown dataset {name!r}; valid names: {', '.join(DATASET_NAMES)}")
+  return load_mnist1d(seed=seed, val_fraction=val_fraction)
+
+
+def _npz(*, path, task, num_classes, sequence_length, num_examples, **split) -> Dataset:
+  del sequence_length, num_examples
+  return load_npz(path, task=task, num_classes=num_classes, **split)
+
+
+_DATASETS = Registry("dataset", {"adding": _adding, "digits": _digits, "mnist1d": _mnist1d, "npz": _npz})
 
 
 __all__ = [

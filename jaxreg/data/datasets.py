@@ -13,7 +13,7 @@ from typing import NamedTuple
 import numpy as np
 
 from jaxreg.data.splits import split_off
-from jaxreg.errors import ConfigError, DataError
+from jaxreg.errors import DataError
 
 TASKS = ("classification", "regression")
 
@@ -63,7 +63,7 @@ class Dataset:
 
 def _check_fraction(name: str, value: float) -> None:
   if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value < 1.0:
-    raise ConfigError(f"data.{name} must be a number in [0, 1), got {value!r}")
+    raise ValueError(f"{name} must be a number in [0, 1), got {value!r}")
 
 
 def _carve(
@@ -145,12 +145,12 @@ def _assemble(
 ) -> Dataset:
   """Validates the given splits and carves the missing ones out of train."""
   if task not in TASKS:
-    raise ConfigError(f"data.task must be one of {', '.join(TASKS)}, got {task!r}")
+    raise ValueError(f"task must be one of {', '.join(TASKS)}, got {task!r}")
   _check_fraction("val_fraction", val_fraction)
   _check_fraction("test_fraction", test_fraction)
   if val is None and test is None and val_fraction + test_fraction >= 1.0:
-    raise ConfigError(
-        f"data.val_fraction + data.test_fraction must be below 1 to leave training data, "
+    raise ValueError(
+        f"val_fraction + test_fraction must be below 1 to leave training data, "
         f"got {val_fraction} + {test_fraction}"
     )
   if task == "classification" and num_classes is None:
@@ -160,7 +160,7 @@ def _assemble(
     except (TypeError, ValueError) as e:
       raise DataError(f"cannot infer the number of classes from the labels: {e}") from e
   if task == "classification" and (not isinstance(num_classes, int) or num_classes < 2):
-    raise ConfigError(f"data.num_classes must be an integer >= 2, got {num_classes!r}")
+    raise ValueError(f"num_classes must be an integer >= 2, got {num_classes!r}")
   train = validate_split("train", train, task=task, num_classes=num_classes)
   stratify = task == "classification"
   test_carved = test is None
@@ -254,7 +254,7 @@ def load_npz(
     DataError: for a missing file or key, a half-given pair, or a malformed split.
   """
   if not path:
-    raise ConfigError("data.path must name an .npz file when data.name is 'npz'")
+    raise ValueError("path must name an .npz file")
   if not os.path.isfile(path):
     raise DataError(f"data file {path!r} does not exist")
   try:

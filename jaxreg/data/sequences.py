@@ -11,7 +11,6 @@ basic RNN fails to learn (Wang 2023: "Challenge of Long-Term Dependencies").
 import numpy as np
 
 from jaxreg.data.datasets import Dataset, Split, _assemble
-from jaxreg.errors import ConfigError
 
 ADDING_BASELINE_MSE = 2.0 / 12.0
 
@@ -25,9 +24,9 @@ def adding_problem(num_examples: int, sequence_length: int, *, seed: int = 0) ->
     ((4, 10, 2), (4,), [2.0, 2.0, 2.0, 2.0])
   """
   if isinstance(sequence_length, bool) or not isinstance(sequence_length, int) or sequence_length < 2:
-    raise ConfigError(f"data.sequence_length must be an integer >= 2 for the adding problem, got {sequence_length!r}")
+    raise ValueError(f"sequence_length must be an integer >= 2 for the adding problem, got {sequence_length!r}")
   if isinstance(num_examples, bool) or not isinstance(num_examples, int) or num_examples < 10:
-    raise ConfigError(f"data.num_examples must be an integer >= 10, got {num_examples!r}")
+    raise ValueError(f"num_examples must be an integer >= 10, got {num_examples!r}")
   g = np.random.default_rng(seed)
   values = g.uniform(0.0, 1.0, size=(num_examples, sequence_length))
   half = sequence_length // 2

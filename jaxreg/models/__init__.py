@@ -3,7 +3,8 @@
 import inspect
 from collections.abc import Mapping, Sequence
 
-from jaxreg._validation import check_kwargs, check_layer_sizes, check_rate
+from jaxreg._registry import Registry
+from jaxreg._validation import check_layer_sizes, check_rate
 from jaxreg.errors import ConfigError
 from jaxreg.models.base import ModelFns, from_linen
 from jaxreg.models.initializers import get_initializer, initializer_names
@@ -51,7 +52,7 @@ def make_mlp(
   hidden_sizes = check_layer_sizes("hidden_sizes", hidden_sizes)
   dropout_rate = check_rate("dropout_rate", dropout_rate)
   if num_outputs <= 0:
-    raise ConfigError(f"num_outputs must be positive, got {num_outputs!r}")
+    raise ValueError(f"num_outputs must be positive, got {num_outputs!r}")
   module = MLP(
       hidden_sizes=hidden_sizes,
       num_outputs=int(num_outputs),
@@ -95,7 +96,7 @@ def make_multitask_mlp(
   from jaxreg.data.tasks import get_task
 
   if not isinstance(tasks, Mapping) or not tasks:
-    raise ConfigError(f"model.tasks must map task names to loss weights, e.g. {{'label': 1.0, 'parity': 0.5}}, got {tasks!r}")
+    raise ValueError(f"tasks must map task names to loss weights, e.g. {{'label': 1.0, 'parity': 0.5}}, got {tasks!r}")
   heads = {name: get_task(name).num_classes or int(num_outputs) for name in tasks}
   module = MultiTaskMLP(
       trunk_sizes=check_layer_sizes("trunk_sizes", trunk_sizes),
@@ -153,7 +154,7 @@ def make_sequence_model(
       unroll,
   )
   if sequence_length is not None and (isinstance(sequence_length, bool) or not isinstance(sequence_length, int) or sequence_length < 1):
-    raise ConfigError(f"model.sequence_length must be a positive integer, got {sequence_length!r}")
+    raise ValueError(f"sequence_length must be a positive integer, got {sequence_length!r}")
   module = SequenceModel(
       cell=cell,
       hidden_sizes=tuple(int(w) for w in hidden_sizes),
@@ -183,13 +184,15 @@ def _recurrent(cell: str):
   return factory
 
 
-_FACTORIES = {
+_MODELS = Registry("model", {
     "mlp": make_mlp,
     "multitask_mlp": make_multitask_mlp,
     "rnn": _recurrent("rnn"),
     "lstm": _recurrent("lstm"),
     "gru": _recurrent("gru"),
-}
+})
+# Models with batch normalization, whose statistics are synchronized over the pmap axis.
+_BATCH_NORM_MODELS = ("mlp",)
 
 
 def make_model(name: str, *, num_outputs: int, axis_name: str | None = None, **kwargs) -> ModelFns:
@@ -205,16 +208,10 @@ def make_model(name: str, *, num_outputs: int, axis_name: str | None = None, **k
   Raises:
     ConfigError: for an unknown model name or argument; the message lists the valid ones.
   """
-  if name not in _FACTORIES:
-    raise ConfigError(f"unknown model {name!r}; valid names: {', '.join(MODEL_NAMES)}")
-  factory = _FACTORIES[name]
-  check_kwargs(
-      factory, kwargs, section="model", what=f"model {name!r}",
-      exclude=("num_outputs", "batch_norm_axis_name"),
-  )
-  if axis_name is not None and "batch_norm_axis_name" in inspect.signature(factory).parameters:
-    kwargs["batch_norm_axis_name"] = axis_name
-  return factory(num_outputs=num_outputs, **kwargs)
+  filled = {"num_outputs": num_outputs}
+  if name in _BATCH_NORM_MODELS:
+    filled["batch_norm_axis_name"] = axis_name
+  return _MODELS.build(name, kwargs, section="model", filled=filled)
 
 
 __all__ = [

@@ -61,7 +61,7 @@ def orthogonal(gain: float = 1.0) -> Initializer:
   through the layer at the start.
   """
   if isinstance(gain, bool) or not isinstance(gain, (int, float)) or not gain > 0:
-    raise ConfigError(f"model.kernel_init: orthogonal's gain must be a number > 0, got {gain!r}")
+    raise ValueError(f"kernel_init: orthogonal's gain must be a number > 0, got {gain!r}")
   return jax.nn.initializers.orthogonal(scale=float(gain))
 
 
@@ -81,7 +81,7 @@ def sparse(k: int = 15, scale: float = 1.0) -> Initializer:
     scale: standard deviation of the non-zero weights.
   """
   if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-    raise ConfigError(f"model.kernel_init: sparse's k must be a positive integer, got {k!r}")
+    raise ValueError(f"kernel_init: sparse's k must be a positive integer, got {k!r}")
 
   def init(key, shape, dtype=jnp.float32):
     if len(shape) < 2:
@@ -91,8 +91,8 @@ def sparse(k: int = 15, scale: float = 1.0) -> Initializer:
       fan_in *= d
     units = shape[-1]
     if k > fan_in:
-      raise ConfigError(
-          f"model.kernel_init: sparse's k={k} is larger than the fan-in {fan_in} of a kernel of shape {shape}"
+      raise ValueError(
+          f"kernel_init: sparse's k={k} is larger than the fan-in {fan_in} of a kernel of shape {shape}"
       )
     choice_key, value_key = jax.random.split(key)
     # For each unit, the k inputs with the smallest of m uniform draws: a uniform k-subset.

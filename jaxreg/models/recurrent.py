@@ -251,14 +251,14 @@ class SequenceModel(nn.Module):
 def validate_sequence_model(
     cell: str, hidden_sizes: Sequence[int], output: str, rates: dict[str, float], unroll: int
 ) -> None:
-  """Raises ``ConfigError`` for an impossible recurrent model configuration."""
+  """Raises ``ValueError`` naming the argument for an impossible recurrent model configuration."""
   if cell not in CELLS:
     raise ConfigError(f"unknown recurrent cell {cell!r}; valid cells: {', '.join(CELLS)}")
   if output not in OUTPUTS:
-    raise ConfigError(f"model.output must be one of {', '.join(OUTPUTS)}, got {output!r}")
+    raise ValueError(f"output must be one of {', '.join(OUTPUTS)}, got {output!r}")
   check_layer_sizes("hidden_sizes", hidden_sizes)
   for name, rate in rates.items():
     check_rate(name, rate)
   if isinstance(unroll, bool) or not isinstance(unroll, int) or unroll < 1:
-    raise ConfigError(f"model.unroll must be a positive integer, got {unroll!r}")
+    raise ValueError(f"unroll must be a positive integer, got {unroll!r}")
 

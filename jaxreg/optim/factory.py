@@ -14,25 +14,11 @@ import jax
 import numpy as np
 import optax
 
-from jaxreg._validation import check_kwargs
+from jaxreg._registry import Registry
 from jaxreg.errors import ConfigError
 from jaxreg.optim import metric_driven, momentum_switch, plateau, schedules, transforms
 
-_OPTIMIZERS: dict[str, Callable[..., optax.GradientTransformation]] = {
-    "sgd": transforms.sgd,
-    "momentum": transforms.momentum,
-    "nesterov": transforms.nesterov,
-    "adagrad": transforms.adagrad,
-    "rmsprop": transforms.rmsprop,
-    "rmsprop_nesterov": transforms.rmsprop_nesterov,
-    "adam": transforms.adam,
-}
 OPTAX_PREFIX = "optax."
-
-
-def optimizer_names() -> list[str]:
-  """Returns the names of the lecture notes' optimizers accepted by :func:`make_optimizer` (besides ``optax.<name>``)."""
-  return sorted(_OPTIMIZERS)
 
 
 def _optax_factory(name: str) -> Callable[..., optax.GradientTransformation]:
@@ -43,6 +29,27 @@ def _optax_factory(name: str) -> Callable[..., optax.GradientTransformation]:
         f"{name!r} is not an optax optimizer taking a learning_rate (e.g. optax.adamw, optax.lion)"
     )
   return factory
+
+
+_OPTIMIZERS = Registry(
+    "optimizer",
+    {
+        "adagrad": transforms.adagrad,
+        "adam": transforms.adam,
+        "momentum": transforms.momentum,
+        "nesterov": transforms.nesterov,
+        "rmsprop": transforms.rmsprop,
+        "rmsprop_nesterov": transforms.rmsprop_nesterov,
+        "sgd": transforms.sgd,
+    },
+    prefix=OPTAX_PREFIX,
+    from_prefix=_optax_factory,
+)
+
+
+def optimizer_names() -> list[str]:
+  """Returns the names of the lecture notes' optimizers accepted by :func:`make_optimizer` (besides ``optax.<name>``)."""
+  return _OPTIMIZERS.names()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,12 +66,16 @@ class Optimizer:
       (the Nesterov optimizers' ``theta``), or ``None``.
     monitors: the logged metrics that the metric-driven parts watch (the
       plateau schedule's, then the momentum switch's).
+    learning_rate_on_metric: whether the learning rate changes with a
+      monitored metric (a plateau schedule), so that :attr:`learning_rate`
+      is only its base value.
   """
 
   tx: optax.GradientTransformationExtraArgs
   learning_rate: float | Callable
   evaluation_params: Callable | None = None
   monitors: tuple[str, ...] = ()
+  learning_rate_on_metric: bool = False
 
   def init(self, params):
     """``tx.init``."""
@@ -186,18 +197,13 @@ def make_optimizer(
     >>> tx = make_optimizer('nesterov', learning_rate=0.1, momentum=0.9)
     >>> state = tx.init({'w': jnp.zeros(3)})
   """
-  factory = _factory(name)
-  check_kwargs(
-      factory, kwargs, section="optimizer", what=f"optimizer {name!r}", exclude=("learning_rate",)
-  )
+  factory = _OPTIMIZERS.get(name)
   if isinstance(learning_rate, bool) or not isinstance(learning_rate, (int, float)) or learning_rate <= 0:
     raise ConfigError(
         f"optimizer.learning_rate must be a positive number, got {learning_rate!r}"
     )
-  try:
-    factory(float(learning_rate), **kwargs)  # validates the arguments eagerly
-  except (ValueError, TypeError) as e:  # the library names the argument; the config path is added here
-    raise (_config_error("optimizer", e) if name in _OPTIMIZERS else ConfigError(f"optimizer {name!r}: {e}")) from None
+  # Validates the name, the keys and the values, naming the key (optimizer.b2).
+  _OPTIMIZERS.build(name, kwargs, section="optimizer", filled={"learning_rate": float(learning_rate)})
   if clip_global_norm is not None and (
       isinstance(clip_global_norm, bool) or not isinstance(clip_global_norm, (int, float)) or clip_global_norm <= 0
   ):
@@ -216,22 +222,13 @@ def make_optimizer(
     raise ConfigError(f"optimizer.momentum_off must be a mapping such as {{'patience': 5}}, got {momentum_off!r}")
   else:
     tx = optax.inject_hyperparams(lambda learning_rate: clip(factory(learning_rate, **kwargs)))(learning_rate=rate)
-  if schedule and schedule.get("name") == "plateau":
+  on_plateau = bool(schedule) and schedule.get("name") == "plateau"
+  if on_plateau:
     tx = _on_plateau(tx, schedule, float(learning_rate))
     monitors.insert(0, dict(schedule).get("monitor", "val_loss"))
   return Optimizer(
-      tx=tx, learning_rate=rate, monitors=tuple(monitors),
+      tx=tx, learning_rate=rate, monitors=tuple(monitors), learning_rate_on_metric=on_plateau,
       evaluation_params=make_evaluation_params(name, learning_rate, momentum_off=momentum_off, **kwargs),
-  )
-
-
-def _factory(name: str) -> Callable[..., optax.GradientTransformation]:
-  if name.startswith(OPTAX_PREFIX):
-    return _optax_factory(name)
-  if name in _OPTIMIZERS:
-    return _OPTIMIZERS[name]
-  raise ConfigError(
-      f"unknown optimizer {name!r}; valid names: {', '.join(optimizer_names())}, or optax.<name>"
   )
 
 
@@ -288,7 +285,7 @@ def make_evaluation_params(
   del learning_rate, schedule, steps_per_epoch
   if name not in _NESTEROV:
     return None
-  default = inspect.signature(_OPTIMIZERS[name]).parameters["momentum"].default
+  default = inspect.signature(_OPTIMIZERS.get(name)).parameters["momentum"].default
   alpha = kwargs.get("momentum", default)
 
   def params_fn(params, opt_state):

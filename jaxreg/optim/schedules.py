@@ -5,19 +5,18 @@ Each returns an optax schedule ``count -> value`` and plugs into any
 (``count // steps_per_epoch``) when ``unit='epoch'``.
 """
 
-import inspect
 from collections.abc import Sequence
 
 import jax.numpy as jnp
 import optax
 
-from jaxreg._validation import check_kwargs
+from jaxreg._registry import Registry
 from jaxreg.errors import ConfigError
 
 
 def _positive(name: str, value) -> None:
   if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-    raise ConfigError(f"optimizer.schedule.{name} must be a positive number, got {value!r}")
+    raise ValueError(f"{name} must be a positive number, got {value!r}")
 
 
 def constant(init_value: float) -> optax.Schedule:
@@ -28,14 +27,14 @@ def constant(init_value: float) -> optax.Schedule:
 def exponential(init_value: float, rate: float) -> optax.Schedule:
   """Exponential decay (Baskin et al. 2018): ``eps_t = rate**t * eps_0``, ``0 < rate <= 1``."""
   if not 0 < rate <= 1:
-    raise ConfigError(f"optimizer.schedule.rate must be in (0, 1], got {rate!r}")
+    raise ValueError(f"rate must be in (0, 1], got {rate!r}")
   return optax.exponential_decay(init_value, transition_steps=1, decay_rate=rate)
 
 
 def inverse_time(init_value: float, k: float) -> optax.Schedule:
   """Inverse-time decay (Baskin et al. 2018): ``eps_t = eps_0 / (1 + k*t)``, ``k >= 0``."""
   if not k >= 0:
-    raise ConfigError(f"optimizer.schedule.k must be >= 0, got {k!r}")
+    raise ValueError(f"k must be >= 0, got {k!r}")
   return lambda count: init_value / (1.0 + k * count)
 
 
@@ -47,7 +46,7 @@ def linear(init_value: float, tau: int, final_fraction: float = 0.01) -> optax.S
   """
   _positive("tau", tau)
   if not 0 <= final_fraction <= 1:
-    raise ConfigError(f"optimizer.schedule.final_fraction must be in [0, 1], got {final_fraction!r}")
+    raise ValueError(f"final_fraction must be in [0, 1], got {final_fraction!r}")
   return optax.linear_schedule(init_value, final_fraction * init_value, transition_steps=int(tau))
 
 
@@ -59,23 +58,23 @@ def piecewise(init_value: float, boundaries: Sequence[int], factor: float = 0.1)
   """
   boundaries = [int(b) for b in boundaries]
   if any(b <= 0 for b in boundaries) or boundaries != sorted(set(boundaries)):
-    raise ConfigError(f"optimizer.schedule.boundaries must be increasing positive integers, got {boundaries!r}")
+    raise ValueError(f"boundaries must be increasing positive integers, got {boundaries!r}")
   _positive("factor", factor)
   return optax.piecewise_constant_schedule(init_value, {b: factor for b in boundaries})
 
 
-_SCHEDULES = {
+_SCHEDULES = Registry("schedule", {
     "constant": constant,
     "exponential": exponential,
     "inverse_time": inverse_time,
     "linear": linear,
     "piecewise": piecewise,
-}
+})
 
 
 def schedule_names() -> list[str]:
   """Schedules by name, including ``'plateau'`` (see :mod:`jaxreg.optim.plateau`)."""
-  return sorted([*_SCHEDULES, "plateau"])
+  return sorted([*_SCHEDULES.names(), "plateau"])
 
 
 def per_epoch(schedule: optax.Schedule, steps_per_epoch: int) -> optax.Schedule:
@@ -103,22 +102,9 @@ def make_schedule(
     >>> lr = make_schedule('exponential', init_value=0.1, rate=0.95, unit='epoch', steps_per_epoch=19)
     >>> tx = jaxreg.optim.momentum(lr, 0.9)  # doctest: +SKIP
   """
-  if name not in _SCHEDULES:
-    raise ConfigError(f"unknown schedule {name!r}; valid names: {', '.join(schedule_names())}")
   if unit not in ("step", "epoch"):
     raise ConfigError(f"{section}.unit must be 'step' or 'epoch', got {unit!r}")
-  factory = _SCHEDULES[name]
-  check_kwargs(factory, kwargs, section=section, what=f"schedule {name!r}", exclude=("init_value",))
-  missing = [
-      p.name for p in inspect.signature(factory).parameters.values()
-      if p.default is p.empty and p.name != "init_value" and p.name not in kwargs
-  ]
-  if missing:
-    raise ConfigError(f"schedule {name!r} needs " + ", ".join(f"{section}.{m}" for m in missing))
-  try:
-    schedule = factory(init_value, **kwargs)
-  except ConfigError as e:  # the schedules' own checks name the optimizer's section
-    raise ConfigError(str(e).replace("optimizer.schedule", section)) from None
+  schedule = _SCHEDULES.build(name, kwargs, section=section, filled={"init_value": init_value})
   if unit == "epoch":
     if steps_per_epoch is None:
       raise ConfigError("a schedule counted in epochs needs steps_per_epoch")

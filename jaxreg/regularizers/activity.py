@@ -12,7 +12,6 @@ from collections.abc import Sequence
 import jax
 import jax.numpy as jnp
 
-from jaxreg.errors import ConfigError
 from jaxreg.regularizers.objective import Objective, ObjectiveTransform, coefficient
 
 
@@ -46,7 +45,7 @@ def activation_l1(alpha, layers: Sequence[str] | None = None) -> ObjectiveTransf
     layers: names of sown activations (``'hidden_0'``, ...); ``None`` means all.
 
   Raises:
-    ConfigError: (when the objective is first traced) if the model sows no
+    ValueError: (when the objective is first traced) if the model sows no
       activations or a named layer does not exist.
 
   Example:
@@ -54,21 +53,21 @@ def activation_l1(alpha, layers: Sequence[str] | None = None) -> ObjectiveTransf
   """
   alpha_at = coefficient("activation_l1", alpha)
   if layers is not None and (isinstance(layers, str) or not all(isinstance(n, str) for n in layers)):
-    raise ConfigError(f"activation_l1: layers must be a list of layer names such as ['hidden_0'], got {layers!r}")
+    raise ValueError(f"layers must be a list of layer names such as ['hidden_0'], got {layers!r}")
 
   def transform(objective: Objective) -> Objective:
     def penalized(params, batch, ctx):
       loss, aux = objective(params, batch, ctx._replace(capture_intermediates=True))
       activations = flatten_intermediates(aux.intermediates)
       if not activations:
-        raise ConfigError(
+        raise ValueError(
             "activation_l1 needs a model that exposes its hidden activations (Flax sow into "
             "'intermediates', as jaxreg's MLP does); this model exposes none"
         )
       names = sorted(activations) if layers is None else list(layers)
       missing = [n for n in names if n not in activations]
       if missing:
-        raise ConfigError(
+        raise ValueError(
             f"activation_l1: no layer(s) {missing}; the model's activations are: {', '.join(sorted(activations))}"
         )
       per_example = sum(jnp.sum(jnp.abs(activations[n]).reshape(activations[n].shape[0], -1), -1) for n in names)

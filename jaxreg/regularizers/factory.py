@@ -1,12 +1,11 @@
 """``make_regularizers``: a config's ``regularizers`` section to an objective transform and an update transform."""
 
-import inspect
 from collections.abc import Mapping
 from typing import NamedTuple
 
 import optax
 
-from jaxreg._validation import check_kwargs
+from jaxreg._registry import Registry
 from jaxreg.errors import ConfigError
 from jaxreg.optim.schedules import make_schedule, schedule_names
 from jaxreg.regularizers import activity, penalties, targets, updates
@@ -34,6 +33,8 @@ _SCHEDULED_ARGUMENT = {
     "weight_decay": "rate", "prox_l1": "alpha",
 }
 _SCHEDULE_NAMES = [n for n in schedule_names() if n != "plateau"]
+_OBJECTIVE_REGISTRY = Registry("regularizer", OBJECTIVE_REGULARIZERS)
+_UPDATE_REGISTRY = Registry("regularizer", UPDATE_REGULARIZERS)
 
 
 class Regularizers(NamedTuple):
@@ -120,10 +121,10 @@ def make_regularizers(
   """
   objective_transforms, update_transforms = {}, {}
   for name in sorted(sections):
-    if name in OBJECTIVE_REGULARIZERS:
-      factory, into = OBJECTIVE_REGULARIZERS[name], objective_transforms
-    elif name in UPDATE_REGULARIZERS:
-      factory, into = UPDATE_REGULARIZERS[name], update_transforms
+    if name in _OBJECTIVE_REGISTRY:
+      registry, into = _OBJECTIVE_REGISTRY, objective_transforms
+    elif name in _UPDATE_REGISTRY:
+      registry, into = _UPDATE_REGISTRY, update_transforms
     else:
       raise ConfigError(
           f"unknown regularizer {name!r} in regularizers.{name}; valid names: {', '.join(regularizer_names())}"
@@ -141,7 +142,6 @@ def make_regularizers(
       if learning_rate is None:
         raise ConfigError("regularizers.prox_l1 needs the optimizer's learning_rate (its threshold is eps*alpha)")
       filled["learning_rate"] = learning_rate
-    check_kwargs(factory, {**kwargs, **filled}, section=f"regularizers.{name}", what=f"regularizer {name!r}")
     if "mask" in kwargs:
       kwargs["mask"] = _config_mask(name, kwargs["mask"])
     if schedule is not None:
@@ -149,16 +149,7 @@ def make_regularizers(
         raise ConfigError(f"regularizers.{name} takes no schedule")
       argument = _SCHEDULED_ARGUMENT[name]
       kwargs[argument] = _scheduled(name, argument, kwargs.get(argument), schedule, steps_per_epoch)
-    missing = [
-        p.name for p in inspect.signature(factory).parameters.values()
-        if p.default is inspect.Parameter.empty and p.kind is not p.VAR_KEYWORD
-        and p.name not in kwargs and p.name not in filled
-    ]
-    if missing:
-      raise ConfigError(
-          f"regularizers.{name} needs {', '.join('regularizers.' + name + '.' + m for m in missing)}"
-      )
-    into[name] = factory(**kwargs, **filled)
+    into[name] = registry.build(name, kwargs, section=f"regularizers.{name}", filled=filled)
   ordered_updates = [update_transforms[n] for n in UPDATE_REGULARIZERS if n in update_transforms]
   return Regularizers(
       objective=chain(*objective_transforms.values()),

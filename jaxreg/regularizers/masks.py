@@ -12,7 +12,6 @@ import jax
 import jax.numpy as jnp
 
 from jaxreg._tree import path_keys, path_name
-from jaxreg.errors import ConfigError
 
 # Leaf names excluded from norm penalties and weight decay by default.
 DEFAULT_EXCLUDED_NAMES = ("bias", "scale")
@@ -90,15 +89,15 @@ def masked_leaves(params: Any, mask: MaskSpec) -> list[jax.Array]:
   are never selected, so a whole Equinox module can be passed as ``params``.
 
   Raises:
-    ConfigError: if the mask does not have the structure of the params.
+    ValueError: if the mask does not have the structure of the params.
   """
   flags = resolve_mask(mask, params)
   leaves, treedef = jax.tree.flatten(params)
   try:
     keep = treedef.flatten_up_to(flags)
   except (ValueError, TypeError) as e:
-    raise ConfigError(
-        f"a mask must be a pytree of bools with the structure of the params, or a function "
+    raise ValueError(
+        f"mask must be a pytree of bools with the structure of the params, or a function "
         f"returning one: {e}"
     ) from None
   return [p for p, k in zip(leaves, keep, strict=True) if k and _is_float_array(p)]

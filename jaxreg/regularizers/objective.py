@@ -12,7 +12,6 @@ from typing import Any
 
 import jax
 
-from jaxreg.errors import ConfigError
 
 Objective = Callable[[Any, Any, Any], tuple[jax.Array, dict]]
 ObjectiveTransform = Callable[[Objective], Objective]
@@ -59,5 +58,5 @@ def coefficient(name: str, alpha) -> Callable[[Any], Any]:
   if callable(alpha):
     return alpha
   if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not alpha >= 0:
-    raise ConfigError(f"{name}: alpha must be a number >= 0 or a schedule, got {alpha!r}")
+    raise ValueError(f"alpha must be a number >= 0 or a schedule, got {alpha!r} (in {name})")
   return lambda step: alpha

@@ -14,7 +14,6 @@ import jax
 import jax.numpy as jnp
 
 from jaxreg._tree import named_leaves
-from jaxreg.errors import ConfigError
 from jaxreg.regularizers.masks import MaskSpec, masked_leaves
 from jaxreg.regularizers.objective import ObjectiveTransform, add_penalty, coefficient
 
@@ -120,7 +119,7 @@ def _subtree(params, path: str, what: str):
   prefix = path.strip("/")
   chosen = {k: v for k, v in leaves.items() if k == prefix or k.startswith(prefix + "/")}
   if not chosen:
-    raise ConfigError(
+    raise ValueError(
         f"tying: {what} {path!r} names no parameters; parameter paths are: {', '.join(leaves)}"
     )
   return {k[len(prefix):] for k in chosen}, chosen, prefix
@@ -144,7 +143,7 @@ def tying(alpha: Coefficient, path_a: str, path_b: str, *, reference: Any = None
     reference: the parameters of model B, or ``None`` to tie within one model.
 
   Raises:
-    ConfigError: (when the objective is first traced) if a path names no
+    ValueError: (when the objective is first traced) if a path names no
       parameters or the two subtrees differ in structure or shape.
 
   Example:
@@ -153,16 +152,16 @@ def tying(alpha: Coefficient, path_a: str, path_b: str, *, reference: Any = None
   """
   alpha_at = coefficient("tying", alpha)
   if not isinstance(path_a, str) or not isinstance(path_b, str):
-    raise ConfigError(f"tying: path_a and path_b must be strings such as 'dense_1/kernel', got {path_a!r}, {path_b!r}")
+    raise ValueError(f"path_a and path_b must be strings such as 'dense_1/kernel', got {path_a!r}, {path_b!r}")
   if reference is None and path_a.strip("/") == path_b.strip("/"):
-    raise ConfigError(f"tying: path_a and path_b are the same subtree {path_a!r}; tie two different ones")
+    raise ValueError(f"path_a and path_b are the same subtree {path_a!r}; tie two different ones")
 
   def penalty(params, ctx):
     suffixes_a, leaves_a, prefix_a = _subtree(params, path_a, "path_a")
     source_b = params if reference is None else jax.lax.stop_gradient(reference)
     suffixes_b, leaves_b, prefix_b = _subtree(source_b, path_b, "path_b")
     if suffixes_a != suffixes_b:
-      raise ConfigError(
+      raise ValueError(
           f"tying: {path_a!r} and {path_b!r} hold different parameters "
           f"({sorted(suffixes_a)} vs {sorted(suffixes_b)})"
       )
@@ -170,7 +169,7 @@ def tying(alpha: Coefficient, path_a: str, path_b: str, *, reference: Any = None
     for suffix in sorted(suffixes_a):
       a, b = leaves_a[prefix_a + suffix], leaves_b[prefix_b + suffix]
       if a.shape != b.shape:
-        raise ConfigError(f"tying: {prefix_a + suffix} has shape {a.shape} but {prefix_b + suffix} has {b.shape}")
+        raise ValueError(f"tying: {prefix_a + suffix} has shape {a.shape} but {prefix_b + suffix} has {b.shape}")
       total = total + jnp.sum(jnp.square(a - b))
     return alpha_at(_step(ctx)) * total
 

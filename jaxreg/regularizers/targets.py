@@ -10,7 +10,6 @@ growing the weights).
 import jax
 import jax.numpy as jnp
 
-from jaxreg.errors import ConfigError
 from jaxreg.regularizers.objective import Objective, ObjectiveTransform
 
 FORMS = ("book", "optax")
@@ -56,22 +55,20 @@ def label_smoothing(eps: float, num_classes: int | None = None, *, form: str = "
       (``eps/K`` on every class).
 
   Raises:
-    ConfigError: for ``eps`` outside [0, 1), ``K < 2`` or an unknown form.
-    ValueError: (when first traced) for an objective that takes no smoothed
-      targets, or logits with other than ``num_classes`` classes.
+    ValueError: for ``eps`` outside [0, 1), ``K < 2`` or an unknown form, and
+      (when first traced) for an objective that takes no smoothed targets, or
+      logits with other than ``num_classes`` classes.
 
   Example:
     >>> objective = label_smoothing(0.1)(classification_objective(model.apply))  # doctest: +SKIP
   """
   if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not 0.0 <= eps < 1.0:
-    raise ConfigError(
-        f"label_smoothing: eps must be in [0, 1) (the mass moved off the true class), got {eps!r}"
-    )
+    raise ValueError(f"eps must be in [0, 1) (the mass moved off the true class), got {eps!r}")
   if num_classes is not None and (isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2):
-    raise ConfigError(f"label_smoothing: num_classes must be an integer >= 2, got {num_classes!r}")
+    raise ValueError(f"num_classes must be an integer >= 2, got {num_classes!r}")
   form = "book" if form == "seed" else form  # the name in configs saved by jaxreg 0.1
   if form not in FORMS:
-    raise ConfigError(f"label_smoothing: form must be one of {', '.join(FORMS)}, got {form!r}")
+    raise ValueError(f"form must be one of {', '.join(FORMS)}, got {form!r}")
 
   def targets(labels, classes: int):
     if num_classes is not None and classes != num_classes:

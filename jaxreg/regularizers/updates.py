@@ -14,7 +14,6 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from jaxreg.errors import ConfigError
 from jaxreg.regularizers.masks import MaskSpec, resolve_mask
 
 ScalarOrSchedule = float | Callable[[Any], Any]
@@ -31,7 +30,7 @@ def _check_scalar_or_schedule(name: str, value, *, positive: bool = False) -> No
     return
   ok = not isinstance(value, bool) and isinstance(value, (int, float)) and (value > 0 if positive else value >= 0)
   if not ok:
-    raise ConfigError(f"{name} must be a number {'> 0' if positive else '>= 0'} or a schedule, got {value!r}")
+    raise ValueError(f"{name} must be a number {'> 0' if positive else '>= 0'} or a schedule, got {value!r}")
 
 
 def _value_at(value: ScalarOrSchedule, count):
@@ -61,7 +60,7 @@ def weight_decay(rate: ScalarOrSchedule, *, mask: MaskSpec = None) -> optax.Grad
   Example:
     >>> tx = optax.chain(adam(1e-3), weight_decay(1e-4))
   """
-  _check_scalar_or_schedule("weight_decay: rate", rate)
+  _check_scalar_or_schedule("rate", rate)
   negated = (lambda count: -rate(count)) if callable(rate) else -float(rate)
   return _masked(optax.add_decayed_weights(negated), mask)
 
@@ -91,8 +90,8 @@ def prox_l1(alpha: ScalarOrSchedule, learning_rate: ScalarOrSchedule, *, mask: M
   Example:
     >>> tx = optax.chain(sgd(0.1), prox_l1(1e-3, learning_rate=0.1))
   """
-  _check_scalar_or_schedule("prox_l1: alpha", alpha)
-  _check_scalar_or_schedule("prox_l1: learning_rate", learning_rate, positive=True)
+  _check_scalar_or_schedule("alpha", alpha)
+  _check_scalar_or_schedule("learning_rate", learning_rate, positive=True)
 
   def init_fn(params):
     del params
@@ -137,7 +136,7 @@ def max_norm(max_value: float, *, axis: int | tuple[int, ...] | None = None, mas
     >>> tx = optax.chain(sgd(0.1), max_norm(3.0))
   """
   if isinstance(max_value, bool) or not isinstance(max_value, (int, float)) or not max_value > 0:
-    raise ConfigError(f"max_norm: max_value must be a number > 0, got {max_value!r}")
+    raise ValueError(f"max_value must be a number > 0, got {max_value!r}")
 
   def project(u, p):
     if p.ndim < 2:

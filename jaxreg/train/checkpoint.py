@@ -9,7 +9,7 @@ import os
 
 import jax
 
-from jaxreg.errors import CheckpointError, ConfigError
+from jaxreg.errors import CheckpointError
 
 
 def _host_local(tree):
@@ -41,7 +41,7 @@ class Checkpointer:
 
   def __init__(self, directory: str, *, keep: int = 3, monitor: str | None = None, mode: str = "min"):
     if not isinstance(keep, int) or keep < 1:
-      raise ConfigError(f"checkpoint.keep must be a positive integer, got {keep!r}")
+      raise ValueError(f"keep must be a positive integer, got {keep!r}")
     import orbax.checkpoint as ocp  # imported here: ``import jaxreg.train`` does not load Orbax
     from orbax.checkpoint.checkpoint_managers import preservation_policy as preservation
 

@@ -10,7 +10,6 @@ import math
 import jax
 import numpy as np
 
-from jaxreg.errors import ConfigError
 from jaxreg.train.state import EarlyStoppingState
 
 
@@ -41,13 +40,13 @@ class EarlyStopping:
 
   def __post_init__(self):
     if self.mode not in ("min", "max"):
-      raise ConfigError(f"early_stopping.mode must be 'min' or 'max', got {self.mode!r}")
+      raise ValueError(f"mode must be 'min' or 'max', got {self.mode!r}")
     if self.patience is not None and (not isinstance(self.patience, int) or self.patience < 1):
-      raise ConfigError(
-          f"early_stopping.patience must be a positive integer or None (never stop), got {self.patience!r}"
+      raise ValueError(
+          f"patience must be a positive integer or None (never stop), got {self.patience!r}"
       )
     if not self.min_delta >= 0:
-      raise ConfigError(f"early_stopping.min_delta must be >= 0, got {self.min_delta!r}")
+      raise ValueError(f"min_delta must be >= 0, got {self.min_delta!r}")
 
   def initial_state(self) -> EarlyStoppingState:
     return EarlyStoppingState.create(self.mode)

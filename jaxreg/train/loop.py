@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Sequence
 
 from jaxreg.data.datasets import Dataset
-from jaxreg.errors import CheckpointError, ConfigError
+from jaxreg.errors import CheckpointError
 from jaxreg.train import hooks as hooks_lib
 from jaxreg.train.checkpoint import Checkpointer
 from jaxreg.train.diagnostics import summarize_update_ratios
@@ -56,7 +56,7 @@ class _Start:
 
 def _check_positive_int(name: str, value) -> None:
   if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-    raise ConfigError(f"{name} must be a positive integer, got {value!r}")
+    raise ValueError(f"{name} must be a positive integer, got {value!r}")
 
 
 def fit(
@@ -150,7 +150,8 @@ def fit(
     A :class:`FitResult`.
 
   Raises:
-    ConfigError: for impossible settings (e.g. a batch larger than the split).
+    ValueError: for impossible settings (e.g. a batch larger than the split, a
+      monitor that is not a logged metric), naming the argument.
     CheckpointError: when ``resume`` finds no readable checkpoint.
     TrainingError: when the training loss becomes NaN or infinite; the last
       good checkpoint is kept.
@@ -177,33 +178,51 @@ def fit(
   runner.check_monitors(state, _monitors(early_stopping, optimizer))
   start = _start(state, resume=resume, restore_best=restore_best, checkpointer=checkpointer, writer=writer)
   tracker = hooks_lib.TrackEarlyStopping(early_stopping, start.best_state)
-  all_hooks = [hooks_lib.NanGuard(checkpointer), tracker]
-  all_hooks += [hooks_lib.StopWhen(stop_when)] if stop_when is not None else []
-  all_hooks += [hooks_lib.StopAtStep(max_steps)] if max_steps is not None else []
-  all_hooks += [hooks_lib.as_hook(hook) for hook in hooks]
-  all_hooks += [hooks_lib.WriteMetrics(writer)] if writer is not None else []
-  all_hooks += [hooks_lib.SaveCheckpoints(checkpointer, every=checkpoint_every, last_epoch=epochs)
-                ] if checkpointer is not None else []
-  all_hooks += [hooks_lib.ProgressBar(epochs, dataset.name)] if progress else []
+  all_hooks = _all_hooks(
+      tracker, hooks, checkpointer=checkpointer, writer=writer, stop_when=stop_when, max_steps=max_steps,
+      checkpoint_every=checkpoint_every, epochs=epochs, progress=progress, description=dataset.name,
+  )
   state, history, epoch, stop_reason = run_loop(start, runner, all_hooks, epochs=epochs, max_steps=max_steps)
+  summary = _summary(state, tracker.best_state, history, epoch, stop_reason, restore_best=restore_best,
+                     runner=runner, optimizer=optimizer, monitor=early_stopping.monitor)
+  final_state = summary.pop("final_state")
+  summary["wall_seconds"] = time.perf_counter() - wall_start
+  return FitResult(state=final_state, history=history, summary=summary)
+
+
+def _summary(state, best_state, history, epoch, stop_reason, *, restore_best, runner, optimizer, monitor) -> dict:
+  """The run's summary, with the returned state under ``'final_state'`` (the best one if restored)."""
   best_epoch = int(state.early_stopping.best_epoch)
-  final_state = tracker.best_state if (restore_best and best_epoch > 0) else state
-  summary = {
+  final_state = best_state if (restore_best and best_epoch > 0) else state
+  return {
+      "final_state": final_state,
       "epochs_run": epoch,
       "stop_reason": stop_reason,
-      "monitor": early_stopping.monitor,
+      "monitor": monitor,
       "best_epoch": best_epoch,
-      f"best_{early_stopping.monitor}": float(state.early_stopping.best_value),
-      "restored_best": final_state is tracker.best_state and tracker.best_state is not state,
+      f"best_{monitor}": float(state.early_stopping.best_value),
+      "restored_best": final_state is best_state and best_state is not state,
       "steps": int(state.step),
-      "train_path": "scan" if on_device else "streaming",
+      "train_path": "scan" if runner.on_device else "streaming",
       **runner.speed(),
       **(optimizer.summary(state.opt_state) if optimizer is not None else {}),
       **summarize_update_ratios(history),
       **runner.evaluate_state(final_state),
   }
-  summary["wall_seconds"] = time.perf_counter() - wall_start
-  return FitResult(state=final_state, history=history, summary=summary)
+
+
+def _all_hooks(tracker, user_hooks, *, checkpointer, writer, stop_when, max_steps, checkpoint_every, epochs,
+               progress, description) -> list:
+  """The hooks in the order they run: guard, early stopping, stopping rules, the user's, writer, checkpoints, bar."""
+  hooks = [hooks_lib.NanGuard(checkpointer), tracker]
+  hooks += [hooks_lib.StopWhen(stop_when)] if stop_when is not None else []
+  hooks += [hooks_lib.StopAtStep(max_steps)] if max_steps is not None else []
+  hooks += [hooks_lib.as_hook(hook) for hook in user_hooks]
+  hooks += [hooks_lib.WriteMetrics(writer)] if writer is not None else []
+  if checkpointer is not None:
+    hooks.append(hooks_lib.SaveCheckpoints(checkpointer, every=checkpoint_every, last_epoch=epochs))
+  hooks += [hooks_lib.ProgressBar(epochs, description)] if progress else []
+  return hooks
 
 
 def run_loop(start: _Start, runner: EpochRunner, hooks: Sequence, *, epochs: int, max_steps: int | None):
@@ -243,29 +262,26 @@ def _place_changes(placement, placed, before: TrainState, after: TrainState):
 
 def _monitors(early_stopping: EarlyStopping, optimizer) -> dict[str, str]:
   """Every metric that something watches, with who watches it (for the error message)."""
-  monitors = {early_stopping.monitor: "train.early_stopping.monitor"}
+  monitors = {early_stopping.monitor: "early_stopping.monitor (train.early_stopping.monitor in a config)"}
   for monitor in getattr(optimizer, "monitors", ()):
     monitors.setdefault(monitor, "the monitor of the optimizer's metric-driven part "
-                                 "(optimizer.schedule.monitor or optimizer.momentum_off.monitor)")
+                                 "(optimizer.schedule.monitor or optimizer.momentum_off.monitor in a config)")
   return monitors
 
 
 def _check_arguments(dataset, batch_size, eval_batch_size, epochs, checkpoint_every, data_on_device, max_steps):
-  _check_positive_int("data.batch_size", batch_size)
-  _check_positive_int("data.eval_batch_size", eval_batch_size)
-  _check_positive_int("train.epochs", epochs)
-  _check_positive_int("checkpoint.every", checkpoint_every)
+  _check_positive_int("batch_size", batch_size)
+  _check_positive_int("eval_batch_size", eval_batch_size)
+  _check_positive_int("epochs", epochs)
+  _check_positive_int("checkpoint_every", checkpoint_every)
   if max_steps is not None:
     _check_positive_int("max_steps", max_steps)
   if data_on_device not in DATA_ON_DEVICE_CHOICES:
-    raise ConfigError(
-        f"data.on_device must be one of {', '.join(DATA_ON_DEVICE_CHOICES)}, got {data_on_device!r}"
-    )
+    raise ValueError(f"data_on_device must be one of {', '.join(DATA_ON_DEVICE_CHOICES)}, got {data_on_device!r}")
   num_train = len(dataset.train.y)
   if batch_size > num_train:
-    raise ConfigError(
-        f"data.batch_size={batch_size} is larger than the training split ({num_train} examples); "
-        f"use at most {num_train}"
+    raise ValueError(
+        f"batch_size={batch_size} is larger than the training split ({num_train} examples); use at most {num_train}"
     )
 
 

@@ -185,7 +185,7 @@ def multitask_objective(apply: Callable, task_weights: Mapping[str, float]) -> C
   for name, weight in weights.items():
     get_task(name)
     if isinstance(weight, bool) or not isinstance(weight, (int, float)) or weight < 0:
-      raise ConfigError(f"model.tasks.{name}: a task's loss weight must be a number >= 0, got {weight!r}")
+      raise ValueError(f"task_weights[{name!r}], a task's loss weight, must be a number >= 0, got {weight!r}")
   main = "label" if "label" in weights else sorted(weights)[0]
 
   def objective(params, batch, ctx: Context):

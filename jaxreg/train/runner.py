@@ -14,7 +14,6 @@ import jax
 import numpy as np
 
 from jaxreg.data.datasets import Dataset
-from jaxreg.errors import ConfigError
 from jaxreg.train.diagnostics import is_diagnostic
 from jaxreg.train.step import with_batch_transform
 
@@ -82,21 +81,14 @@ class EpochRunner:
 
   def metric_names(self, state) -> list[str]:
     """The names an epoch's record holds metrics under, known without compiling anything."""
-    train = self.dataset.train
-    batch = {"x": train.x[:self.batch_size], "y": train.y[:self.batch_size]}
-    names = [f"train_{k}" for k in sorted(self.placement.output_shapes(self.train_step, state, batch)[1])
-             if not is_diagnostic(k)]
-    eval_names = self.placement.output_shapes(self.eval_step, state, {"x": train.x[:1], "y": train.y[:1]})
-    for split in self.eval_sets:
-      names += [f"{split}_{k}" for k in sorted(eval_names) if k != "count"]
-    return names
+    return logged_metric_names(self.placement, self.train_step, self.eval_step, state, self.dataset, self.batch_size)
 
   def check_monitors(self, state, monitors: dict[str, str]) -> None:
-    """Raises ``ConfigError`` if a monitor is not a logged metric; ``monitors`` maps each to who watches it."""
+    """Raises ``ValueError`` if a monitor is not a logged metric; ``monitors`` maps each to who watches it."""
     available = self.metric_names(state)
     for monitor, who in monitors.items():
       if monitor not in available:
-        raise ConfigError(f"{who}={monitor!r} is not a logged metric; choose one of: {', '.join(available)}")
+        raise ValueError(f"{monitor!r}, {who}, is not a logged metric; choose one of: {', '.join(available)}")
 
   def run(self, placed, epoch: int, num_steps: int | None = None) -> tuple[object, dict]:
     """Trains epoch ``epoch`` (cut to ``num_steps`` steps if given) and evaluates: ``(placed_state, record)``."""
@@ -147,6 +139,18 @@ class EpochRunner:
       )
       summary.update({f"{name}_{k}": v for k, v in metrics.items()})
     return summary
+
+
+def logged_metric_names(placement, train_step, eval_step, state, dataset: Dataset, batch_size: int) -> list[str]:
+  """The metrics an epoch's record holds (``train_loss``, ``val_accuracy``, ...), from shapes alone (no compilation)."""
+  train = dataset.train
+  batch = {"x": train.x[:batch_size], "y": train.y[:batch_size]}
+  names = [f"train_{k}" for k in sorted(placement.output_shapes(train_step, state, batch)[1]) if not is_diagnostic(k)]
+  eval_names = placement.output_shapes(eval_step, state, {"x": train.x[:1], "y": train.y[:1]})
+  for split in ("val", "test"):
+    if getattr(dataset, split) is not None:
+      names += [f"{split}_{k}" for k in sorted(eval_names) if k != "count"]
+  return names
 
 
 def steps_left(step: int, max_steps: int | None) -> int | None:
