@@ -124,3 +124,12 @@ def enable_persistent_cache(directory: str, *, max_bytes: int = DEFAULT_CACHE_BY
   jax.config.update("jax_compilation_cache_max_size", max_bytes)
   jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
   jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+
+
+__all__ = [
+    "CompilationCount",
+    "count_compilations",
+    "default_compilation_cache_dir",
+    "enable_persistent_cache",
+    "resolve_cache_dir",
+]

@@ -7,7 +7,6 @@ every value against the real data, before anything is written.
 """
 
 import dataclasses
-import inspect
 import json
 import os
 import platform
@@ -314,7 +313,7 @@ def _run_facts(experiment: Experiment, result: FitResult, resume: bool) -> dict:
   facts = {}
   dataset, placement, model = experiment.dataset, experiment.placement, experiment.model
   sparsity_split = dataset.test if dataset.test is not None else dataset.val
-  if sparsity_split is not None and "capture_intermediates" in inspect.signature(model.apply).parameters:
+  if sparsity_split is not None and model.captures_intermediates:
     facts["activation_sparsity"] = activation_sparsity(
         model.apply, {"params": result.state.params, **result.state.model_state}, sparsity_split.x
     )
@@ -380,3 +379,6 @@ def train_and_evaluate(
   if is_primary_process():
     write_json(os.path.join(workdir, "summary.json"), result.summary)
   return result
+
+
+__all__ = ["Experiment", "RunOptions", "build", "run", "train_and_evaluate"]

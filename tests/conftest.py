@@ -65,6 +65,34 @@ def make_linear():
   return lambda features: from_linen(Linear(features))
 
 
+@pytest.fixture(scope="session")
+def digits():
+  """scikit-learn's digits in jaxreg's split (seed 0)."""
+  from jaxreg.data import load_digits
+
+  return load_digits(seed=0)
+
+
+@pytest.fixture
+def mlp_run():
+  """``make(lr=1e-2, hidden=(32,)) -> (state, train_step, eval_step)``: a digits MLP with Adam, unregularized."""
+  import jax
+  import jax.numpy as jnp
+  import optax
+
+  from jaxreg.models import make_mlp
+  from jaxreg.train import classification_objective, create_train_state, make_eval_step, make_train_step
+
+  def make(lr=1e-2, hidden=(32,)):
+    model = make_mlp(num_outputs=10, hidden_sizes=hidden)
+    tx = optax.adam(lr)
+    objective = classification_objective(model.apply)
+    state = create_train_state(model, tx, rng=jax.random.PRNGKey(0), sample_x=jnp.zeros((1, 64)))
+    return state, make_train_step(objective, tx), make_eval_step(objective)
+
+  return make
+
+
 def pytest_sessionfinish(session):
   """The process that made the session's compilation cache removes it."""
   if _OWN_CACHE:

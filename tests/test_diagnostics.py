@@ -35,6 +35,7 @@ def test_update_ratios_match_numpy_and_skip_vectors(rng):
   assert float(ratios["update_ratio/a/kernel"]) == pytest.approx(expected, rel=1e-6)
 
 
+@pytest.mark.slow  # an end-to-end run: in the full suite, out of the fast tier
 def test_diagnostic_step_takes_the_same_step_and_measures_it(digits):
   state, step, diagnostic_step, objective = _state_and_steps()
   batch = {"x": jnp.asarray(digits.train.x[:64]), "y": jnp.asarray(digits.train.y[:64])}

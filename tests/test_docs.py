@@ -65,3 +65,18 @@ def test_readme_startup_table_is_the_recorded_benchmark():
   section = readme[readme.index("<!-- startup-table -->"):readme.index("<!-- /startup-table -->")]
   assert startup.table(startup.summarize(recorded["repeats"])) in section
   assert f"{len(recorded['repeats'])} repeats" in section and recorded["summary"]["programs_per_run"] == 6
+
+
+def test_the_api_reference_is_every_public_name_with_its_docstring():
+  """``docs/api.md`` is generated from each subpackage's ``__all__``: the documented API is the exported one."""
+  import subprocess
+  import sys
+
+  run = subprocess.run([sys.executable, str(ROOT / "tools" / "api_reference.py"), "--check"], capture_output=True,
+                       text=True, timeout=300)
+  assert run.returncode == 0, run.stderr
+  page = (ROOT / "docs" / "api.md").read_text()
+  undocumented = [line for line in page.splitlines() if line.startswith("| `") and line.endswith("|  |")]
+  assert not undocumented, undocumented
+  for name in ("fit", "Hook", "build", "reduce_on_plateau", "from_loss", "l2", "make_mlp", "Pmap"):
+    assert f"| `{name}` |" in page

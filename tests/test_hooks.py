@@ -5,37 +5,10 @@ import re
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 import pytest
 
-from jaxreg.data import load_digits
-from jaxreg.models import make_mlp
-from jaxreg.train import (
-    Checkpointer,
-    Hook,
-    MetricWriter,
-    classification_objective,
-    create_train_state,
-    fit,
-    make_eval_step,
-    make_scan_epoch,
-    make_train_step,
-    read_metrics,
-)
+from jaxreg.train import Checkpointer, Hook, MetricWriter, fit, make_scan_epoch, read_metrics
 from jaxreg.train.step import batch_transform_key, with_batch_transform
-
-
-@pytest.fixture(scope="module")
-def digits():
-  return load_digits(seed=0)
-
-
-def _setup(lr=1e-2):
-  model = make_mlp(num_outputs=10, hidden_sizes=(32,))
-  tx = optax.adam(lr)
-  objective = classification_objective(model.apply)
-  state = create_train_state(model, tx, rng=jax.random.PRNGKey(0), sample_x=jnp.zeros((1, 64)))
-  return state, make_train_step(objective, tx), make_eval_step(objective)
 
 
 class RecordEpochs(Hook):
@@ -53,8 +26,8 @@ class RecordEpochs(Hook):
     self.calls.append(("close",))
 
 
-def test_a_user_hook_sees_every_epoch_and_adds_to_the_written_record(digits, tmp_path):
-  state, train_step, eval_step = _setup()
+def test_a_user_hook_sees_every_epoch_and_adds_to_the_written_record(digits, tmp_path, mlp_run):
+  state, train_step, eval_step = mlp_run()
   hook, plain = RecordEpochs(), []
   result = fit(state, train_step=train_step, eval_step=eval_step, dataset=digits, batch_size=128, epochs=3,
                progress=False, writer=MetricWriter(str(tmp_path)), hooks=[hook, lambda end: plain.append(end.epoch)])
@@ -66,8 +39,8 @@ def test_a_user_hook_sees_every_epoch_and_adds_to_the_written_record(digits, tmp
   assert [r["my_metric"] for r in read_metrics(str(tmp_path))] == [10.0, 20.0, 30.0]
 
 
-def test_a_hook_that_stops_the_run_is_checkpointed_at_that_epoch(digits, tmp_path):
-  state, train_step, eval_step = _setup()
+def test_a_hook_that_stops_the_run_is_checkpointed_at_that_epoch(digits, tmp_path, mlp_run):
+  state, train_step, eval_step = mlp_run()
   checkpointer = Checkpointer(str(tmp_path / "ckpt"), keep=5)
 
   def stop_at_two(end):
@@ -80,9 +53,9 @@ def test_a_hook_that_stops_the_run_is_checkpointed_at_that_epoch(digits, tmp_pat
   assert Checkpointer(str(tmp_path / "ckpt")).epochs() == [2]
 
 
-def test_state_a_hook_replaces_is_what_the_next_epoch_trains(digits):
+def test_state_a_hook_replaces_is_what_the_next_epoch_trains(digits, mlp_run):
   """A hook resets the parameters after epoch 1; epoch 2 must start from them on the device."""
-  state, train_step, eval_step = _setup()
+  state, train_step, eval_step = mlp_run()
   kwargs = dict(train_step=train_step, eval_step=eval_step, dataset=digits, batch_size=128, progress=False,
                 restore_best=False)
   after_one = fit(state, epochs=1, **kwargs).state
@@ -100,14 +73,14 @@ def test_state_a_hook_replaces_is_what_the_next_epoch_trains(digits):
   assert not np.allclose(jax.tree.leaves(result.state.params)[0], jax.tree.leaves(after_one.params)[0])
 
 
-def test_a_hook_that_is_neither_an_object_nor_a_function_is_refused(digits):
-  state, train_step, eval_step = _setup()
+def test_a_hook_that_is_neither_an_object_nor_a_function_is_refused(digits, mlp_run):
+  state, train_step, eval_step = mlp_run()
   with pytest.raises(TypeError, match="a hook must have before_run/after_epoch/close methods"):
     fit(state, train_step=train_step, eval_step=eval_step, dataset=digits, batch_size=128, epochs=1,
         progress=False, hooks=[3])
 
 
-def test_the_batch_transform_reaches_the_step_with_its_own_key_per_step():
+def test_the_batch_transform_reaches_the_step_with_its_own_key_per_step(mlp_run):
   """A step that reports the first input it trained on: the transform's draw with the documented key."""
 
   def step(state, batch):
@@ -116,7 +89,7 @@ def test_the_batch_transform_reaches_the_step_with_its_own_key_per_step():
   def uniform_inputs(batch, key):
     return {**batch, "x": jax.random.uniform(key, batch["x"].shape)}
 
-  state, _, _ = _setup()
+  state, _, _ = mlp_run()
   x, y = np.zeros((40, 3), np.float32), np.zeros(40, np.int32)
   epoch = make_scan_epoch(with_batch_transform(step, uniform_inputs), shuffle_key=jax.random.PRNGKey(0),
                           num_examples=40, batch_size=10)
@@ -130,9 +103,9 @@ def test_the_batch_transform_reaches_the_step_with_its_own_key_per_step():
                             jax.random.key_data(dropout_key))
 
 
-def test_fit_trains_on_transformed_batches_and_evaluates_on_plain_ones(digits):
+def test_fit_trains_on_transformed_batches_and_evaluates_on_plain_ones(digits, mlp_run):
   """Every training label becomes 0: the model learns to answer 0, so test accuracy is class 0's share."""
-  state, train_step, eval_step = _setup(lr=3e-2)
+  state, train_step, eval_step = mlp_run(lr=3e-2)
   result = fit(state, train_step=train_step, eval_step=eval_step, dataset=digits, batch_size=128, epochs=3,
                progress=False, restore_best=False, batch_transform=lambda batch, key: {**batch, "y": 0 * batch["y"]})
   assert result.history[-1]["train_loss"] < 0.01
@@ -149,8 +122,8 @@ def _optimized_hlo(epoch, *args) -> str:
   return re.sub(r"HloModule \S+", "", text)
 
 
-def test_the_identity_transform_compiles_to_the_same_program():
-  state, train_step, _ = _setup()
+def test_the_identity_transform_compiles_to_the_same_program(mlp_run):
+  state, train_step, _ = mlp_run()
   x, y = np.zeros((256, 64), np.float32), np.zeros(256, np.int32)
   kwargs = dict(shuffle_key=jax.random.PRNGKey(0), num_examples=256, batch_size=64)
   plain = make_scan_epoch(train_step, **kwargs)

@@ -37,6 +37,7 @@ def _setup(dropout=0.0, lr=1e-2, hidden=(32,)):
   return state, make_train_step(l2(1e-4)(objective), tx), make_eval_step(objective)
 
 
+@pytest.mark.slow  # an end-to-end run: in the full suite, out of the fast tier
 def test_scan_and_streaming_paths_take_the_same_steps(digits):
   state, train_step, eval_step = _setup(dropout=0.3)
   kwargs = dict(train_step=train_step, eval_step=eval_step, dataset=digits, batch_size=100, epochs=3,

@@ -89,15 +89,16 @@ def test_label_smoothing_on_the_multitask_objective_smooths_every_task_with_its_
   params = model.init(jax.random.PRNGKey(0), jnp.zeros((1, 8)))["params"]
   batch = {"x": rng.normal(size=(12, 8)).astype(np.float32), "y": rng.integers(0, 10, size=12)}
   objective = label_smoothing(0.2)(multitask_objective(model.apply, {"label": 1.0, "parity": 0.5}))
-  loss, aux = objective(params, batch, Context(rng=None, model_state={}, train=True))
+  loss, aux = jax.jit(lambda p, b: objective(p, b, Context(rng=None, model_state={}, train=True)))(params, batch)
   outputs, _ = model.apply({"params": params}, batch["x"], train=False)
   label, parity = _smoothed_nll(outputs["label"], batch["y"], 0.2), _smoothed_nll(outputs["parity"], batch["y"] % 2, 0.2)
   np.testing.assert_allclose(aux.metrics["label_loss"], label, rtol=1e-5)
   np.testing.assert_allclose(aux.metrics["parity_loss"], parity, rtol=1e-5)  # 2 classes: 0.8 and 0.2
   np.testing.assert_allclose(loss, label + 0.5 * parity, rtol=1e-5)
-  eval_loss, _ = objective(params, batch, Context(rng=None, model_state={}, train=False))
-  plain, _ = multitask_objective(model.apply, {"label": 1.0, "parity": 0.5})(
-      params, batch, Context(rng=None, model_state={}, train=False))
+  evaluate = jax.jit(lambda objective, p, b: objective(p, b, Context(rng=None, model_state={}, train=False))[0],
+                     static_argnums=0)
+  eval_loss = evaluate(objective, params, batch)
+  plain = evaluate(multitask_objective(model.apply, {"label": 1.0, "parity": 0.5}), params, batch)
   np.testing.assert_allclose(eval_loss, plain)  # evaluation keeps the hard labels
 
 

@@ -278,3 +278,12 @@ def test_pmap_refuses_steps_built_without_the_axis_name(digits):
   with pytest.raises(ConfigError, match=r"does not average its gradients.*axis_name='batch'"):
     fit(state, train_step=make_train_step(objective, tx), eval_step=make_eval_step(objective, axis_name="batch"),
         dataset=digits, batch_size=64, epochs=1, progress=False, placement=make_placement("pmap"))
+
+
+@pytest.mark.parametrize("mode", ["none", "pmap", "sharded"])
+def test_every_placement_is_a_placement(mode):
+  from jaxreg.train import Placement
+
+  placement = make_placement(mode)
+  assert isinstance(placement, Placement)
+  assert placement.mode == mode

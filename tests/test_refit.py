@@ -41,6 +41,7 @@ def test_retrain_for_the_same_number_of_epochs(tmp_path):
   assert report["steps_run"] == len(records) * (1437 // 64)  # more steps than the first run took
 
 
+@pytest.mark.slow  # an end-to-end run: in the full suite, out of the fast tier
 def test_continue_until_the_training_loss_is_below_the_validation_loss_at_the_stop(tmp_path):
   result, records = _run(tmp_path, "continue")
   report = result.summary["refit"]

@@ -19,7 +19,12 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize("name,kwargs", CASES, ids=[f"{n}-{i}" for i, (n, _) in enumerate(CASES)])
+# The first case in the fast tier; the rest (each about 6 s of op-by-op initialization) in the full suite.
+PARAMS = [pytest.param(name, kwargs, id=f"{name}-{i}", marks=() if i == 0 else pytest.mark.slow)
+          for i, (name, kwargs) in enumerate(CASES)]
+
+
+@pytest.mark.parametrize("name,kwargs", PARAMS)
 def test_compiled_initialization_equals_the_eager_one(name, kwargs):
   model = make_model(name=name, num_outputs=5, **kwargs)
   tx = optax.adam(1e-3)

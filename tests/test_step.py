@@ -4,6 +4,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+import pytest
 
 from jaxreg.models import from_linen, make_mlp
 from jaxreg.regularizers import l2
@@ -51,6 +52,7 @@ def test_step_keys_differ_per_step_and_are_reproducible(rng):
   assert float(m1["loss"]) == float(m1_again["loss"])
 
 
+@pytest.mark.slow  # 10 s of compiling on 2 cores: in the full suite, out of the fast tier
 def test_pmap_step_averages_gradients_like_one_big_batch(rng):
   """With axis_name, 8 devices on 8 shards take the same step as one device on the whole batch."""
   devices = jax.local_devices()
@@ -78,6 +80,7 @@ def test_pmap_step_averages_gradients_like_one_big_batch(rng):
   np.testing.assert_allclose(eval_parallel["count"][0], 64)
 
 
+@pytest.mark.slow  # 10 s of compiling on 2 cores: in the full suite, out of the fast tier
 def test_vmapped_steps_train_an_ensemble(rng):
   model = make_mlp(num_outputs=3, hidden_sizes=(8,))
   tx = optax.sgd(0.1)

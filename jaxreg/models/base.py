@@ -28,11 +28,14 @@ class ModelFns(NamedTuple):
       (an empty dict for a stateless model). Models that expose hidden
       activations also take ``capture_intermediates=True``, which adds them
       to ``new_model_state['intermediates']`` (the base objectives move them
-      to ``aux['intermediates']``; they are never carried as state).
+      to ``aux.intermediates``; they are never carried as state).
+    captures_intermediates: whether ``apply`` takes ``capture_intermediates``
+      (every :func:`from_linen` model does).
   """
 
   init: Callable[[jax.Array, jax.Array], Variables]
   apply: Callable[..., tuple[jax.Array, ModelState]]
+  captures_intermediates: bool = False
 
 
 def from_linen(module: nn.Module) -> ModelFns:
@@ -66,4 +69,4 @@ def from_linen(module: nn.Module) -> ModelFns:
     outputs = module.apply(variables, x, train=train, rngs=rngs)
     return outputs, {k: variables[k] for k in state_collections}
 
-  return ModelFns(init=init, apply=apply)
+  return ModelFns(init=init, apply=apply, captures_intermediates=True)

@@ -14,7 +14,7 @@ import jax
 import numpy as np
 import optax
 
-from jaxreg._registry import Registry
+from jaxreg._registry import Registry, config_error
 from jaxreg.errors import ConfigError
 from jaxreg.optim import metric_driven, momentum_switch, plateau, schedules, transforms
 
@@ -103,11 +103,6 @@ class Optimizer:
     return {} if off_after is None else {"momentum_off_after_epoch": off_after}
 
 
-def _config_error(section: str, error: Exception) -> ConfigError:
-  """A library error (which names its argument) as a config error naming ``section.<argument>``."""
-  return ConfigError(f"{section}.{error}")
-
-
 def _rule_kwargs(section: str, cfg, valid: tuple[str, ...], *, what: str = "") -> dict:
   """A metric-driven rule's config section as keyword arguments, refusing unknown keys."""
   if not isinstance(cfg, Mapping):
@@ -131,7 +126,7 @@ def _on_plateau(tx, schedule: Mapping, learning_rate: float) -> optax.GradientTr
   try:
     return plateau.reduce_on_plateau(tx, min_scale=min(min_value / learning_rate, 1.0), **kwargs)
   except (ValueError, TypeError) as e:
-    raise _config_error("optimizer.schedule", e) from None
+    raise config_error(e, "optimizer.schedule", PLATEAU_KEYS + ("min_scale",), "schedule 'plateau'") from None
 
 
 def _with_momentum_off(name, factory, kwargs, rate, momentum_off, transform):
@@ -146,7 +141,7 @@ def _with_momentum_off(name, factory, kwargs, rate, momentum_off, transform):
   try:
     return momentum_switch.momentum_off_on_plateau(inner, **rule), rule["monitor"]
   except (ValueError, TypeError) as e:
-    raise _config_error("optimizer.momentum_off", e) from None
+    raise config_error(e, "optimizer.momentum_off", MOMENTUM_OFF_KEYS, "the momentum switch") from None
 
 
 PLATEAU_KEYS = ("cooldown", "factor", "min_delta", "min_value", "mode", "monitor", "patience")

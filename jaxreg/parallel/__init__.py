@@ -9,7 +9,7 @@ between them. See ``docs/parallel.md``.
 """
 
 from jaxreg.errors import ConfigError
-from jaxreg.parallel.devices import AXIS_NAME, MODES, check_divisible, check_mode, select_devices
+from jaxreg.parallel.devices import AXIS_NAME, MODES, check_mode
 from jaxreg.parallel.distributed import initialize_distributed, is_primary_process
 from jaxreg.parallel.pmap import Pmap, pmap_step, replicate, split_batch, unreplicate
 from jaxreg.parallel.sharded import Sharded, make_mesh, put_replicated, put_sharded, sharded_step
@@ -47,8 +47,6 @@ __all__ = [
     "Pmap",
     "Sharded",
     "SingleDevice",
-    "check_divisible",
-    "check_mode",
     "initialize_distributed",
     "is_primary_process",
     "make_mesh",
@@ -57,7 +55,6 @@ __all__ = [
     "put_replicated",
     "put_sharded",
     "replicate",
-    "select_devices",
     "sharded_step",
     "split_batch",
     "unreplicate",

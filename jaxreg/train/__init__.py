@@ -45,5 +45,4 @@ __all__ = [
     "read_metrics",
     "regression_objective",
     "with_batch_transform",
-    "write_json",
 ]

@@ -10,7 +10,7 @@ methods, so ``fit`` runs unchanged on one device or many.
 
 import functools
 from collections.abc import Callable
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import jax
 import jax.numpy as jnp
@@ -154,6 +154,7 @@ def make_evaluate(eval_step: Callable):
   return evaluate
 
 
+@runtime_checkable
 class Placement(Protocol):
   """Where a run's state and data live and how its epochs and evaluations compile.
 
