@@ -14,8 +14,10 @@
 
 import argparse
 import os
+import shlex
 import sys
 import time
+import warnings
 
 from jaxreg.errors import CheckpointError, ConfigError, DataError, TrainingError
 
@@ -145,11 +147,16 @@ def _train(args, overrides) -> int:
   config, name = load_config(config_spec, overrides)
   if args.no_progress:
     config.train.progress_bar = False
-  workdir = args.workdir or os.path.join("runs", name, time.strftime("%Y%m%d-%H%M%S"))
+  # The second and the process id: runs started together get directories of their own.
+  workdir = args.workdir or os.path.join("runs", name, f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}")
   result = train_and_evaluate(config, workdir, resume=args.resume)
   if jax.process_index() != 0:
     return 0  # process 0 reports
   s = result.summary
+  if s.get("stop_signal") is not None:
+    print(f"jaxreg: {s['stop_reason']} after epoch {s['epochs_run']} (checkpointed); continue with: "
+          f"jaxreg train --workdir {shlex.quote(os.path.abspath(workdir))} --resume", file=sys.stderr)
+    return 128 + s["stop_signal"]
   print(f"workdir: {os.path.abspath(workdir)}")
   keys = ("test_accuracy", "test_loss", "best_epoch", "epochs_run", "steps_per_second", "wall_seconds")
   print(json.dumps({k: s[k] for k in keys if k in s}, indent=2))
@@ -200,8 +207,16 @@ def _plot(args) -> int:
   return 0
 
 
+def _format_warning(message, category, filename, lineno, line=None, *, default=warnings.formatwarning) -> str:
+  """jaxreg's own notices as one line; other libraries' warnings as Python prints them."""
+  if category.__module__.startswith("jaxreg"):
+    return f"jaxreg: notice: {message}\n"
+  return default(message, category, filename, lineno, line)
+
+
 def main(argv: list[str] | None = None) -> int:
   """Entry point of the ``jaxreg`` console script."""
+  warnings.formatwarning = _format_warning
   parser = _parser()
   args, extra = parser.parse_known_args(argv)
   try:
@@ -221,6 +236,9 @@ def main(argv: list[str] | None = None) -> int:
   except (ConfigError, DataError, CheckpointError, TrainingError) as e:
     print(f"jaxreg: error: {e}", file=sys.stderr)
     return 2
+  except KeyboardInterrupt:  # a second Ctrl-C: the epoch in progress is dropped, committed checkpoints stay
+    print("jaxreg: interrupted; the last committed checkpoint is kept (continue with --resume)", file=sys.stderr)
+    return 130
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ every value against the real data, before anything is written.
 :func:`run` owns the work directory. :func:`train_and_evaluate` is the two.
 """
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -41,6 +42,7 @@ from jaxreg.train import (
 from jaxreg.train.diagnostics import activation_sparsity
 from jaxreg.train.loop import DATA_ON_DEVICE_CHOICES, FitResult
 from jaxreg.train.refit import check_strategy, refit
+from jaxreg.train.rundir import RunLock, StopOnSignal
 from jaxreg.train.runner import logged_metric_names
 
 CHECKPOINT_SUBDIR = "checkpoints"
@@ -53,15 +55,47 @@ RESUMABLE_CHANGES = (
 )
 
 
-def _check_workdir(workdir: str, config_dict: dict, resume: bool) -> None:
+def _committed_epochs(workdir: str) -> list[int]:
+  """The epochs with a finished checkpoint in ``workdir`` (none if it has no checkpoint folder)."""
+  directory = os.path.join(workdir, CHECKPOINT_SUBDIR)
+  if not os.path.isdir(directory):
+    return []
+  checkpointer = Checkpointer(directory)
+  try:
+    return checkpointer.epochs()
+  finally:
+    checkpointer.close()
+
+
+def _clear_unfinished(workdir: str) -> None:
+  """Removes what a run that committed no checkpoint left: it holds nothing to resume, so a rerun starts over."""
+  for name in ("config.json", "metrics.jsonl", REFIT_METRICS):
+    path = os.path.join(workdir, name)
+    if os.path.exists(path):
+      os.remove(path)
+  for name in (CHECKPOINT_SUBDIR, REFIT_CHECKPOINT_SUBDIR):
+    shutil.rmtree(os.path.join(workdir, name), ignore_errors=True)
+
+
+def _check_workdir(workdir: str, config_dict: dict, resume: bool, *, clear: bool = True) -> None:
+  """Refuses a work directory that cannot take the run; clears one whose run never committed a checkpoint.
+
+  A directory holds a run once a checkpoint has been committed or the run has
+  finished (``summary.json``); until then a failed or interrupted run left
+  nothing to resume, and a plain rerun starts over in it (``clear``: remove
+  what it left; call it only while holding the directory's :class:`RunLock`).
+  """
   saved_config = os.path.join(workdir, "config.json")
-  has_run = os.path.exists(saved_config) or os.path.isdir(os.path.join(workdir, CHECKPOINT_SUBDIR))
+  finished = os.path.exists(os.path.join(workdir, "summary.json"))
+  committed = _committed_epochs(workdir)
   if not resume:
-    if has_run:
+    if committed or finished:
       raise CheckpointError(
           f"{workdir} already holds a run; pass --resume to continue it, or choose a new --workdir "
           "(nothing was overwritten)"
       )
+    if clear:
+      _clear_unfinished(workdir)
     return
   if not os.path.exists(saved_config):
     raise CheckpointError(
@@ -282,25 +316,34 @@ def run(experiment: Experiment, workdir: str, *, resume: bool = False) -> FitRes
   Returns:
     The :class:`~jaxreg.train.FitResult`; its summary is also in ``summary.json``.
   """
-  workdir, primary, options = os.path.abspath(workdir), is_primary_process(), experiment.options
-  if primary:
-    _check_workdir(workdir, experiment.config, resume)
+  workdir, primary = os.path.abspath(workdir), is_primary_process()
+  if resume and not os.path.isdir(workdir):
+    raise CheckpointError(f"nothing to resume: {workdir} does not exist; start the run without --resume")
+  with RunLock(workdir) if primary else contextlib.nullcontext():
+    if primary:
+      _check_workdir(workdir, experiment.config, resume)
+    return _run_locked(experiment, workdir, resume=resume)
+
+
+def _run_locked(experiment: Experiment, workdir: str, *, resume: bool) -> FitResult:
+  """The body of :func:`run`, with the work directory checked and locked."""
+  primary, options = is_primary_process(), experiment.options
   os.makedirs(workdir, exist_ok=True)
   if primary:
     write_json(os.path.join(workdir, "config.json"), experiment.config)
   checkpointer = None
   if options.checkpoint_every > 0:
-    checkpointer = Checkpointer(
-        os.path.join(workdir, CHECKPOINT_SUBDIR), keep=options.checkpoint_keep,
-        monitor=experiment.early_stopping.monitor, mode=experiment.early_stopping.mode,
-    )
+    checkpointer = Checkpointer(os.path.join(workdir, CHECKPOINT_SUBDIR), keep=options.checkpoint_keep)
+  stopper = StopOnSignal()  # SIGTERM / Ctrl-C: stop at the end of the epoch, checkpointed
   result = fit(
       experiment.initial_state, dataset=experiment.dataset, batch_size=options.batch_size, epochs=options.epochs,
       early_stopping=experiment.early_stopping, restore_best=options.restore_best, checkpointer=checkpointer,
       checkpoint_every=max(options.checkpoint_every, 1), resume=resume,
-      writer=MetricWriter(workdir) if primary else None, **experiment.fit_kwargs(),
+      writer=MetricWriter(workdir) if primary else None, hooks=[stopper], **experiment.fit_kwargs(),
   )
-  if options.after_early_stopping != "none":
+  if stopper.signal_number is not None:
+    result.summary["stop_signal"] = stopper.signal_number
+  elif options.after_early_stopping != "none":
     result = _refit(experiment, result, workdir)
   result.summary.update(_run_facts(experiment, result, resume))
   if primary:
@@ -372,7 +415,8 @@ def train_and_evaluate(
   workdir = os.path.abspath(workdir)
   if is_primary_process():
     validate_config(config)
-    _check_workdir(workdir, config.to_dict(), resume)
+    RunLock(workdir).ensure_free()
+    _check_workdir(workdir, config.to_dict(), resume, clear=False)  # read-only: run() checks again, locked
   with count_compilations() as compilations:
     result = run(build(config), workdir, resume=resume)
   result.summary["compilations"] = compilations.as_dict()

@@ -94,6 +94,68 @@ def test_a_killed_run_resumes_to_the_same_parameters(tmp_path, uninterrupted):
     assert summary_a[key] == summary_b[key], key
 
 
+def _start_and_wait_for(workdir, epoch, *extra):
+  proc = subprocess.Popen(_command(workdir, "--config", "digits_mlp:smoke", *OVERRIDES, *extra),
+                          stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
+  deadline = time.monotonic() + 240
+  while not (workdir / "checkpoints" / str(epoch)).exists():
+    assert proc.poll() is None, "the run ended before the signal"
+    assert time.monotonic() < deadline
+    time.sleep(0.01)
+  return proc
+
+
+@pytest.mark.parametrize("sig, code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)], ids=["SIGTERM", "SIGINT"])
+def test_a_signal_stops_at_the_epoch_end_with_a_checkpoint_and_the_resume_command(tmp_path, uninterrupted, sig, code):
+  workdir = tmp_path / "run"
+  proc = _start_and_wait_for(workdir, 2)
+  proc.send_signal(sig)
+  _, err = proc.communicate(timeout=240)
+  assert proc.returncode == code, err
+  assert "Traceback" not in err
+  assert f"interrupted by {signal.Signals(sig).name}" in err
+  assert f"jaxreg train --workdir {workdir} --resume" in err
+  stopped = max(int(p.name) for p in (workdir / "checkpoints").iterdir() if p.name.isdigit())
+  assert 2 <= stopped < 12
+  assert [json.loads(l)["epoch"] for l in (workdir / "metrics.jsonl").read_text().splitlines()] == list(
+      range(1, stopped + 1))
+  subprocess.run(_command(workdir, "--resume"), check=True, timeout=300)  # the printed advice, followed
+  for a, b in zip(jax.tree.leaves(_final_params(uninterrupted)[1]), jax.tree.leaves(_final_params(workdir)[1]),
+                  strict=True):
+    np.testing.assert_array_equal(a, b)
+
+
+def test_a_second_ctrl_c_exits_at_once_and_keeps_the_committed_checkpoints(tmp_path):
+  workdir = tmp_path / "run"
+  proc = _start_and_wait_for(workdir, 2)
+  proc.send_signal(signal.SIGINT)
+  time.sleep(0.05)
+  proc.send_signal(signal.SIGINT)
+  _, err = proc.communicate(timeout=240)
+  assert proc.returncode == 130, err
+  assert "Traceback" not in err and "interrupted" in err
+  epoch, state = _final_params(workdir)  # the newest committed checkpoint restores
+  assert epoch >= 2 and jax.tree.leaves(state)
+  subprocess.run(_command(workdir, "--resume"), check=True, timeout=300)
+
+
+def test_two_runs_cannot_share_a_directory(tmp_path):
+  workdir = tmp_path / "run"
+  first = _start_and_wait_for(workdir, 1, "--config.train.epochs=1000")  # still running when the second starts
+  second = subprocess.run(_command(workdir, "--config", "digits_mlp:smoke", *OVERRIDES), capture_output=True,
+                          text=True, timeout=240)
+  assert first.poll() is None
+  assert second.returncode == 2
+  assert f"is in use by another jaxreg run (process {first.pid})" in second.stderr
+  first.send_signal(signal.SIGKILL)
+  first.wait()
+  latest = max(int(p.name) for p in (workdir / "checkpoints").iterdir() if p.name.isdigit())
+  resumed = subprocess.run(_command(workdir, "--resume", f"--config.train.epochs={latest + 1}"), capture_output=True,
+                           text=True, timeout=300)
+  assert resumed.returncode == 0, resumed.stderr
+  assert f"jaxreg: notice: {workdir}: took over from a run (process {first.pid})" in resumed.stderr
+
+
 def test_resume_refuses_a_changed_config(tmp_path, uninterrupted, capsys):
   workdir = tmp_path / "run"
   shutil.copytree(uninterrupted, workdir)

@@ -58,6 +58,7 @@ def test_an_existing_run_is_refused_before_anything_is_built(tmp_path, monkeypat
   workdir = tmp_path / "run"
   workdir.mkdir()
   (workdir / "config.json").write_text("{}")
+  (workdir / "summary.json").write_text("{}")  # a finished run
   import jaxreg.experiment as experiment
 
   monkeypatch.setattr(experiment, "build", lambda config: pytest.fail("built before the directory was checked"))

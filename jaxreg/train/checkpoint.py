@@ -21,6 +21,11 @@ def _host_local(tree):
   return jax.device_get(tree) if jax.process_count() > 1 else tree
 
 
+# Saved with every checkpoint by the fit loop: the epoch if it is early stopping's best so far, else 0.
+# Ranking checkpoints by it keeps early stopping's best model, whatever its min_delta.
+BEST_SO_FAR = "best_so_far"
+
+
 class Checkpointer:
   """Saves and restores ``TrainState`` pytrees with Orbax.
 
@@ -30,7 +35,9 @@ class Checkpointer:
   Args:
     directory: where checkpoints go (created if missing).
     keep: how many of the most recent checkpoints to keep, ``>= 1``.
-    monitor: the metric that ranks checkpoints for "best", or ``None``.
+    monitor: the metric that ranks checkpoints for "best", or ``None`` (keep
+      only the latest). The default, ``BEST_SO_FAR``, keeps the best epoch
+      of :func:`~jaxreg.train.fit`'s early stopping.
     mode: ``'min'`` or ``'max'`` for ``monitor``.
 
   Example:
@@ -39,7 +46,7 @@ class Checkpointer:
     >>> state = ckpt.restore(1, like=state)  # doctest: +SKIP
   """
 
-  def __init__(self, directory: str, *, keep: int = 3, monitor: str | None = None, mode: str = "min"):
+  def __init__(self, directory: str, *, keep: int = 3, monitor: str | None = BEST_SO_FAR, mode: str = "max"):
     if not isinstance(keep, int) or keep < 1:
       raise ValueError(f"keep must be a positive integer, got {keep!r}")
     import orbax.checkpoint as ocp  # imported here: ``import jaxreg.train`` does not load Orbax
@@ -47,10 +54,12 @@ class Checkpointer:
 
     self.directory = os.path.abspath(directory)
     policies = [preservation.LatestN(n=keep)]
+    worst = float("-inf") if mode == "max" else float("inf")
+    metric = lambda metrics: metrics.get(monitor, worst)  # noqa: E731  a checkpoint saved without it ranks last
     if monitor is not None:
       policies.append(
           preservation.BestN(
-              get_metric_fn=lambda metrics: metrics[monitor],
+              get_metric_fn=metric,
               reverse=(mode == "min"),  # BestN keeps the last n of the sorted list
               n=1,
               keep_checkpoints_without_metrics=False,
@@ -58,6 +67,10 @@ class Checkpointer:
       )
     options = ocp.CheckpointManagerOptions(
         preservation_policy=preservation.AnyPreservationPolicy(policies),
+        # With best_fn set, Orbax also writes each checkpoint's metrics to disk, so a manager
+        # reopened on resume still knows which checkpoint is the best and keeps it.
+        best_fn=metric if monitor is not None else None,
+        best_mode=mode,
         cleanup_tmp_directories=True,
         create=True,
     )

@@ -28,6 +28,7 @@ import math
 from collections.abc import Callable
 
 from jaxreg.errors import TrainingError
+from jaxreg.train.checkpoint import BEST_SO_FAR
 
 
 @dataclasses.dataclass
@@ -178,7 +179,12 @@ class WriteMetrics(Hook):
 
 
 class SaveCheckpoints(Hook):
-  """Saves the state every ``every`` epochs, at the last epoch and when the run stops; waits for saves at the end."""
+  """Saves the state every ``every`` epochs, at the last epoch and when the run stops; waits for saves at the end.
+
+  Each checkpoint's metrics are the epoch's record and ``best_so_far`` (the
+  epoch if early stopping counts it the best so far), by which a
+  :class:`~jaxreg.train.Checkpointer` keeps the best model by default.
+  """
 
   def __init__(self, checkpointer, *, every: int, last_epoch: int):
     self.checkpointer = checkpointer
@@ -187,7 +193,8 @@ class SaveCheckpoints(Hook):
 
   def after_epoch(self, end: EpochEnd) -> None:
     if end.epoch % self.every == 0 or end.epoch == self.last_epoch or end.stop_reason:
-      self.checkpointer.save(end.epoch, end.state, end.record)
+      best = int(end.state.early_stopping.best_epoch) == end.epoch
+      self.checkpointer.save(end.epoch, end.state, {**end.record, BEST_SO_FAR: end.epoch if best else 0})
 
   def close(self) -> None:
     self.checkpointer.close()

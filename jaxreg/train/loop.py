@@ -167,22 +167,25 @@ def fit(
   placement.check_batch_size(batch_size)
   if early_stopping is None:
     early_stopping = EarlyStopping(monitor="val_loss" if dataset.val is not None else "train_loss")
-  on_device = data_on_device == "always" or (
-      data_on_device == "auto" and dataset.train.x.nbytes + dataset.train.y.nbytes <= max_device_bytes
-  )
+  on_device = data_on_device == "always" or (data_on_device == "auto" and _nbytes(dataset.train) <= max_device_bytes)
   runner = EpochRunner(
       train_step=train_step, eval_step=eval_step, dataset=dataset, batch_size=batch_size, placement=placement,
       shuffle_seed=shuffle_seed, eval_batch_size=eval_batch_size, on_device=on_device,
       last_step=diagnostic_step, batch_transform=batch_transform, optimizer=optimizer,
   )
   runner.check_monitors(state, _monitors(early_stopping, optimizer))
-  start = _start(state, resume=resume, restore_best=restore_best, checkpointer=checkpointer, writer=writer)
+  start = _start(state, resume=resume, restore_best=restore_best, checkpointer=checkpointer, writer=writer,
+                 epochs=epochs)
   tracker = hooks_lib.TrackEarlyStopping(early_stopping, start.best_state)
   all_hooks = _all_hooks(
       tracker, hooks, checkpointer=checkpointer, writer=writer, stop_when=stop_when, max_steps=max_steps,
       checkpoint_every=checkpoint_every, epochs=epochs, progress=progress, description=dataset.name,
   )
-  state, history, epoch, stop_reason = run_loop(start, runner, all_hooks, epochs=epochs, max_steps=max_steps)
+  stopped = early_stopping.should_stop(start.state.early_stopping)  # a resumed run that had stopped early stays so
+  state, history, epoch, stop_reason = run_loop(
+      start, runner, all_hooks, epochs=start.epoch if stopped else epochs, max_steps=max_steps)
+  if stopped:
+    stop_reason = f"early stopping: {early_stopping.monitor} did not improve for {early_stopping.patience} epochs"
   summary = _summary(state, tracker.best_state, history, epoch, stop_reason, restore_best=restore_best,
                      runner=runner, optimizer=optimizer, monitor=early_stopping.monitor)
   final_state = summary.pop("final_state")
@@ -209,6 +212,10 @@ def _summary(state, best_state, history, epoch, stop_reason, *, restore_best, ru
       **summarize_update_ratios(history),
       **runner.evaluate_state(final_state),
   }
+
+
+def _nbytes(split) -> int:
+  return split.x.nbytes + split.y.nbytes
 
 
 def _all_hooks(tracker, user_hooks, *, checkpointer, writer, stop_when, max_steps, checkpoint_every, epochs,
@@ -285,7 +292,7 @@ def _check_arguments(dataset, batch_size, eval_batch_size, epochs, checkpoint_ev
     )
 
 
-def _start(state, *, resume: bool, restore_best: bool, checkpointer, writer) -> _Start:
+def _start(state, *, resume: bool, restore_best: bool, checkpointer, writer, epochs: int) -> _Start:
   """The fresh start, or the latest checkpoint (with its history and best state) when resuming."""
   if not resume:
     return _Start(state, 0, [], state)
@@ -297,6 +304,11 @@ def _start(state, *, resume: bool, restore_best: bool, checkpointer, writer) -> 
         f"nothing to resume: no checkpoint in {checkpointer.directory}; start the run without --resume"
     )
   state = checkpointer.restore(latest, like=state)
+  if latest > epochs:
+    raise CheckpointError(
+        f"the latest checkpoint in {checkpointer.directory} is epoch {latest}, past epochs={epochs}: resume "
+        f"with epochs >= {latest} (--config.train.epochs={latest} or more)"
+    )
   history = writer.truncate_after(latest) if writer is not None else []
   best_epoch, best_state = int(state.early_stopping.best_epoch), state
   if restore_best and 0 < best_epoch != latest:
