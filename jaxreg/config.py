@@ -205,6 +205,12 @@ def apply_override(config: ml_collections.ConfigDict, dotted_key: str, raw_value
     raise ConfigError(f"--config.{dotted_key} is a section; set one of its keys: {', '.join(sorted(node[key].keys()))}")
   if isinstance(value, list):
     value = tuple(value)
+  current = node[key]
+  if isinstance(value, bool) and isinstance(current, (int, float)) and not isinstance(current, bool):
+    # ml_collections would store True as 1.0: a boolean is never a number here.
+    raise ConfigError(
+        f"--config.{dotted_key}={raw_value!r}: expected a number ({type(current).__name__}), got a boolean"
+    )
   if value is None and isinstance(node[key], str) and not isinstance(node._fields[key], config_dict.FieldReference):
     value = raw_value  # a string field that cannot be None: 'none' is the word (parallel.mode=none)
   try:

@@ -51,20 +51,16 @@ REFIT_METRICS = "metrics_refit.jsonl"
 # Keys that may change between an interrupted run and its resume.
 RESUMABLE_CHANGES = (
     "train.epochs", "train.progress_bar", "train.log_grad_norm", "train.diagnostics",
-    "train.early_stopping.patience", "parallel.mode", "parallel.num_devices",
+    "train.early_stopping.patience", "train.early_stopping.restore_best", "parallel.mode", "parallel.num_devices",
 )
 
 
 def _committed_epochs(workdir: str) -> list[int]:
-  """The epochs with a finished checkpoint in ``workdir`` (none if it has no checkpoint folder)."""
+  """The epochs with a committed checkpoint folder in ``workdir``, read from the listing alone (no side effects)."""
   directory = os.path.join(workdir, CHECKPOINT_SUBDIR)
   if not os.path.isdir(directory):
     return []
-  checkpointer = Checkpointer(directory)
-  try:
-    return checkpointer.epochs()
-  finally:
-    checkpointer.close()
+  return sorted(int(name) for name in os.listdir(directory) if name.isdigit())
 
 
 def _clear_unfinished(workdir: str) -> None:

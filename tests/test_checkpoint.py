@@ -15,6 +15,7 @@ import pytest
 from jaxreg import cli
 from jaxreg.config import load_config
 from jaxreg.errors import CheckpointError
+from jaxreg.train.checkpoint import RecoveryWarning
 from jaxreg.experiment import train_and_evaluate
 
 # A run long enough to be killed in the middle; dropout makes the rng stream matter.
@@ -164,19 +165,58 @@ def test_resume_refuses_a_changed_config(tmp_path, uninterrupted, capsys):
   assert "differs from the run in" in capsys.readouterr().err
 
 
-def test_a_corrupt_checkpoint_is_a_clear_error(tmp_path, uninterrupted, capsys):
-  workdir = tmp_path / "run"
-  shutil.copytree(uninterrupted, workdir)
-  for root, _, files in os.walk(workdir / "checkpoints" / "12"):
+def _corrupt(folder):
+  for root, _, files in os.walk(folder):
     for name in files:
       with open(os.path.join(root, name), "wb") as f:
         f.write(b"\x00garbage" * 8)
-  code = cli.main(["train", "--workdir", str(workdir), "--resume", "--no-progress", "--config.train.epochs=14"])
+
+
+@pytest.mark.parametrize("damaged, message", [
+    ("", "checkpoint 12 is damaged .* moved it to .*corrupt-12"),  # everything, its metrics included
+    ("default", "checkpoint 12 could not be read .* resumed from epoch 11 instead, and moved it to .*corrupt-12"),
+], ids=["whole", "arrays"])
+def test_a_corrupt_checkpoint_is_set_aside_and_the_run_resumes_from_the_newest_intact_one(
+    tmp_path, uninterrupted, damaged, message):
+  workdir = tmp_path / "run"
+  shutil.copytree(uninterrupted, workdir)
+  (workdir / "metrics.jsonl").write_text((workdir / "metrics.jsonl").read_text() + '{"epoch": 13, "train_lo')
+  _corrupt(workdir / "checkpoints" / "12" / damaged)
+  with pytest.warns(RecoveryWarning, match=message):
+    code = cli.main(["train", "--workdir", str(workdir), "--resume", "--no-progress", "--config.train.epochs=14"])
+  assert code == 0
+  assert (workdir / "checkpoints" / "corrupt-12").is_dir()  # set aside, not deleted
+  # The damaged last line (a write cut short) is dropped, the history cut back to epoch 11, then continued.
+  assert [json.loads(l)["epoch"] for l in (workdir / "metrics.jsonl").read_text().splitlines()] == list(range(1, 15))
+
+
+def test_when_no_checkpoint_can_be_read_the_error_says_so(tmp_path, uninterrupted, capsys):
+  workdir = tmp_path / "run"
+  shutil.copytree(uninterrupted, workdir)
+  for folder in (workdir / "checkpoints").iterdir():
+    _corrupt(folder)
+  with pytest.warns(RecoveryWarning):
+    code = cli.main(["train", "--workdir", str(workdir), "--resume", "--no-progress", "--config.train.epochs=14"])
   assert code == 2
   err = capsys.readouterr().err
-  assert "checkpoints/12 could not be read; it is incomplete or corrupt" in err
-  assert "Delete that folder to resume from the previous checkpoint" in err
+  assert "can be read (set aside:" in err and "start the run again in a new --workdir" in err
   assert len((workdir / "metrics.jsonl").read_text().splitlines()) == 12  # nothing lost
+
+
+def test_the_advice_for_an_unreadable_best_checkpoint_works(tmp_path, capsys):
+  workdir = tmp_path / "run"
+  # min_delta=100: only the first epoch counts as an improvement, so epoch 1 is the best, kept beside the latest.
+  first = ["train", "--config", "digits_mlp:smoke", "--workdir", str(workdir), "--no-progress",
+           "--config.train.epochs=4", "--config.checkpoint.keep=1", "--config.train.early_stopping.min_delta=100.0"]
+  assert cli.main(first) == 0
+  assert sorted(int(p.name) for p in (workdir / "checkpoints").iterdir() if p.name.isdigit()) == [1, 4]
+  _corrupt(workdir / "checkpoints" / "1")
+  args = ["train", "--workdir", str(workdir), "--resume", "--no-progress", "--config.train.epochs=5"]
+  with pytest.warns(RecoveryWarning, match="checkpoint 1 is damaged"):
+    assert cli.main(args) == 2
+  err = capsys.readouterr().err
+  assert "best epoch (1)" in err and "--config.train.early_stopping.restore_best=False" in err
+  assert cli.main(args + ["--config.train.early_stopping.restore_best=False"]) == 0  # the advice, followed
 
 
 def test_resume_without_checkpoints_is_an_error_not_a_fresh_start(tmp_path, uninterrupted, capsys):

@@ -159,3 +159,10 @@ def test_every_optimizer_has_a_digits_config(name):
   config, config_name = load_config(f"digits_optimizers:{name}")
   assert config.optimizer.name == name and config_name == f"digits_optimizers-{name}"
   make_optimizer(**config.optimizer).init({"w": jnp.zeros(2)})
+
+
+@pytest.mark.parametrize("key", ["optimizer.learning_rate", "data.batch_size", "train.epochs"])
+def test_a_boolean_is_not_a_number(key):
+  """ml_collections would store ``true`` as 1.0 and train at learning rate 1."""
+  with pytest.raises(ConfigError, match=f"--config.{key}='true': expected a number .*, got a boolean"):
+    load_config("digits_mlp:smoke", [(key, "true")])

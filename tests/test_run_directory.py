@@ -107,3 +107,20 @@ def test_the_run_lock_names_its_holder_and_is_taken_over_after_it_dies(tmp_path)
   assert any(f"took over from a run (process {holder.pid})" in str(w.message) for w in caught)
   with RunLock(str(tmp_path)):  # a clean exit leaves nothing to take over
     pass
+
+
+def test_the_metrics_file_drops_a_cut_last_line_and_names_a_damaged_one(tmp_path):
+  from jaxreg.errors import DataError
+
+  writer = MetricWriter(str(tmp_path))
+  for epoch in (1, 2, 3):
+    writer.write({"epoch": epoch, "train_loss": 1.0 / epoch})
+  with open(writer.path, "a") as f:
+    f.write('{"epoch": 4, "train_lo')  # a kill in the middle of a write
+  assert [r["epoch"] for r in writer.truncate_after(2)] == [1, 2]
+  assert [r["epoch"] for r in writer.read()] == [1, 2]
+  lines = open(writer.path).read().splitlines()
+  with open(writer.path, "w") as f:
+    f.write("\n".join([lines[0], "{garbage", lines[1]]) + "\n")
+  with pytest.raises(DataError, match="line 2 is damaged .* delete that line"):
+    writer.read()

@@ -14,6 +14,7 @@ from jaxreg.train.objectives import (
     multitask_objective,
     regression_objective,
 )
+from jaxreg.train.rundir import RunLock, StopOnSignal
 from jaxreg.train.state import EarlyStoppingState, TrainState, create_train_state
 from jaxreg.train.step import make_eval_step, make_train_step, with_batch_transform
 from jaxreg.train.writers import MetricWriter, read_metrics, write_json
@@ -29,7 +30,9 @@ __all__ = [
     "Hook",
     "MetricWriter",
     "Placement",
+    "RunLock",
     "SingleDevice",
+    "StopOnSignal",
     "TrainState",
     "classification_objective",
     "create_train_state",

@@ -5,7 +5,9 @@ The manager keeps the ``keep`` most recent checkpoints and, beside them, the
 one with the best monitored metric, so ``restore_best`` survives a resume.
 """
 
+import json
 import os
+import warnings
 
 import jax
 
@@ -24,6 +26,39 @@ def _host_local(tree):
 # Saved with every checkpoint by the fit loop: the epoch if it is early stopping's best so far, else 0.
 # Ranking checkpoints by it keeps early stopping's best model, whatever its min_delta.
 BEST_SO_FAR = "best_so_far"
+
+
+class RecoveryWarning(UserWarning):
+  """A resume went on from an older checkpoint because a newer one could not be read."""
+
+
+def _set_aside(directory: str, epoch: int) -> str:
+  """Renames the checkpoint folder of ``epoch`` to ``corrupt-<epoch>`` (a free name); returns the new path."""
+  target, suffix = os.path.join(directory, f"corrupt-{epoch}"), 1
+  while os.path.exists(target):
+    target, suffix = os.path.join(directory, f"corrupt-{epoch}-{suffix}"), suffix + 1
+  os.replace(os.path.join(directory, str(epoch)), target)
+  return target
+
+
+def _set_aside_unreadable_metrics(directory: str) -> list[str]:
+  """Sets aside, with a warning, each checkpoint whose saved metrics are not valid JSON; returns where they went."""
+  moved_to = []
+  if not os.path.isdir(directory):
+    return moved_to
+  for name in sorted(os.listdir(directory)):
+    path = os.path.join(directory, name, "metrics", "metrics")
+    if not (name.isdigit() and os.path.isfile(path)):
+      continue
+    try:
+      with open(path) as f:
+        json.load(f)
+    except (ValueError, UnicodeDecodeError):
+      moved = _set_aside(directory, int(name))
+      moved_to.append(moved)
+      warnings.warn(f"checkpoint {name} is damaged (its metrics cannot be read); moved it to {moved}",
+                    RecoveryWarning, stacklevel=3)
+  return moved_to
 
 
 class Checkpointer:
@@ -74,6 +109,8 @@ class Checkpointer:
         cleanup_tmp_directories=True,
         create=True,
     )
+    # Checkpoints found unreadable, moved out of the way (Orbax's manager fails to open on damaged metrics).
+    self.set_aside_paths = _set_aside_unreadable_metrics(self.directory)
     self._manager = ocp.CheckpointManager(self.directory, options=options)
 
   def epochs(self) -> list[int]:
@@ -114,6 +151,18 @@ class Checkpointer:
           f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}). Delete that folder to resume "
           f"from the previous checkpoint, or start a new run in a new --workdir."
       ) from e
+
+  def set_aside(self, epoch: int) -> str:
+    """Moves the unreadable checkpoint of ``epoch`` out of the way, to ``corrupt-<epoch>``; returns its new path.
+
+    Nothing is deleted; the folder no longer counts as a checkpoint, so the
+    epoch can be saved again.
+    """
+    self._manager.wait_until_finished()
+    target = _set_aside(self.directory, epoch)
+    self.set_aside_paths.append(target)
+    self._manager.reload()
+    return target
 
   def close(self) -> None:
     """Waits for pending saves and releases the manager."""

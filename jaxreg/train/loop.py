@@ -12,12 +12,13 @@ is the same.
 
 import dataclasses
 import time
+import warnings
 from collections.abc import Callable, Sequence
 
 from jaxreg.data.datasets import Dataset
 from jaxreg.errors import CheckpointError
 from jaxreg.train import hooks as hooks_lib
-from jaxreg.train.checkpoint import Checkpointer
+from jaxreg.train.checkpoint import Checkpointer, RecoveryWarning
 from jaxreg.train.diagnostics import summarize_update_ratios
 from jaxreg.train.early_stopping import EarlyStopping
 from jaxreg.train.epochs import SingleDevice
@@ -292,18 +293,37 @@ def _check_arguments(dataset, batch_size, eval_batch_size, epochs, checkpoint_ev
     )
 
 
+def _restore_newest_intact(checkpointer, like) -> tuple[int, TrainState]:
+  """The newest checkpoint that can be read; unreadable newer ones are set aside, with a warning naming them."""
+  epochs = checkpointer.epochs()
+  if not epochs and not checkpointer.set_aside_paths:
+    raise CheckpointError(
+        f"nothing to resume: no checkpoint in {checkpointer.directory}; start the run without --resume"
+    )
+  errors = []
+  for epoch in reversed(epochs):
+    try:
+      state = checkpointer.restore(epoch, like=like)
+    except CheckpointError as e:
+      errors.append((epoch, checkpointer.set_aside(epoch), str(e).split("; ")[0]))
+      continue
+    for skipped, moved, reason in errors:
+      warnings.warn(f"checkpoint {skipped} could not be read ({reason}); resumed from epoch {epoch} instead, "
+                    f"and moved it to {moved}", RecoveryWarning, stacklevel=3)
+    return epoch, state
+  raise CheckpointError(
+      f"no checkpoint in {checkpointer.directory} can be read (set aside: {', '.join(checkpointer.set_aside_paths)}); "
+      "start the run again in a new --workdir"
+  )
+
+
 def _start(state, *, resume: bool, restore_best: bool, checkpointer, writer, epochs: int) -> _Start:
   """The fresh start, or the latest checkpoint (with its history and best state) when resuming."""
   if not resume:
     return _Start(state, 0, [], state)
   if checkpointer is None:
     raise CheckpointError("resume=True needs a checkpointer to resume from")
-  latest = checkpointer.latest_epoch()
-  if latest is None:
-    raise CheckpointError(
-        f"nothing to resume: no checkpoint in {checkpointer.directory}; start the run without --resume"
-    )
-  state = checkpointer.restore(latest, like=state)
+  latest, state = _restore_newest_intact(checkpointer, state)
   if latest > epochs:
     raise CheckpointError(
         f"the latest checkpoint in {checkpointer.directory} is epoch {latest}, past epochs={epochs}: resume "
@@ -312,10 +332,11 @@ def _start(state, *, resume: bool, restore_best: bool, checkpointer, writer, epo
   history = writer.truncate_after(latest) if writer is not None else []
   best_epoch, best_state = int(state.early_stopping.best_epoch), state
   if restore_best and 0 < best_epoch != latest:
+    without = "resume with --config.train.early_stopping.restore_best=False to go on without it"
     if best_epoch not in checkpointer.epochs():
-      raise CheckpointError(
-          f"the best epoch ({best_epoch}) has no checkpoint in {checkpointer.directory}, so "
-          "restore_best cannot be honoured; resume with train.early_stopping.restore_best=False"
-      )
-    best_state = checkpointer.restore(best_epoch, like=state)
+      raise CheckpointError(f"the best epoch ({best_epoch}) has no checkpoint in {checkpointer.directory}; {without}")
+    try:
+      best_state = checkpointer.restore(best_epoch, like=state)
+    except CheckpointError as e:
+      raise CheckpointError(f"the best checkpoint cannot be read: {e}; or {without}") from e
   return _Start(state, latest, history, best_state)

@@ -5,6 +5,8 @@ import math
 import os
 from typing import Any
 
+from jaxreg.errors import DataError
+
 
 def _jsonable(value: Any) -> Any:
   """Converts NumPy/JAX scalars to Python, and NaN/inf to ``None`` (valid JSON)."""
@@ -29,13 +31,29 @@ def write_json(path: str, obj: Any) -> None:
 
 
 def read_metrics(path: str) -> list[dict]:
-  """Reads a ``metrics.jsonl`` file (a path to the file or to its work directory)."""
+  """Reads a ``metrics.jsonl`` file (a path to the file or to its work directory).
+
+  A damaged last line (a write cut short by a kill) is left out; a damaged
+  line before it raises ``DataError`` naming the line.
+  """
   if os.path.isdir(path):
     path = os.path.join(path, "metrics.jsonl")
   if not os.path.exists(path):
     return []
   with open(path) as f:
-    return [json.loads(line) for line in f if line.strip()]
+    lines = [(number, line) for number, line in enumerate(f, 1) if line.strip()]
+  records = []
+  for position, (number, line) in enumerate(lines):
+    try:
+      records.append(json.loads(line))
+    except json.JSONDecodeError as e:
+      if position == len(lines) - 1:  # the line a killed process was writing: its epoch is not checkpointed
+        break
+      raise DataError(
+          f"{path} line {number} is damaged ({e.msg}); delete that line (or the file, to lose the history) and "
+          "run again"
+      ) from None
+  return records
 
 
 class MetricWriter:
