@@ -22,6 +22,7 @@ closed: an unknown key is an error.
 
 import ast
 import importlib.util
+import inspect
 import json
 import os
 from typing import Any
@@ -253,7 +254,7 @@ def load_config(spec: str | None = None, overrides: list[tuple[str, str]] = ()) 
     module = _load_module(path)
   if not hasattr(module, "get_config"):
     raise ConfigError(f"config {target!r} defines no get_config(arg=None) function")
-  config = module.get_config(arg)
+  config = _call_get_config(module.get_config, arg, target)
   for key, raw in overrides:
     apply_override(config, key, raw)
   validate_config(config)
@@ -283,8 +284,27 @@ def _load_module(path: str):
   name = "jaxreg_config_" + os.path.splitext(os.path.basename(path))[0]
   module_spec = importlib.util.spec_from_file_location(name, path)
   module = importlib.util.module_from_spec(module_spec)
-  module_spec.loader.exec_module(module)
+  try:
+    module_spec.loader.exec_module(module)
+  except SyntaxError as e:
+    raise ConfigError(f"config file {path} has a syntax error at line {e.lineno}: {e.msg}") from None
+  except Exception as e:  # the file is the user's code: say where it failed, not a traceback of ours
+    raise ConfigError(f"config file {path} failed to load: {type(e).__name__}: {e}") from None
   return module
+
+
+def _call_get_config(get_config, arg: str | None, target: str) -> ml_collections.ConfigDict:
+  """``get_config(arg)``; also a Flax-examples ``get_config()`` without an argument when none is given."""
+  takes_arg = bool(inspect.signature(get_config).parameters)
+  if arg is not None and not takes_arg:
+    raise ConfigError(f"config {target!r} has get_config() without an argument, so ':{arg}' cannot be passed to it")
+  try:
+    config = get_config(arg) if takes_arg else get_config()
+  except (ValueError, TypeError, KeyError) as e:  # e.g. an unknown ':arg'
+    raise ConfigError(f"config {target!r}: {e}") from None
+  if not isinstance(config, ml_collections.ConfigDict):
+    raise ConfigError(f"config {target!r}: get_config must return an ml_collections.ConfigDict, got {type(config).__name__}")
+  return config
 
 
 def _configs_folder() -> str:

@@ -166,3 +166,22 @@ def test_a_boolean_is_not_a_number(key):
   """ml_collections would store ``true`` as 1.0 and train at learning rate 1."""
   with pytest.raises(ConfigError, match=f"--config.{key}='true': expected a number .*, got a boolean"):
     load_config("digits_mlp:smoke", [(key, "true")])
+
+
+def test_config_files_that_fail_are_named_not_a_traceback(tmp_path, capsys):
+  syntax = tmp_path / "syntax.py"
+  syntax.write_text("def get_config(:\n  pass\n")
+  no_arg = tmp_path / "no_arg.py"  # the Flax examples' style: get_config() without an argument
+  no_arg.write_text("from jaxreg.config import base_config\n\ndef get_config():\n  config = base_config()\n"
+                    "  config.train.epochs = 1\n  return config\n")
+  assert load_config(str(no_arg))[0].train.epochs == 1
+  cases = [
+      (str(syntax), f"config file {syntax} has a syntax error at line 1"),
+      (f"{no_arg}:smoke", "has get_config() without an argument, so ':smoke' cannot be passed to it"),
+      ("digits_mlp:smok", "config 'digits_mlp': unknown config argument 'smok'; valid: smoke"),
+  ]
+  for spec, message in cases:
+    assert cli.main(["train", "--config", spec, "--workdir", str(tmp_path / "run"), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+  assert not (tmp_path / "run").exists()
