@@ -13,6 +13,7 @@
 """
 
 import argparse
+import errno
 import os
 import shlex
 import sys
@@ -207,6 +208,14 @@ def _plot(args) -> int:
   return 0
 
 
+def _os_error_message(error: OSError) -> str:
+  where = f" ({error.filename})" if error.filename else ""
+  if error.errno == errno.ENOSPC:
+    return (f"the disk is full{where}; the last committed checkpoint is kept: free some space, then continue "
+            "with --resume")
+  return f"{error.strerror or error}{where}"
+
+
 def _format_warning(message, category, filename, lineno, line=None, *, default=warnings.formatwarning) -> str:
   """jaxreg's own notices as one line; other libraries' warnings as Python prints them."""
   if category.__module__.startswith("jaxreg"):
@@ -235,6 +244,9 @@ def main(argv: list[str] | None = None) -> int:
     return 0
   except (ConfigError, DataError, CheckpointError, TrainingError) as e:
     print(f"jaxreg: error: {e}", file=sys.stderr)
+    return 2
+  except OSError as e:  # the disk or the file system, not the user's config
+    print(f"jaxreg: error: {_os_error_message(e)}", file=sys.stderr)
     return 2
   except KeyboardInterrupt:  # a second Ctrl-C: the epoch in progress is dropped, committed checkpoints stay
     print("jaxreg: interrupted; the last committed checkpoint is kept (continue with --resume)", file=sys.stderr)

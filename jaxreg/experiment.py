@@ -7,6 +7,7 @@ every value against the real data, before anything is written.
 """
 
 import contextlib
+import copy
 import dataclasses
 import json
 import os
@@ -65,12 +66,53 @@ def _committed_epochs(workdir: str) -> list[int]:
 
 def _clear_unfinished(workdir: str) -> None:
   """Removes what a run that committed no checkpoint left: it holds nothing to resume, so a rerun starts over."""
-  for name in ("config.json", "metrics.jsonl", REFIT_METRICS):
+  for name in ("config.json", "metrics.jsonl", REFIT_METRICS, DATA_FINGERPRINT):
     path = os.path.join(workdir, name)
     if os.path.exists(path):
       os.remove(path)
   for name in (CHECKPOINT_SUBDIR, REFIT_CHECKPOINT_SUBDIR):
     shutil.rmtree(os.path.join(workdir, name), ignore_errors=True)
+
+
+DATA_FINGERPRINT = "data_fingerprint.json"
+
+
+def resolved_config(config_dict: dict) -> dict:
+  """The config as a run saves it: ``data.path`` made absolute, so a resume from any directory finds the data."""
+  resolved = copy.deepcopy(config_dict)
+  if resolved.get("data", {}).get("path"):
+    resolved["data"]["path"] = os.path.abspath(resolved["data"]["path"])
+  return resolved
+
+
+def _check_data(workdir: str, dataset: Dataset, resume: bool) -> None:
+  """Records the data's fingerprint at a run's start; on a resume, refuses data that is not the same."""
+  path = os.path.join(workdir, DATA_FINGERPRINT)
+  now = {"fingerprint": dataset.fingerprint(), "dataset": dataset.describe()}
+  if resume and os.path.exists(path):
+    with open(path) as f:
+      before = json.load(f)
+    if before.get("fingerprint") != now["fingerprint"]:
+      raise CheckpointError(
+          f"the data differs from the data the run in {workdir} was trained on (fingerprint "
+          f"{before.get('fingerprint')}: {before.get('dataset')}; now {now['fingerprint']}: {now['dataset']}); "
+          "resume with the original data, or start a new run in a new --workdir"
+      )
+    return
+  write_json(path, now)
+
+
+def _check_writable(workdir: str) -> None:
+  """Refuses a work directory that cannot be created or written, before anything is built."""
+  if os.path.exists(workdir) and not os.path.isdir(workdir):
+    raise CheckpointError(f"--workdir {workdir} is a file, not a directory; choose another --workdir")
+  existing = workdir
+  while not os.path.exists(existing):
+    existing = os.path.dirname(existing)
+  if not os.path.isdir(existing):
+    raise CheckpointError(f"--workdir {workdir} cannot be created: {existing} is a file; choose another --workdir")
+  if not os.access(existing, os.W_OK | os.X_OK):
+    raise CheckpointError(f"--workdir {workdir} cannot be written ({existing} is not writable); choose another")
 
 
 def _check_workdir(workdir: str, config_dict: dict, resume: bool, *, clear: bool = True) -> None:
@@ -279,7 +321,8 @@ def build(config: ml_collections.ConfigDict) -> Experiment:
   _check_monitors(early_stopping, optimizer, logged_metric_names(
       placement, train_step, eval_step, state, dataset, options.batch_size))
   return Experiment(
-      config=config.to_dict(), dataset=dataset, model=model, optimizer=optimizer, regularizers=regularizers,
+      config=resolved_config(config.to_dict()), dataset=dataset, model=model, optimizer=optimizer,
+      regularizers=regularizers,
       placement=placement, early_stopping=early_stopping, initial_state=state,
       train_step=train_step, eval_step=eval_step,
       diagnostic_step=make_train_step(train_objective, tx, diagnostics=True, **step_options)
@@ -318,6 +361,7 @@ def run(experiment: Experiment, workdir: str, *, resume: bool = False) -> FitRes
   with RunLock(workdir) if primary else contextlib.nullcontext():
     if primary:
       _check_workdir(workdir, experiment.config, resume)
+      _check_data(workdir, experiment.dataset, resume)
     return _run_locked(experiment, workdir, resume=resume)
 
 
@@ -326,7 +370,7 @@ def _run_locked(experiment: Experiment, workdir: str, *, resume: bool) -> FitRes
   primary, options = is_primary_process(), experiment.options
   os.makedirs(workdir, exist_ok=True)
   if primary:
-    write_json(os.path.join(workdir, "config.json"), experiment.config)
+    write_json(os.path.join(workdir, "config.json"), experiment.config, exact=True)
   checkpointer = None
   if options.checkpoint_every > 0:
     checkpointer = Checkpointer(os.path.join(workdir, CHECKPOINT_SUBDIR), keep=options.checkpoint_keep)
@@ -411,8 +455,9 @@ def train_and_evaluate(
   workdir = os.path.abspath(workdir)
   if is_primary_process():
     validate_config(config)
+    _check_writable(workdir)
     RunLock(workdir).ensure_free()
-    _check_workdir(workdir, config.to_dict(), resume, clear=False)  # read-only: run() checks again, locked
+    _check_workdir(workdir, resolved_config(config.to_dict()), resume, clear=False)  # read-only; run() locks
   with count_compilations() as compilations:
     result = run(build(config), workdir, resume=resume)
   result.summary["compilations"] = compilations.as_dict()

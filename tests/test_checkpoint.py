@@ -157,6 +157,39 @@ def test_two_runs_cannot_share_a_directory(tmp_path):
   assert f"jaxreg: notice: {workdir}: took over from a run (process {first.pid})" in resumed.stderr
 
 
+def test_ten_kills_at_random_moments_end_like_an_uninterrupted_run(tmp_path, uninterrupted):
+  """kill -9 at random moments (start-up, first epoch, mid-run, during a checkpoint write), then go on as advised."""
+  import random
+
+  workdir, kills, chance = tmp_path / "run", 0, random.Random(0)
+  while not (workdir / "summary.json").exists():
+    committed = (workdir / "checkpoints").is_dir() and any(
+        p.name.isdigit() for p in (workdir / "checkpoints").iterdir())
+    # With a committed checkpoint the run continues with --resume; before one, a plain rerun starts over.
+    extra = ("--resume",) if committed else ("--config", "digits_mlp:smoke", *OVERRIDES)
+    proc = subprocess.Popen(_command(workdir, *extra), stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
+    if kills < 10:
+      try:
+        proc.wait(timeout=chance.uniform(1.0, 9.0))
+      except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGKILL)
+        kills += 1
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode in (0, -signal.SIGKILL), err
+  assert kills == 10
+  epoch_a, state_a = _final_params(uninterrupted)
+  epoch_b, state_b = _final_params(workdir)
+  assert epoch_a == epoch_b == 12
+  for a, b in zip(jax.tree.leaves(state_a), jax.tree.leaves(state_b), strict=True):
+    np.testing.assert_array_equal(a, b)
+  lines = [[json.loads(l) for l in (w / "metrics.jsonl").read_text().splitlines()] for w in (uninterrupted, workdir)]
+  assert [l["val_loss"] for l in lines[0]] == [l["val_loss"] for l in lines[1]]
+  summaries = [json.loads((w / "summary.json").read_text()) for w in (uninterrupted, workdir)]
+  for key in ("test_accuracy", "test_loss", "best_epoch", "epochs_run"):
+    assert summaries[0][key] == summaries[1][key], key
+  assert summaries[1]["best_epoch"] in [int(p.name) for p in (workdir / "checkpoints").iterdir() if p.name.isdigit()]
+
+
 def test_resume_refuses_a_changed_config(tmp_path, uninterrupted, capsys):
   workdir = tmp_path / "run"
   shutil.copytree(uninterrupted, workdir)

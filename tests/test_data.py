@@ -44,6 +44,7 @@ def test_npz_loads_and_carves_a_validation_split(tiny_npz):
         (lambda a: a.update(z_train=a["x_train"]), "unexpected key\\(s\\) \\['z_train'\\]"),
         (lambda a: a.update(y_train=a["y_train"] + 0.5), "integer class labels"),
         (lambda a: a.update(x_test=a["x_test"][:, :4]), "x_test has example shape \\(4,\\) but x_train has \\(5,\\)"),
+        (lambda a: a.update(x_train=a["x_train"] + 1j), "x_train is complex \\(complex\\d+\\); pass its real part"),
     ],
 )
 def test_malformed_npz_is_refused_with_a_message_naming_the_problem(tmp_path, tiny_npz, change, message):

@@ -88,6 +88,12 @@ def test_summary_flags_layers_outside_the_healthy_band():
   assert any(w.startswith("fast/kernel") and "above" in w for w in warnings)
 
 
+def test_a_non_finite_ratio_is_divergence_not_a_low_learning_rate():
+  history = [{"update_ratio/dense/kernel": r} for r in (0.5, float("nan"), float("nan"))]
+  (warning,) = summarize_update_ratios(history)["update_ratio_warnings"]
+  assert "diverged" in warning and "too low" not in warning
+
+
 def test_a_far_too_small_learning_rate_is_flagged(digits):
   state, step, diagnostic_step, objective = _state_and_steps(lr=1e-7)
   result = fit(state, train_step=step, diagnostic_step=diagnostic_step, eval_step=make_eval_step(objective),

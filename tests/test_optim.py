@@ -344,3 +344,13 @@ def test_form_seed_from_older_configs_is_the_book_form():
       np.testing.assert_array_equal(u_old["w"], u_new["w"])
   labels = jnp.asarray([0, 2])
   np.testing.assert_array_equal(smooth_labels(labels, 4, 0.3, form="seed"), smooth_labels(labels, 4, 0.3, form="book"))
+
+
+@pytest.mark.parametrize("name", ["sgd", "momentum", "nesterov", "adagrad", "rmsprop", "rmsprop_nesterov", "adam"])
+@pytest.mark.parametrize("rate", [0.0, -0.1])
+def test_a_learning_rate_that_is_not_positive_is_refused(name, rate):
+  """A negative rate would climb the loss; the library says so rather than train uphill."""
+  import jaxreg.optim
+
+  with pytest.raises(ValueError, match=f"^learning_rate must be a positive number, got {rate}$"):
+    getattr(jaxreg.optim, name)(rate)

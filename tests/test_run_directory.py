@@ -124,3 +124,78 @@ def test_the_metrics_file_drops_a_cut_last_line_and_names_a_damaged_one(tmp_path
     f.write("\n".join([lines[0], "{garbage", lines[1]]) + "\n")
   with pytest.raises(DataError, match="line 2 is damaged .* delete that line"):
     writer.read()
+
+
+def test_a_work_directory_that_cannot_be_made_is_refused_before_anything_is_built(tmp_path, monkeypatch, capsys):
+  from jaxreg import cli
+  import jaxreg.experiment as experiment
+
+  blocker = tmp_path / "a_file"
+  blocker.write_text("")
+  monkeypatch.setattr(experiment, "build", lambda config: pytest.fail("built before the directory was checked"))
+  for workdir, message in ((blocker, "is a file, not a directory"), (blocker / "run", "is a file; choose another")):
+    code = cli.main(["train", "--config", "digits_mlp:smoke", "--workdir", str(workdir), "--no-progress"])
+    assert code == 2
+    assert message in capsys.readouterr().err
+
+
+@pytest.mark.slow  # three runs
+def test_resume_finds_relative_data_from_anywhere_and_refuses_different_data(tmp_path, tiny_npz, monkeypatch):
+  import shutil
+
+  npz, arrays = tiny_npz
+  data_dir = tmp_path / "data"
+  data_dir.mkdir()
+  shutil.copy(npz, data_dir / "tiny.npz")
+  monkeypatch.chdir(data_dir)
+  overrides = [("train.progress_bar", "False"), ("data.name", "npz"), ("data.path", "tiny.npz"),
+               ("data.batch_size", "16"), ("train.epochs", "2")]
+  config, _ = load_config("digits_mlp:smoke", overrides)
+  workdir = tmp_path / "run"
+  train_and_evaluate(config, str(workdir))
+  assert json.loads((workdir / "config.json").read_text())["data"]["path"] == str(data_dir / "tiny.npz")
+
+  monkeypatch.chdir(tmp_path)  # elsewhere: the saved config names the data by its absolute path
+  saved, _ = load_config(str(workdir / "config.json"), [("train.epochs", "3")])
+  assert train_and_evaluate(saved, str(workdir), resume=True).summary["epochs_run"] == 3
+
+  changed = {k: v.copy() for k, v in arrays.items()}
+  changed["x_train"][0, 0] += 1.0
+  np.savez(data_dir / "tiny.npz", **changed)
+  saved, _ = load_config(str(workdir / "config.json"), [("train.epochs", "4")])
+  with pytest.raises(CheckpointError, match="the data differs from the data the run .* was trained on"):
+    train_and_evaluate(saved, str(workdir), resume=True)
+
+
+@pytest.mark.slow  # two runs
+def test_a_full_disk_is_named_and_the_run_resumes_once_there_is_space(tmp_path, monkeypatch, capsys):
+  import errno
+
+  from jaxreg import cli
+
+  workdir = tmp_path / "run"
+  write = MetricWriter.write
+
+  def full_from_epoch_2(self, record):
+    if record["epoch"] >= 2:
+      raise OSError(errno.ENOSPC, "No space left on device", self.path)
+    write(self, record)
+
+  monkeypatch.setattr(MetricWriter, "write", full_from_epoch_2)
+  args = ["train", "--config", "digits_mlp:smoke", "--workdir", str(workdir), "--no-progress"]
+  assert cli.main(args) == 2
+  err = capsys.readouterr().err
+  assert "the disk is full" in err and "continue with --resume" in err and "Traceback" not in err
+  monkeypatch.setattr(MetricWriter, "write", write)  # space freed
+  assert cli.main(["train", "--workdir", str(workdir), "--no-progress", "--resume"]) == 0
+  assert [json.loads(line)["epoch"] for line in open(workdir / "metrics.jsonl")] == [1, 2, 3]
+
+
+def test_a_saved_config_keeps_non_finite_values_exactly(tmp_path):
+  from jaxreg.train import write_json
+
+  config = {"train": {"early_stopping": {"min_delta": float("inf")}}, "x": [float("-inf")]}
+  write_json(str(tmp_path / "config.json"), config, exact=True)
+  assert json.loads((tmp_path / "config.json").read_text()) == config
+  write_json(str(tmp_path / "summary.json"), config)  # other files stay strict JSON
+  assert json.loads((tmp_path / "summary.json").read_text())["x"] == [None]

@@ -6,6 +6,7 @@ Nothing here downloads anything: digits ships inside scikit-learn, and
 
 import dataclasses
 import gzip
+import hashlib
 import importlib.util
 import os
 from typing import NamedTuple
@@ -56,6 +57,16 @@ class Dataset:
     """The splits that exist, by name."""
     return {k: v for k, v in (("train", self.train), ("val", self.val), ("test", self.test)) if v is not None}
 
+  def fingerprint(self) -> str:
+    """A SHA-256 of every split's arrays (shapes, dtypes and bytes), 16 hex digits: the same data, the same print."""
+    digest = hashlib.sha256()
+    for name, split in self.splits().items():
+      for array in (split.x, split.y):
+        array = np.ascontiguousarray(array)
+        digest.update(f"{name}:{array.dtype}:{array.shape};".encode())
+        digest.update(array.tobytes())
+    return digest.hexdigest()[:16]
+
   def describe(self) -> str:
     sizes = ", ".join(f"{k} {len(v.y)}" for k, v in self.splits().items())
     return f"{self.name} ({self.task}; {sizes}; input shape {self.train.x.shape[1:]})"
@@ -86,8 +97,8 @@ def validate_split(
 
   Raises:
     DataError: naming the split and the problem: mismatched lengths, an empty
-      split, non-numeric or non-finite inputs, non-integer labels or labels
-      outside ``[0, num_classes)``.
+      split, complex, non-numeric or non-finite inputs, non-integer labels or
+      labels outside ``[0, num_classes)``.
   """
   x, y = np.asarray(split.x), np.asarray(split.y)
   if x.ndim < 2:
@@ -99,6 +110,9 @@ def validate_split(
     )
   if len(x) == 0:
     raise DataError(f"the {name} split is empty")
+  for array, label in ((x, f"x_{name}"), (y, f"y_{name}")):
+    if np.iscomplexobj(array):  # a cast to float32 would drop the imaginary part silently
+      raise DataError(f"{label} is complex ({array.dtype}); pass its real part, or real and imaginary parts as features")
   if not (np.issubdtype(x.dtype, np.number) or x.dtype == np.bool_):
     raise DataError(f"x_{name} must be numeric, got dtype {x.dtype}")
   x = x.astype(np.float32)

@@ -48,6 +48,12 @@ def _check_positive(name: str, value) -> None:
     raise ValueError(f"{name} must be a positive number, got {value!r}")
 
 
+def _check_learning_rate(value) -> None:
+  """A number must be positive (a schedule or a traced value is checked by its user)."""
+  if not callable(value):
+    _check_positive("learning_rate", value)
+
+
 def _check_form(value: str, choices: tuple[str, ...]) -> str:
   """The form's name; ``'seed'``, the name of ``'book'`` in configs saved by jaxreg 0.1, is still read."""
   value = "book" if value == "seed" else value
@@ -73,6 +79,7 @@ def sgd(learning_rate: ScalarOrSchedule) -> optax.GradientTransformation:
   Example:
     >>> tx = sgd(0.1)
   """
+  _check_learning_rate(learning_rate)
   return _optimizer(optax.scale_by_learning_rate(learning_rate))
 
 
@@ -94,6 +101,7 @@ def momentum(
     momentum: ``alpha`` in [0, 1).
     form: ``'book'`` (Goodfellow et al.'s, the default) or ``'optax'``.
   """
+  _check_learning_rate(learning_rate)
   _check_unit_interval("momentum", momentum)
   form = _check_form(form, ("book", "optax"))
   if form == "book":
@@ -116,6 +124,7 @@ def nesterov(learning_rate: ScalarOrSchedule, momentum: float = 0.9) -> optax.Gr
     learning_rate: ``eps``, a number or a schedule.
     momentum: ``alpha`` in [0, 1).
   """
+  _check_learning_rate(learning_rate)
   _check_unit_interval("momentum", momentum)
   return _optimizer(
       optax.scale_by_learning_rate(learning_rate), optax.trace(decay=momentum, nesterov=True)
@@ -176,6 +185,7 @@ def adagrad(
     delta: ``delta`` > 0, "perhaps 1e-7".
     form: ``'book'`` (Goodfellow et al.'s, the default) or ``'optax'``.
   """
+  _check_learning_rate(learning_rate)
   _check_positive("delta", delta)
   form = _check_form(form, ("book", "optax"))
   if form == "book":
@@ -200,6 +210,7 @@ def rmsprop(
     delta: ``delta`` > 0, "usually 1e-6".
     delta_inside_sqrt: where ``delta`` goes.
   """
+  _check_learning_rate(learning_rate)
   _check_unit_interval("decay", decay)
   _check_positive("delta", delta)
   return _optimizer(
@@ -226,6 +237,7 @@ def rmsprop_nesterov(
     momentum: ``alpha`` in [0, 1).
     delta: the tiny constant inside the root, > 0.
   """
+  _check_learning_rate(learning_rate)
   _check_unit_interval("decay", decay)
   _check_unit_interval("momentum", momentum)
   _check_positive("delta", delta)
@@ -251,6 +263,7 @@ def adam(
     b2: ``rho_2`` in [0, 1) (suggested 0.999).
     delta: ``delta`` > 0 (suggested 1e-8).
   """
+  _check_learning_rate(learning_rate)
   _check_unit_interval("b1", b1)
   _check_unit_interval("b2", b2)
   _check_positive("delta", delta)

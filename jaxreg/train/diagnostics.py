@@ -65,7 +65,12 @@ def summarize_update_ratios(
     median = float(np.median(values))
     layer = key[len(UPDATE_RATIO_PREFIX):]
     medians[layer] = median
-    if not np.isfinite(median) or median < low:
+    if not np.isfinite(median):
+      warnings.append(
+          f"{layer}: median ||dW||/||W|| is {median} (the weights or their updates are no longer finite): the "
+          "run diverged; lower optimizer.learning_rate"
+      )
+    elif median < low:
       warnings.append(
           f"{layer}: median ||dW||/||W|| = {median:.2e} is below {low:.0e}: the weights barely move "
           "(learning rate too low, or a dead layer)"

@@ -74,8 +74,11 @@ class RunLock:
       ) from None
 
   def __enter__(self) -> "RunLock":
-    os.makedirs(self.workdir, exist_ok=True)
-    handle = open(self.path, "a+")
+    try:
+      os.makedirs(self.workdir, exist_ok=True)
+      handle = open(self.path, "a+")
+    except OSError as e:
+      raise CheckpointError(f"cannot use {self.workdir} as a work directory ({e.strerror}); choose another") from None
     try:
       self._lock(handle)
     except CheckpointError:

@@ -8,24 +8,29 @@ from typing import Any
 from jaxreg.errors import DataError
 
 
-def _jsonable(value: Any) -> Any:
-  """Converts NumPy/JAX scalars to Python, and NaN/inf to ``None`` (valid JSON)."""
+def _jsonable(value: Any, *, exact: bool = False) -> Any:
+  """Converts NumPy/JAX scalars to Python, and NaN/inf to ``None`` (valid JSON) unless ``exact``."""
   if isinstance(value, dict):
-    return {k: _jsonable(v) for k, v in value.items()}
+    return {k: _jsonable(v, exact=exact) for k, v in value.items()}
   if isinstance(value, (list, tuple)):
-    return [_jsonable(v) for v in value]
+    return [_jsonable(v, exact=exact) for v in value]
   if hasattr(value, "item") and getattr(value, "ndim", 1) == 0:
     value = value.item()
-  if isinstance(value, float) and not math.isfinite(value):
+  if isinstance(value, float) and not math.isfinite(value) and not exact:
     return None
   return value
 
 
-def write_json(path: str, obj: Any) -> None:
-  """Writes ``obj`` as indented JSON, atomically (write then rename)."""
+def write_json(path: str, obj: Any, *, exact: bool = False) -> None:
+  """Writes ``obj`` as indented JSON, atomically (write then rename).
+
+  Non-finite floats become ``null`` (strict JSON, for other tools), or with
+  ``exact`` stay ``Infinity``/``NaN``, which Python's ``json`` reads back as
+  they were (a config must round-trip for a resume to match it).
+  """
   tmp = f"{path}.tmp"
   with open(tmp, "w") as f:
-    json.dump(_jsonable(obj), f, indent=2, sort_keys=True)
+    json.dump(_jsonable(obj, exact=exact), f, indent=2, sort_keys=True)
     f.write("\n")
   os.replace(tmp, path)
 
