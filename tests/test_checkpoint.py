@@ -157,21 +157,35 @@ def test_two_runs_cannot_share_a_directory(tmp_path):
   assert f"jaxreg: notice: {workdir}: took over from a run (process {first.pid})" in resumed.stderr
 
 
+def _epochs_logged(workdir) -> int:
+  path = workdir / "metrics.jsonl"
+  return len(path.read_text().splitlines()) if path.exists() else 0
+
+
 def test_ten_kills_at_random_moments_end_like_an_uninterrupted_run(tmp_path, uninterrupted):
-  """kill -9 at random moments (start-up, first epoch, mid-run, during a checkpoint write), then go on as advised."""
+  """kill -9 at random moments (start-up, first epoch, mid-run, during a checkpoint write), then go on as advised.
+
+  Each kill waits for a random point of progress (the run's k-th epoch line, k rising; k = 0 is a random moment
+  of start-up) plus a random fraction of a second, so kills land at every stage whatever the machine's speed.
+  """
   import random
 
-  workdir, kills, chance = tmp_path / "run", 0, random.Random(0)
+  workdir, chance = tmp_path / "run", random.Random(0)
+  targets = sorted(chance.sample(range(0, 11), 10))  # the last epoch lines are 11 and 12: always time to kill
+  kills = 0
   while not (workdir / "summary.json").exists():
     committed = (workdir / "checkpoints").is_dir() and any(
         p.name.isdigit() for p in (workdir / "checkpoints").iterdir())
     # With a committed checkpoint the run continues with --resume; before one, a plain rerun starts over.
     extra = ("--resume",) if committed else ("--config", "digits_mlp:smoke", *OVERRIDES)
     proc = subprocess.Popen(_command(workdir, *extra), stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
-    if kills < 10:
-      try:
-        proc.wait(timeout=chance.uniform(1.0, 9.0))
-      except subprocess.TimeoutExpired:
+    if kills < len(targets):
+      target = targets[kills]
+      deadline = time.monotonic() + (chance.uniform(0.3, 3.0) if target == 0 else 240)
+      while proc.poll() is None and time.monotonic() < deadline and (target == 0 or _epochs_logged(workdir) < target):
+        time.sleep(0.005)
+      time.sleep(chance.uniform(0.0, 0.2))
+      if proc.poll() is None:
         proc.send_signal(signal.SIGKILL)
         kills += 1
     _, err = proc.communicate(timeout=300)
@@ -198,6 +212,25 @@ def test_resume_refuses_a_changed_config(tmp_path, uninterrupted, capsys):
   assert "differs from the run in" in capsys.readouterr().err
 
 
+def _tamper(directory, epoch):
+  """Rewrites a checkpoint's arrays with one value changed, keeping its saved metrics and checksum: bytes that
+  still decode, as a flipped bit in an uncompressed chunk would leave them."""
+  import orbax.checkpoint as ocp
+
+  from jaxreg.train import Checkpointer
+
+  checkpointer = Checkpointer(str(directory))
+  state = checkpointer.restore(epoch, like=_template())
+  metrics = checkpointer._manager.metrics(epoch)
+  checkpointer.close()
+  tampered = state.replace(params=jax.tree.map(lambda a: a.at[(0,) * a.ndim].add(1.0), state.params))
+  shutil.rmtree(directory / str(epoch))
+  manager = ocp.CheckpointManager(str(directory), options=ocp.CheckpointManagerOptions(best_fn=lambda m: 0))
+  manager.save(epoch, args=ocp.args.StandardSave(tampered), metrics=metrics)
+  manager.wait_until_finished()
+  manager.close()
+
+
 def _corrupt(folder):
   for root, _, files in os.walk(folder):
     for name in files:
@@ -207,14 +240,18 @@ def _corrupt(folder):
 
 @pytest.mark.parametrize("damaged, message", [
     ("", "checkpoint 12 is damaged .* moved it to .*corrupt-12"),  # everything, its metrics included
-    ("default", "checkpoint 12 could not be read .* resumed from epoch 11 instead, and moved it to .*corrupt-12"),
-], ids=["whole", "arrays"])
+    ("default", "checkpoint 12 could not be used .* resumed from epoch 11 instead, and moved it to .*corrupt-12"),
+    (None, "checkpoint 12 could not be used .*do not match the checksum saved with them.* resumed from epoch 11"),
+], ids=["whole", "arrays", "arrays-that-still-decode"])
 def test_a_corrupt_checkpoint_is_set_aside_and_the_run_resumes_from_the_newest_intact_one(
     tmp_path, uninterrupted, damaged, message):
   workdir = tmp_path / "run"
   shutil.copytree(uninterrupted, workdir)
   (workdir / "metrics.jsonl").write_text((workdir / "metrics.jsonl").read_text() + '{"epoch": 13, "train_lo')
-  _corrupt(workdir / "checkpoints" / "12" / damaged)
+  if damaged is None:
+    _tamper(workdir / "checkpoints", 12)
+  else:
+    _corrupt(workdir / "checkpoints" / "12" / damaged)
   with pytest.warns(RecoveryWarning, match=message):
     code = cli.main(["train", "--workdir", str(workdir), "--resume", "--no-progress", "--config.train.epochs=14"])
   assert code == 0

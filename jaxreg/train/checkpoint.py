@@ -5,11 +5,13 @@ The manager keeps the ``keep`` most recent checkpoints and, beside them, the
 one with the best monitored metric, so ``restore_best`` survives a resume.
 """
 
+import hashlib
 import json
 import os
 import warnings
 
 import jax
+import numpy as np
 
 from jaxreg.errors import CheckpointError
 
@@ -30,6 +32,21 @@ BEST_SO_FAR = "best_so_far"
 
 class RecoveryWarning(UserWarning):
   """A resume went on from an older checkpoint because a newer one could not be read."""
+
+
+CHECKSUM = "checksum"
+
+
+def tree_checksum(tree) -> str:
+  """A SHA-256 of a pytree's leaves (their paths, dtypes, shapes and bytes), read on the host."""
+  digest = hashlib.sha256()
+  for path, leaf in jax.tree_util.tree_leaves_with_path(tree):
+    if isinstance(leaf, jax.Array) and jax.dtypes.issubdtype(leaf.dtype, jax.dtypes.prng_key):
+      leaf = jax.random.key_data(leaf)
+    array = np.ascontiguousarray(jax.device_get(leaf))
+    digest.update(f"{jax.tree_util.keystr(path)}:{array.dtype}:{array.shape};".encode())
+    digest.update(array.tobytes())
+  return digest.hexdigest()
 
 
 def _set_aside(directory: str, epoch: int) -> str:
@@ -104,7 +121,7 @@ class Checkpointer:
         preservation_policy=preservation.AnyPreservationPolicy(policies),
         # With best_fn set, Orbax also writes each checkpoint's metrics to disk, so a manager
         # reopened on resume still knows which checkpoint is the best and keeps it.
-        best_fn=metric if monitor is not None else None,
+        best_fn=metric,  # always: Orbax then also saves the metrics, the checksum among them
         best_mode=mode,
         cleanup_tmp_directories=True,
         create=True,
@@ -124,8 +141,9 @@ class Checkpointer:
     """Saves ``state`` as the checkpoint of ``epoch`` (asynchronously)."""
     import orbax.checkpoint as ocp
 
-    finite = {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float))}
-    self._manager.save(epoch, args=ocp.args.StandardSave(_host_local(state)), metrics=finite)
+    saved = {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    saved[CHECKSUM] = tree_checksum(state)  # verified on restore: flipped bytes that still decode are caught
+    self._manager.save(epoch, args=ocp.args.StandardSave(_host_local(state)), metrics=saved)
 
   def restore(self, epoch: int, *, like):
     """Restores the checkpoint of ``epoch`` into the structure of ``like``.
@@ -144,13 +162,20 @@ class Checkpointer:
       )
     abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, _host_local(like))
     try:
-      return self._manager.restore(epoch, args=ocp.args.StandardRestore(abstract))
+      restored = self._manager.restore(epoch, args=ocp.args.StandardRestore(abstract))
     except Exception as e:  # orbax/tensorstore raise many types for damaged files
       raise CheckpointError(
           f"the checkpoint {path} could not be read; it is incomplete or corrupt "
           f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}). Delete that folder to resume "
           f"from the previous checkpoint, or start a new run in a new --workdir."
       ) from e
+    expected = (self._manager.metrics(epoch) or {}).get(CHECKSUM)
+    if expected is not None and tree_checksum(restored) != expected:
+      raise CheckpointError(
+          f"the checkpoint {path} is corrupt: its arrays do not match the checksum saved with them. Delete that "
+          "folder to resume from the previous checkpoint, or start a new run in a new --workdir."
+      )
+    return restored
 
   def set_aside(self, epoch: int) -> str:
     """Moves the unreadable checkpoint of ``epoch`` out of the way, to ``corrupt-<epoch>``; returns its new path.

@@ -11,6 +11,7 @@ is the same.
 """
 
 import dataclasses
+import re
 import time
 import warnings
 from collections.abc import Callable, Sequence
@@ -305,10 +306,10 @@ def _restore_newest_intact(checkpointer, like) -> tuple[int, TrainState]:
     try:
       state = checkpointer.restore(epoch, like=like)
     except CheckpointError as e:
-      errors.append((epoch, checkpointer.set_aside(epoch), str(e).split("; ")[0]))
+      errors.append((epoch, checkpointer.set_aside(epoch), re.split(r"[;.] ", str(e))[0]))
       continue
     for skipped, moved, reason in errors:
-      warnings.warn(f"checkpoint {skipped} could not be read ({reason}); resumed from epoch {epoch} instead, "
+      warnings.warn(f"checkpoint {skipped} could not be used ({reason}); resumed from epoch {epoch} instead, "
                     f"and moved it to {moved}", RecoveryWarning, stacklevel=3)
     return epoch, state
   raise CheckpointError(
