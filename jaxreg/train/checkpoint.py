@@ -1,8 +1,12 @@
-"""Orbax checkpoints of the ``TrainState``: the last few, and the best one.
+"""Orbax checkpoints of the ``TrainState``: the last few, and the best one, each verified on restore.
 
-A checkpoint is saved under ``<directory>/<epoch>`` with the epoch's metrics.
-The manager keeps the ``keep`` most recent checkpoints and, beside them, the
-one with the best monitored metric, so ``restore_best`` survives a resume.
+A checkpoint is saved under ``<directory>/<epoch>`` with the epoch's metrics
+and a SHA-256 of its arrays. The manager keeps the ``keep`` most recent
+checkpoints and, beside them, the one with the best monitored metric; the
+metrics are on disk, so the best one survives any number of resumes. A
+restore that cannot read a checkpoint, or whose arrays fail their checksum,
+raises ``CheckpointError``; a damaged checkpoint can be set aside
+(``corrupt-<epoch>``), never deleted.
 """
 
 import hashlib
@@ -82,7 +86,9 @@ class Checkpointer:
   """Saves and restores ``TrainState`` pytrees with Orbax.
 
   In a multi-process run every process calls ``save`` and ``restore`` with
-  the same (replicated) state; Orbax writes each checkpoint once.
+  the same (replicated) state; Orbax writes each checkpoint once. ``save``
+  records a SHA-256 of the state's arrays (a copy to the host and a hash per
+  checkpoint); ``restore`` checks it.
 
   Args:
     directory: where checkpoints go (created if missing).
