@@ -150,7 +150,7 @@ def _train(args, overrides) -> int:
     config.train.progress_bar = False
   # The second and the process id: runs started together get directories of their own.
   workdir = args.workdir or os.path.join("runs", name, f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}")
-  result = train_and_evaluate(config, workdir, resume=args.resume)
+  result = train_and_evaluate(config, workdir, resume=args.resume, exit_on_second_interrupt=True)
   if jax.process_index() != 0:
     return 0  # process 0 reports
   s = result.summary

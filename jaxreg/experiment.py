@@ -331,7 +331,8 @@ def build(config: ml_collections.ConfigDict) -> Experiment:
   )
 
 
-def run(experiment: Experiment, workdir: str, *, resume: bool = False) -> FitResult:
+def run(experiment: Experiment, workdir: str, *, resume: bool = False, exit_on_second_interrupt: bool = False
+        ) -> FitResult:
   """Trains a built experiment in ``workdir`` and writes its artifacts there.
 
   Writes ``config.json`` (the resolved config), ``metrics.jsonl`` (a line per
@@ -351,6 +352,9 @@ def run(experiment: Experiment, workdir: str, *, resume: bool = False) -> FitRes
     experiment: from :func:`build`.
     workdir: the run's directory; it must not hold a run unless ``resume``.
     resume: continue the run in ``workdir`` from its latest checkpoint.
+    exit_on_second_interrupt: a second Ctrl-C ends the process at once (the
+      command line) instead of raising ``KeyboardInterrupt`` (see
+      :class:`~jaxreg.train.StopOnSignal`).
 
   Returns:
     The :class:`~jaxreg.train.FitResult`; its summary is also in ``summary.json``.
@@ -362,10 +366,10 @@ def run(experiment: Experiment, workdir: str, *, resume: bool = False) -> FitRes
     if primary:
       _check_workdir(workdir, experiment.config, resume)
       _check_data(workdir, experiment.dataset, resume)
-    return _run_locked(experiment, workdir, resume=resume)
+    return _run_locked(experiment, workdir, resume=resume, exit_at_once=exit_on_second_interrupt)
 
 
-def _run_locked(experiment: Experiment, workdir: str, *, resume: bool) -> FitResult:
+def _run_locked(experiment: Experiment, workdir: str, *, resume: bool, exit_at_once: bool) -> FitResult:
   """The body of :func:`run`, with the work directory checked and locked."""
   primary, options = is_primary_process(), experiment.options
   os.makedirs(workdir, exist_ok=True)
@@ -374,7 +378,7 @@ def _run_locked(experiment: Experiment, workdir: str, *, resume: bool) -> FitRes
   checkpointer = None
   if options.checkpoint_every > 0:
     checkpointer = Checkpointer(os.path.join(workdir, CHECKPOINT_SUBDIR), keep=options.checkpoint_keep)
-  stopper = StopOnSignal()  # SIGTERM / Ctrl-C: stop at the end of the epoch, checkpointed
+  stopper = StopOnSignal(exit_at_once=exit_at_once)  # SIGTERM / Ctrl-C: stop at the epoch's end, checkpointed
   result = fit(
       experiment.initial_state, dataset=experiment.dataset, batch_size=options.batch_size, epochs=options.epochs,
       early_stopping=experiment.early_stopping, restore_best=options.restore_best, checkpointer=checkpointer,
@@ -435,7 +439,7 @@ def _refit(experiment: Experiment, first: FitResult, workdir: str) -> FitResult:
 
 
 def train_and_evaluate(
-    config: ml_collections.ConfigDict, workdir: str, *, resume: bool = False
+    config: ml_collections.ConfigDict, workdir: str, *, resume: bool = False, exit_on_second_interrupt: bool = False
 ) -> FitResult:
   """Builds the experiment ``config`` and runs it in ``workdir``: :func:`build` then :func:`run`.
 
@@ -446,6 +450,7 @@ def train_and_evaluate(
     config: a config from :func:`jaxreg.config.load_config` or ``get_config()``.
     workdir: the run's directory; it must not hold a run unless ``resume``.
     resume: continue the run in ``workdir`` from its latest checkpoint.
+    exit_on_second_interrupt: see :func:`run`.
 
   Returns:
     The :class:`~jaxreg.train.FitResult`; its summary is also in ``summary.json``,
@@ -459,7 +464,7 @@ def train_and_evaluate(
     RunLock(workdir).ensure_free()
     _check_workdir(workdir, resolved_config(config.to_dict()), resume, clear=False)  # read-only; run() locks
   with count_compilations() as compilations:
-    result = run(build(config), workdir, resume=resume)
+    result = run(build(config), workdir, resume=resume, exit_on_second_interrupt=exit_on_second_interrupt)
   result.summary["compilations"] = compilations.as_dict()
   if is_primary_process():
     write_json(os.path.join(workdir, "summary.json"), result.summary)

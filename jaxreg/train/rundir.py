@@ -15,6 +15,7 @@ folder).
 import fcntl
 import os
 import signal
+import sys
 import threading
 import warnings
 
@@ -117,12 +118,22 @@ class StopOnSignal(Hook):
   SIGINT) and :attr:`signal_number` holds the signal, so a command line can
   exit with ``128 + signal``. Handlers are installed only in the main thread
   and restored when the run ends.
+
+  Args:
+    exit_at_once: on the second SIGINT, end the process with exit code 130
+      right away (the command line), instead of raising ``KeyboardInterrupt``
+      (a notebook, whose kernel should survive). Exiting skips the
+      interpreter's shutdown, where a checkpoint write still in flight would
+      print the tracebacks of its threads; the committed checkpoints are
+      untouched, and the write's temporary folder is cleaned up on resume.
   """
 
   SIGNALS = (signal.SIGTERM, signal.SIGINT)
+  INTERRUPTED = "jaxreg: interrupted; the last committed checkpoint is kept (continue with --resume)"
 
-  def __init__(self):
+  def __init__(self, *, exit_at_once: bool = False):
     self.signal_number: int | None = None
+    self.exit_at_once = exit_at_once
     self._previous = {}
 
   def before_run(self, start_epoch: int) -> None:
@@ -134,8 +145,12 @@ class StopOnSignal(Hook):
 
   def _handle(self, number, frame) -> None:
     del frame
-    if self.signal_number is not None and number == signal.SIGINT:
-      raise KeyboardInterrupt  # the second Ctrl-C: stop now
+    if self.signal_number is not None and number == signal.SIGINT:  # the second Ctrl-C: stop now
+      if self.exit_at_once:
+        sys.stderr.write(self.INTERRUPTED + "\n")
+        sys.stderr.flush()
+        os._exit(130)
+      raise KeyboardInterrupt
     self.signal_number = number
 
   def after_epoch(self, end: EpochEnd) -> None:
