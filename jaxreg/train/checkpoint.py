@@ -44,10 +44,10 @@ CHECKSUM = "checksum"
 def tree_checksum(tree) -> str:
   """A SHA-256 of a pytree's leaves (their paths, dtypes, shapes and bytes), read on the host."""
   digest = hashlib.sha256()
-  for path, leaf in jax.tree_util.tree_leaves_with_path(tree):
-    if isinstance(leaf, jax.Array) and jax.dtypes.issubdtype(leaf.dtype, jax.dtypes.prng_key):
-      leaf = jax.random.key_data(leaf)
-    array = np.ascontiguousarray(jax.device_get(leaf))
+  is_key = lambda leaf: isinstance(leaf, jax.Array) and jax.dtypes.issubdtype(leaf.dtype, jax.dtypes.prng_key)  # noqa: E731
+  tree = jax.device_get(jax.tree.map(lambda leaf: jax.random.key_data(leaf) if is_key(leaf) else leaf, tree))
+  for path, leaf in jax.tree_util.tree_leaves_with_path(tree):  # one transfer to the host, then the hash
+    array = np.ascontiguousarray(leaf)
     digest.update(f"{jax.tree_util.keystr(path)}:{array.dtype}:{array.shape};".encode())
     digest.update(array.tobytes())
   return digest.hexdigest()
