@@ -13,9 +13,12 @@
 """
 
 import argparse
+import contextlib
 import errno
+import logging
 import os
 import shlex
+import signal
 import sys
 import time
 import warnings
@@ -145,6 +148,9 @@ def _train(args, overrides) -> int:
       raise ConfigError("--resume needs --workdir: the run to continue")
     if config_spec is None:
       config_spec = os.path.join(args.workdir, "config.json")
+      if not os.path.isfile(config_spec):
+        raise CheckpointError(f"nothing to resume in {args.workdir}: it holds no run (no config.json); start the "
+                              "run without --resume, with --config")
   config, name = load_config(config_spec, overrides)
   if args.no_progress:
     config.train.progress_bar = False
@@ -155,8 +161,7 @@ def _train(args, overrides) -> int:
     return 0  # process 0 reports
   s = result.summary
   if s.get("stop_signal") is not None:
-    print(f"jaxreg: {s['stop_reason']} after epoch {s['epochs_run']} (checkpointed); continue with: "
-          f"jaxreg train --workdir {shlex.quote(os.path.abspath(workdir))} --resume", file=sys.stderr)
+    print(_interrupted_message(s, os.path.abspath(workdir)), file=sys.stderr)
     return 128 + s["stop_signal"]
   print(f"workdir: {os.path.abspath(workdir)}")
   keys = ("test_accuracy", "test_loss", "best_epoch", "epochs_run", "steps_per_second", "wall_seconds")
@@ -167,6 +172,19 @@ def _train(args, overrides) -> int:
   for warning in s.get("update_ratio_warnings", []):
     print(f"warning: {warning}", file=sys.stderr)
   return 0
+
+
+def _interrupted_message(summary: dict, workdir: str) -> str:
+  """One line after a signal: where the run stopped, and the command that goes on from there."""
+  from jaxreg.experiment import _committed_epochs
+
+  name = signal.Signals(summary["stop_signal"]).name
+  committed = _committed_epochs(workdir)
+  if not committed:
+    return (f"jaxreg: interrupted by {name} before the first checkpoint; start the run again with the same "
+            "command (the same --workdir is fine)")
+  return (f"jaxreg: interrupted by {name}; epoch {committed[-1]} is checkpointed; continue with: "
+          f"jaxreg train --workdir {shlex.quote(workdir)} --resume")
 
 
 def _use_compilation_cache(flag: str | None) -> None:
@@ -223,9 +241,52 @@ def _format_warning(message, category, filename, lineno, line=None, *, default=w
   return default(message, category, filename, lineno, line)
 
 
+def console_main() -> None:
+  """The ``jaxreg`` console script and ``python -m jaxreg``: :func:`main`, then the exit.
+
+  After an error the process ends at once (streams flushed, committed
+  checkpoints on disk): Orbax's background threads, left mid-write by a
+  full disk, would otherwise print tracebacks while the interpreter shuts down.
+  """
+  code = main()
+  if code:
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+  sys.exit(code)
+
+
+@contextlib.contextmanager
+def _quiet_library_logs():
+  """Silences what Orbax's background threads print when a save fails; the command line reports the failure itself.
+
+  Orbax logs the failure (with tracebacks) via absl, asyncio logs the tasks
+  it abandoned, and TensorStore's callbacks into a closed event loop end in
+  ``sys.unraisablehook``. The failure itself reaches the main thread as an
+  exception, which :func:`main` turns into one line.
+  """
+  loggers = [logging.getLogger(name) for name in ("absl", "asyncio")]
+  levels = [logger.level for logger in loggers]
+  hook = sys.unraisablehook
+  for logger in loggers:
+    logger.setLevel(logging.CRITICAL)
+  sys.unraisablehook = lambda unraisable: None
+  try:
+    yield
+  finally:
+    sys.unraisablehook = hook
+    for logger, level in zip(loggers, levels, strict=True):
+      logger.setLevel(level)
+
+
 def main(argv: list[str] | None = None) -> int:
-  """Entry point of the ``jaxreg`` console script."""
+  """Runs the ``jaxreg`` command line with ``argv`` (default ``sys.argv[1:]``); returns the exit code."""
   warnings.formatwarning = _format_warning
+  with _quiet_library_logs():
+    return _main(argv)
+
+
+def _main(argv: list[str] | None) -> int:
   parser = _parser()
   args, extra = parser.parse_known_args(argv)
   try:
@@ -254,4 +315,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-  sys.exit(main())
+  console_main()

@@ -24,6 +24,7 @@ import ast
 import importlib.util
 import inspect
 import json
+import math
 import os
 from typing import Any
 
@@ -136,6 +137,9 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
       raise ConfigError(f"config section {section!r} must be a dict, got {config[section]!r}")
     if section not in OPEN_SECTIONS:
       _check_against(config[section], reference[section], section)
+  nan_keys = _nan_keys(config.to_dict())
+  if nan_keys:
+    raise ConfigError(f"{', '.join(nan_keys)} is NaN, which no setting accepts; give a number")
   for name in config.regularizers.keys():
     if not isinstance(config.regularizers[name], ml_collections.ConfigDict):
       raise ConfigError(
@@ -144,13 +148,24 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
       )
 
 
+def _nan_keys(tree, prefix: str = "") -> list[str]:
+  """The dotted keys of a plain-dict config whose value is (or holds) a float NaN."""
+  if isinstance(tree, dict):
+    return [k for key, value in tree.items() for k in _nan_keys(value, f"{prefix}{key}.")]
+  if isinstance(tree, (list, tuple)):
+    return [prefix.rstrip(".")] if any(_nan_keys(item, prefix) for item in tree) else []
+  return [prefix.rstrip(".")] if isinstance(tree, float) and math.isnan(tree) else []
+
+
 def _parse_value(raw: str) -> Any:
-  """Parses an override's text: Python literals, true/false/none, else the string itself."""
+  """Parses an override's text: Python literals, true/false/none, inf/nan, else the string itself."""
   lowered = raw.strip().lower()
   if lowered in ("true", "false"):
     return lowered == "true"
   if lowered in ("none", "null"):
     return None
+  if lowered.lstrip("+-") in ("inf", "infinity", "nan"):
+    return float(lowered)
   try:
     return ast.literal_eval(raw)
   except (ValueError, SyntaxError):

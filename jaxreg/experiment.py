@@ -13,6 +13,7 @@ import json
 import os
 import platform
 import shutil
+import warnings
 from collections.abc import Callable
 
 import jax
@@ -24,7 +25,7 @@ from jaxreg.config import config_differences, validate_config
 from jaxreg.data import Dataset, make_dataset
 from jaxreg.errors import CheckpointError, ConfigError
 from jaxreg.models import ModelFns, make_model
-from jaxreg.optim import Optimizer, make_optimizer
+from jaxreg.optim import Optimizer, make_optimizer, set_learning_rate
 from jaxreg.parallel import is_primary_process, make_placement
 from jaxreg.regularizers import Regularizers, make_regularizers
 from jaxreg.regularizers.factory import UPDATE_REGULARIZERS
@@ -47,12 +48,19 @@ from jaxreg.train.rundir import RunLock, StopOnSignal
 from jaxreg.train.runner import logged_metric_names
 
 CHECKPOINT_SUBDIR = "checkpoints"
+
+
+class ResumeNotice(UserWarning):
+  """A resume goes on with a changed setting that the user asked for (printed as a one-line notice)."""
+
+
 REFIT_CHECKPOINT_SUBDIR = "checkpoints_refit"
 REFIT_METRICS = "metrics_refit.jsonl"
 # Keys that may change between an interrupted run and its resume.
 RESUMABLE_CHANGES = (
     "train.epochs", "train.progress_bar", "train.log_grad_norm", "train.diagnostics",
     "train.early_stopping.patience", "train.early_stopping.restore_best", "parallel.mode", "parallel.num_devices",
+    "optimizer.learning_rate",  # the explicit way on from a divergence: the restored state gets the new rate
 )
 
 
@@ -115,13 +123,17 @@ def _check_writable(workdir: str) -> None:
     raise CheckpointError(f"--workdir {workdir} cannot be written ({existing} is not writable); choose another")
 
 
-def _check_workdir(workdir: str, config_dict: dict, resume: bool, *, clear: bool = True) -> None:
+def _check_workdir(workdir: str, config_dict: dict, resume: bool, *, clear: bool = True) -> dict:
   """Refuses a work directory that cannot take the run; clears one whose run never committed a checkpoint.
 
   A directory holds a run once a checkpoint has been committed or the run has
   finished (``summary.json``); until then a failed or interrupted run left
   nothing to resume, and a plain rerun starts over in it (``clear``: remove
   what it left; call it only while holding the directory's :class:`RunLock`).
+
+  Returns:
+    On a resume, the allowed changes (``RESUMABLE_CHANGES``) as
+    ``{key: (saved, now)}``; otherwise ``{}``.
   """
   saved_config = os.path.join(workdir, "config.json")
   finished = os.path.exists(os.path.join(workdir, "summary.json"))
@@ -134,19 +146,27 @@ def _check_workdir(workdir: str, config_dict: dict, resume: bool, *, clear: bool
       )
     if clear:
       _clear_unfinished(workdir)
-    return
+    return {}
   if not os.path.exists(saved_config):
     raise CheckpointError(
         f"nothing to resume in {workdir}: it has no config.json; start the run without --resume"
     )
   with open(saved_config) as f:
     saved = json.load(f)
-  changed = [k for k in config_differences(saved, config_dict) if k not in RESUMABLE_CHANGES]
+  differences = config_differences(saved, config_dict)
+  changed = [k for k in differences if k not in RESUMABLE_CHANGES]
   if changed:
     raise ConfigError(
         f"--resume with a config that differs from the run in {workdir} at: {', '.join(changed)}. "
         f"Resume with the same config (only {', '.join(RESUMABLE_CHANGES)} may change)"
     )
+  return {key: (_dotted(saved, key), _dotted(config_dict, key)) for key in differences}
+
+
+def _dotted(config_dict: dict, key: str):
+  for part in key.split("."):
+    config_dict = config_dict.get(part) if isinstance(config_dict, dict) else None
+  return config_dict
 
 
 @dataclasses.dataclass(frozen=True)
@@ -312,10 +332,14 @@ def build(config: ml_collections.ConfigDict) -> Experiment:
     raise ConfigError(f"model.tasks: {e}") from None
   train_objective = regularizers.objective(base_objective)
   step_options = dict(grad_norm=config.train.log_grad_norm, axis_name=placement.axis_name)
-  state = create_train_state(
-      model, tx, rng=jax.random.PRNGKey(config.train.seed), sample_x=dataset.train.x[:1],
-      early_stopping_mode=early_stopping.mode,
-  )
+  try:
+    state = create_train_state(
+        model, tx, rng=jax.random.PRNGKey(config.train.seed), sample_x=dataset.train.x[:1],
+        early_stopping_mode=early_stopping.mode,
+    )
+  except (ValueError, TypeError) as e:  # the model cannot take the data's inputs
+    raise ConfigError(f"model {model_cfg.get('name')!r} cannot take the data's examples of shape "
+                      f"{dataset.train.x.shape[1:]}: {str(e).splitlines()[0]}") from None
   train_step = make_train_step(train_objective, tx, **step_options)
   eval_step = make_eval_step(base_objective, params_fn=optimizer.evaluation_params, axis_name=placement.axis_name)
   _check_monitors(early_stopping, optimizer, logged_metric_names(
@@ -337,7 +361,8 @@ def run(experiment: Experiment, workdir: str, *, resume: bool = False, exit_on_s
 
   Writes ``config.json`` (the resolved config), ``metrics.jsonl`` (a line per
   epoch), ``checkpoints/`` (Orbax; the last ``checkpoint.keep`` epochs and
-  the best one) and, at the end, ``summary.json``. With
+  the best one) and, at the end of a run that was not interrupted by a
+  signal, ``summary.json``. With
   ``train.after_early_stopping`` it then trains on train + validation and
   writes ``metrics_refit.jsonl`` and ``checkpoints_refit/``; the summary's
   test metrics are then the refit model's, and ``summary['refit']`` says what
@@ -363,13 +388,33 @@ def run(experiment: Experiment, workdir: str, *, resume: bool = False, exit_on_s
   if resume and not os.path.isdir(workdir):
     raise CheckpointError(f"nothing to resume: {workdir} does not exist; start the run without --resume")
   with RunLock(workdir) if primary else contextlib.nullcontext():
+    changes = {}
     if primary:
-      _check_workdir(workdir, experiment.config, resume)
+      changes = _check_workdir(workdir, experiment.config, resume)
       _check_data(workdir, experiment.dataset, resume)
-    return _run_locked(experiment, workdir, resume=resume, exit_at_once=exit_on_second_interrupt)
+    return _run_locked(experiment, workdir, resume=resume, exit_at_once=exit_on_second_interrupt, changes=changes)
 
 
-def _run_locked(experiment: Experiment, workdir: str, *, resume: bool, exit_at_once: bool) -> FitResult:
+def _on_resume(experiment: Experiment, changes: dict) -> Callable | None:
+  """What a resume does to the restored state for the changes it was asked for: a new constant learning rate.
+
+  A rate on a schedule is recomputed from the step count at every update,
+  so the newly built optimizer already applies it.
+  """
+  if "optimizer.learning_rate" not in changes or callable(experiment.optimizer.learning_rate):
+    return None
+  before, now = changes["optimizer.learning_rate"]
+
+  def set_rate(state: TrainState) -> TrainState:
+    warnings.warn(f"going on from step {int(state.step)} with optimizer.learning_rate={now} "
+                  f"(the run had {before})", ResumeNotice, stacklevel=2)
+    return state.replace(opt_state=set_learning_rate(state.opt_state, float(now)))
+
+  return set_rate
+
+
+def _run_locked(experiment: Experiment, workdir: str, *, resume: bool, exit_at_once: bool, changes: dict
+                ) -> FitResult:
   """The body of :func:`run`, with the work directory checked and locked."""
   primary, options = is_primary_process(), experiment.options
   os.makedirs(workdir, exist_ok=True)
@@ -383,14 +428,17 @@ def _run_locked(experiment: Experiment, workdir: str, *, resume: bool, exit_at_o
       experiment.initial_state, dataset=experiment.dataset, batch_size=options.batch_size, epochs=options.epochs,
       early_stopping=experiment.early_stopping, restore_best=options.restore_best, checkpointer=checkpointer,
       checkpoint_every=max(options.checkpoint_every, 1), resume=resume,
-      writer=MetricWriter(workdir) if primary else None, hooks=[stopper], **experiment.fit_kwargs(),
+      writer=MetricWriter(workdir) if primary else None, hooks=[stopper], on_resume=_on_resume(experiment, changes),
+      **experiment.fit_kwargs(),
   )
+  if changes:
+    result.summary["changed_on_resume"] = {key: list(values) for key, values in changes.items()}
   if stopper.signal_number is not None:
     result.summary["stop_signal"] = stopper.signal_number
   elif options.after_early_stopping != "none":
     result = _refit(experiment, result, workdir)
   result.summary.update(_run_facts(experiment, result, resume))
-  if primary:
+  if primary and stopper.signal_number is None:  # an interrupted run is not finished: it resumes, or reruns
     write_json(os.path.join(workdir, "summary.json"), result.summary)
   return result
 
@@ -466,7 +514,7 @@ def train_and_evaluate(
   with count_compilations() as compilations:
     result = run(build(config), workdir, resume=resume, exit_on_second_interrupt=exit_on_second_interrupt)
   result.summary["compilations"] = compilations.as_dict()
-  if is_primary_process():
+  if is_primary_process() and result.summary.get("stop_signal") is None:
     write_json(os.path.join(workdir, "summary.json"), result.summary)
   return result
 

@@ -15,6 +15,7 @@ import pytest
 from jaxreg import cli
 from jaxreg.config import load_config
 from jaxreg.errors import CheckpointError
+from jaxreg.train import Checkpointer
 from jaxreg.train.checkpoint import RecoveryWarning
 from jaxreg.experiment import train_and_evaluate
 
@@ -310,3 +311,48 @@ def test_resume_can_extend_a_finished_run(tmp_path, uninterrupted):
   assert [json.loads(l)["epoch"] for l in (workdir / "metrics.jsonl").read_text().splitlines()] == list(range(1, 14))
   with pytest.raises(CheckpointError, match="already holds a run"):
     train_and_evaluate(config, str(workdir), resume=False)
+
+
+STREAMING = ("--config.data.on_device=never", "--config.data.batch_size=1", "--config.train.epochs=2")
+
+
+def test_a_signal_on_the_streaming_path_drops_the_epoch_in_progress_and_the_resume_redoes_it(tmp_path):
+  """Data streamed from the host: the signal stops the run at the next step, not at the end of a long epoch."""
+  reference = tmp_path / "reference"
+  subprocess.run(_command(reference, "--config", "digits_mlp:smoke", *STREAMING), check=True, timeout=300)
+  epoch_seconds = json.loads((reference / "metrics.jsonl").read_text().splitlines()[1])["train_seconds"]
+
+  workdir = tmp_path / "run"
+  proc = subprocess.Popen(_command(workdir, "--config", "digits_mlp:smoke", *STREAMING), stderr=subprocess.PIPE,
+                          stdout=subprocess.DEVNULL, text=True)
+  deadline = time.monotonic() + 240
+  while not (workdir / "checkpoints" / "1").exists():  # committed after epoch 1: epoch 2 is under way
+    assert proc.poll() is None and time.monotonic() < deadline
+    time.sleep(0.005)
+  sent = time.monotonic()
+  proc.send_signal(signal.SIGTERM)
+  _, err = proc.communicate(timeout=240)
+  stopped_after = time.monotonic() - sent
+  assert proc.returncode == 143 and "Traceback" not in err, err
+  assert f"interrupted by SIGTERM; epoch 1 is checkpointed; continue with: jaxreg train --workdir {workdir} --resume" in err
+  assert [json.loads(l)["epoch"] for l in (workdir / "metrics.jsonl").read_text().splitlines()] == [1]
+  assert not (workdir / "summary.json").exists()  # not finished: it resumes
+  print(f"stopped {stopped_after:.2f} s after the signal; an epoch trains for {epoch_seconds:.2f} s")
+
+  subprocess.run(_command(workdir, "--resume"), check=True, timeout=300)
+  expected = Checkpointer(str(reference / "checkpoints")).restore(2, like=_streaming_template())
+  resumed = Checkpointer(str(workdir / "checkpoints")).restore(2, like=_streaming_template())
+  for a, b in zip(jax.tree.leaves(expected), jax.tree.leaves(resumed), strict=True):
+    np.testing.assert_array_equal(a, b)
+
+
+def _streaming_template():
+  import jax.numpy as jnp
+
+  from jaxreg.models import make_model
+  from jaxreg.optim import make_optimizer
+  from jaxreg.train import create_train_state
+
+  config, _ = load_config("digits_mlp:smoke")
+  return create_train_state(make_model(num_outputs=10, **config.model), make_optimizer(**config.optimizer),
+                            rng=jax.random.PRNGKey(0), sample_x=jnp.zeros((1, 64)))

@@ -89,7 +89,7 @@ def test_optimizer_factory_names_and_errors():
     make_optimizer("optax.no_such_thing", learning_rate=1e-3)
   with pytest.raises(ConfigError, match="optimizer.betas for optimizer 'optax.adamw'; valid keys: b1, b2"):
     make_optimizer("optax.adamw", learning_rate=1e-3, betas=(0.9, 0.99))
-  with pytest.raises(ConfigError, match="learning_rate must be a positive number"):
+  with pytest.raises(ConfigError, match="learning_rate must be a positive, finite number"):
     make_optimizer("sgd", learning_rate=-1.0)
   with pytest.raises(ConfigError, match="momentum must be in \\[0, 1\\)"):
     make_optimizer("momentum", learning_rate=0.1, momentum=1.5)
@@ -118,7 +118,7 @@ def test_cli_help(capsys):
         ("--config.data.batch_size=0", "data.batch_size must be a positive integer, got 0"),
         ("--config.train.epochs=0", "train.epochs must be a positive integer, got 0"),
         ("--config.optimizer.learning_rate=true", "expected a number \\(float\\), got a boolean"),
-        ("--config.regularizers.l2.alpha=-1.0", "regularizers.l2.alpha must be a number >= 0"),
+        ("--config.regularizers.l2.alpha=-1.0", "regularizers.l2.alpha must be a finite number >= 0"),
     ],
 )
 def test_cli_stops_before_training_on_a_bad_config(tmp_path, capsys, override, message):

@@ -68,8 +68,12 @@ def test_unreadable_and_missing_files(tmp_path):
     load_npz(str(tmp_path / "nope.npz"))
   garbage = tmp_path / "garbage.npz"
   garbage.write_bytes(b"not a zip file")
-  with pytest.raises(DataError, match="cannot read .* as an .npz file"):
+  with pytest.raises(DataError, match=r"is not an .npz file \(not a zip archive of arrays; it may be damaged\)"):
     load_npz(str(garbage))
+  objects = tmp_path / "objects.npz"
+  np.savez(objects, x_train=np.array([{"a": 1}] * 4, dtype=object), y_train=np.arange(4))
+  with pytest.raises(DataError, match="holds an array of Python objects .*; save numeric arrays only"):
+    load_npz(str(objects))
 
 
 def test_make_dataset_validates_its_arguments():

@@ -105,7 +105,7 @@ def test_nan_loss_stops_with_a_clear_error_and_keeps_the_checkpoints(tmp_path, d
   state = create_train_state(model, tx, rng=jax.random.PRNGKey(0), sample_x=jnp.zeros((1, 64)))
   ckpt = Checkpointer(str(tmp_path / "ckpt"), keep=2)
   writer = MetricWriter(str(tmp_path))
-  with pytest.raises(TrainingError, match="the training loss became nan in epoch 2; lower optimizer.learning_rate"
+  with pytest.raises(TrainingError, match="the training loss became nan in epoch 2: the run diverged .*Lower optimizer.learning_rate"
                      ".*the last good checkpoint \\(epoch 1\\) is kept"):
     fit(state, train_step=make_train_step(nan_from_step_30(base), tx), eval_step=make_eval_step(base),
         dataset=digits, batch_size=64, epochs=20, checkpointer=ckpt, writer=writer, progress=False)

@@ -347,10 +347,11 @@ def test_form_seed_from_older_configs_is_the_book_form():
 
 
 @pytest.mark.parametrize("name", ["sgd", "momentum", "nesterov", "adagrad", "rmsprop", "rmsprop_nesterov", "adam"])
-@pytest.mark.parametrize("rate", [0.0, -0.1])
+@pytest.mark.parametrize("rate", [0.0, -0.1, float("inf"), float("nan")])
 def test_a_learning_rate_that_is_not_positive_is_refused(name, rate):
-  """A negative rate would climb the loss; the library says so rather than train uphill."""
+  """A negative rate would climb the loss; the library says so (and how to ask for ascent) rather than train uphill."""
   import jaxreg.optim
 
-  with pytest.raises(ValueError, match=f"^learning_rate must be a positive number, got {rate}$"):
+  with pytest.raises(ValueError, match=f"^learning_rate must be a positive, finite number, got {rate} "
+                                       r"\(for gradient ascent, negate the objective or chain optax.scale\(-1.0\)"):
     getattr(jaxreg.optim, name)(rate)

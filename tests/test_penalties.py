@@ -230,9 +230,11 @@ def test_activation_l1_needs_a_model_that_sows(make_linear, rng):
     "sections, message",
     [
         ({"l1": {}}, "regularizers.l1 needs regularizers.l1.alpha"),
-        ({"l1": {"alpha": -1.0}}, r"^regularizers\.l1\.alpha must be a number >= 0"),
+        ({"l1": {"alpha": -1.0}}, r"^regularizers\.l1\.alpha must be a finite number >= 0"),
         ({"max_norm": {"max_value": 0.0}}, r"^regularizers\.max_norm\.max_value must be a number > 0"),
-        ({"weight_decay": {"rate": "big"}}, r"^regularizers\.weight_decay\.rate must be a number >= 0"),
+        ({"weight_decay": {"rate": "big"}}, r"^regularizers\.weight_decay\.rate must be a finite number >= 0"),
+        ({"l2": {"alpha": float("inf")}}, r"^regularizers\.l2\.alpha must be a finite number >= 0 .*got inf"),
+        ({"weight_decay": {"rate": float("inf")}}, r"^regularizers\.weight_decay\.rate must be a finite number"),
         ({"label_smoothing": {"eps": 1.0}}, r"^regularizers\.label_smoothing\.eps must be in \[0, 1\)"),
         ({"l2": {"alpha": 1e-4, "mask": 3}}, "mask must be a list of parameter path prefixes"),
         ({"elastic_net": {"l1_alpha": 0.1, "l2_alpha": 0.1, "schedule": {"name": "constant"}}}, "takes no schedule"),

@@ -193,3 +193,15 @@ def test_flat_inputs_are_read_as_rows():
   assert variables["params"]["gru_0"]["input_kernel"].shape == (8, 12)  # 8 pixels per step
   np.testing.assert_allclose(model.apply(variables, x, train=False)[0],
                              model.apply(variables, x.reshape(2, 8, 8), train=False)[0])
+
+
+def test_inputs_that_are_not_sequences_are_refused_with_the_fix():
+  from jaxreg.models.recurrent import as_sequences
+
+  assert as_sequences(jnp.ones((2, 64)), 8).shape == (2, 8, 8)
+  assert as_sequences(jnp.ones((2, 5)), None).shape == (2, 5, 1)
+  assert as_sequences(jnp.ones((2, 5, 3)), 8).shape == (2, 5, 3)
+  with pytest.raises(ValueError, match=r"flat inputs of 5 features cannot be read as sequence_length=8 steps"):
+    as_sequences(jnp.ones((2, 5)), 8)
+  with pytest.raises(ValueError, match=r"got 3-D examples of shape \(5, 3, 2\): flatten each step's features"):
+    as_sequences(jnp.ones((2, 5, 3, 2)), None)

@@ -101,7 +101,7 @@ def test_make_regularizers_from_config_sections():
     make_regularizers(l3={"alpha": 1.0})
   with pytest.raises(ConfigError, match="regularizers.l2.beta.*valid keys: alpha, mask"):
     make_regularizers(l2={"beta": 1.0})
-  with pytest.raises(ValueError, match="^alpha must be a number >= 0 or a schedule, got -1.0"):
+  with pytest.raises(ValueError, match="^alpha must be a finite number >= 0 or a schedule, got -1.0"):
     l2(-1.0)
 
 

@@ -199,3 +199,65 @@ def test_a_saved_config_keeps_non_finite_values_exactly(tmp_path):
   assert json.loads((tmp_path / "config.json").read_text()) == config
   write_json(str(tmp_path / "summary.json"), config)  # other files stay strict JSON
   assert json.loads((tmp_path / "summary.json").read_text())["x"] == [None]
+
+
+FILESYSTEM_SCRIPT = r"""
+set -u
+PY=$1; OUT=$2; FULL=$(mktemp -d); RO=$(mktemp -d)
+mount -t tmpfs -o size=4m tmpfs "$FULL" && mount -t tmpfs -o size=4m tmpfs "$RO" || exit 99
+run() {
+  name=$1; shift; start=$(date +%s.%N)
+  "$PY" -m jaxreg train --no-progress "$@" > "$OUT/$name.out" 2> "$OUT/$name.err"; echo $? > "$OUT/$name.rc"
+  echo "$name $start $(date +%s.%N)" >> "$OUT/times"
+}
+# A read-only file system: a new run under it, then a resume of a run that was made read-only.
+run ro-first --config digits_mlp:smoke --workdir "$RO/run" --config.train.epochs=2
+mount -o remount,ro "$RO" && run ro-new --config digits_mlp:smoke --workdir "$RO/new"
+run ro-resume --workdir "$RO/run" --resume --config.train.epochs=3
+mount -o remount,rw "$RO" && run ro-resume-writable --workdir "$RO/run" --resume --config.train.epochs=3
+# A disk that fills while the run writes: filled by another writer once the first checkpoint is committed.
+"$PY" -m jaxreg train --no-progress --config digits_mlp:smoke --workdir "$FULL/run" --config.train.epochs=40 \
+  > "$OUT/full.out" 2> "$OUT/full.err" &
+pid=$!
+until ls "$FULL/run/checkpoints" 2> /dev/null | grep -qx '[0-9]*'; do sleep 0.05; done
+dd if=/dev/zero of="$FULL/filler" bs=64k 2> /dev/null
+wait $pid; echo $? > "$OUT/full.rc"
+rm "$FULL/filler"
+run full-resume --workdir "$FULL/run" --resume
+cp "$FULL/run/metrics.jsonl" "$OUT/full-metrics.jsonl"; cp "$FULL/run/summary.json" "$OUT/full-summary.json"
+cp "$RO/run/metrics.jsonl" "$OUT/ro-metrics.jsonl"
+"""
+
+
+@pytest.mark.slow  # real file systems: about 30 s
+def test_a_real_full_disk_and_a_read_only_file_system(tmp_path):
+  """Small tmpfs mounts in a private mount namespace (``unshare``): the disk really fills, the directory really is read-only."""
+  import shutil
+  import subprocess
+  import sys
+
+  if shutil.which("unshare") is None or subprocess.run(["unshare", "-rm", "true"], capture_output=True).returncode:
+    pytest.skip("needs unshare with user and mount namespaces; the full disk is also tested with a mocked ENOSPC")
+  script = tmp_path / "filesystems.sh"
+  script.write_text(FILESYSTEM_SCRIPT)
+  done = subprocess.run(["unshare", "-rm", "sh", str(script), sys.executable, str(tmp_path)], timeout=600,
+                        capture_output=True, text=True)
+  if done.returncode == 99:
+    pytest.skip(f"tmpfs cannot be mounted here: {done.stderr}")
+
+  def result(name):
+    return int((tmp_path / f"{name}.rc").read_text()), (tmp_path / f"{name}.err").read_text()
+
+  code, err = result("ro-new")
+  assert code == 2 and "cannot be written" in err and "choose another" in err and "Traceback" not in err, err
+  code, err = result("ro-resume")
+  assert code == 2 and "cannot be written" in err and "Traceback" not in err, err
+  assert result("ro-resume-writable")[0] == 0  # once writable again, the resume goes on
+  assert [json.loads(line)["epoch"] for line in open(tmp_path / "ro-metrics.jsonl")] == [1, 2, 3]
+  code, err = result("full")
+  assert code == 2 and err.splitlines() == [err.strip()] and "the disk is full" in err, err  # one line, no traceback
+  assert "free some space, then continue with --resume" in err
+  assert result("full-resume")[0] == 0
+  epochs = [json.loads(line)["epoch"] for line in open(tmp_path / "full-metrics.jsonl")]
+  assert epochs == list(range(1, 41))
+  assert json.loads((tmp_path / "full-summary.json").read_text())["epochs_run"] == 40

@@ -9,6 +9,7 @@ import gzip
 import hashlib
 import importlib.util
 import os
+import zipfile
 from typing import NamedTuple
 
 import numpy as np
@@ -271,10 +272,16 @@ def load_npz(
     raise ValueError("path must name an .npz file")
   if not os.path.isfile(path):
     raise DataError(f"data file {path!r} does not exist")
+  if not zipfile.is_zipfile(path):  # np.load would try it as a pickle and advise allow_pickle
+    raise DataError(f"{path!r} is not an .npz file (not a zip archive of arrays; it may be damaged); write it with "
+                    "numpy.savez(path, x_train=..., y_train=...)")
   try:
     with np.load(path, allow_pickle=False) as f:
       arrays = {k: f[k] for k in f.files}
-  except Exception as e:  # zipfile.BadZipFile, ValueError (pickled objects), OSError
+  except ValueError as e:  # an array of Python objects, which is never loaded (it could run code)
+    raise DataError(f"{path!r} holds an array of Python objects ({e.__class__.__name__}); save numeric "
+                    "arrays only") from e
+  except Exception as e:  # zipfile.BadZipFile, OSError: a damaged archive
     raise DataError(f"cannot read {path!r} as an .npz file: {e}") from e
   unknown = sorted(set(arrays) - set(NPZ_KEYS))
   if unknown:

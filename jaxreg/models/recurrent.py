@@ -158,6 +158,32 @@ class RecurrentLayer(nn.Module):
     return jnp.swapaxes(outputs, 0, 1), final
 
 
+def as_sequences(x: jax.Array, sequence_length: int | None) -> jax.Array:
+  """``x`` as ``(batch, time, features)``: a flat ``(batch, d)`` input read as ``sequence_length`` steps.
+
+  Raises:
+    ValueError: for inputs that cannot be read as sequences, naming the
+      shape and the fix.
+  """
+  if x.ndim == 2 and sequence_length is not None:
+    if x.shape[1] % sequence_length:
+      raise ValueError(
+          f"flat inputs of {x.shape[1]} features cannot be read as sequence_length={sequence_length} steps "
+          f"({x.shape[1]} is not a multiple of {sequence_length}); set model.sequence_length to a divisor of "
+          f"{x.shape[1]}, or pass inputs shaped (examples, time, features)"
+      )
+    return x.reshape(x.shape[0], sequence_length, -1)
+  if x.ndim == 2:
+    return x[..., None]
+  if x.ndim != 3:
+    raise ValueError(
+        f"a recurrent model takes inputs shaped (examples, time, features), (examples, time) or, with "
+        f"sequence_length, (examples, features); got {x.ndim - 1}-D examples of shape {tuple(x.shape[1:])}: "
+        "flatten each step's features (x.reshape(len(x), time, -1))"
+    )
+  return x
+
+
 class SequenceModel(nn.Module):
   """Stacked (optionally bidirectional) recurrent layers and an output layer ``o = c + V h``.
 
@@ -207,10 +233,7 @@ class SequenceModel(nn.Module):
 
   @nn.compact
   def __call__(self, x: jax.Array, *, train: bool, lengths: jax.Array | None = None) -> jax.Array:
-    if self.sequence_length is not None and x.ndim == 2:
-      x = x.reshape(x.shape[0], self.sequence_length, -1)
-    elif x.ndim == 2:
-      x = x[..., None]
+    x = as_sequences(x, self.sequence_length)
     batch, time = x.shape[:2]
     mask = None if lengths is None else (jnp.arange(time)[None, :] < jnp.asarray(lengths)[:, None]).astype(jnp.float32)
     if train and self.input_dropout > 0:

@@ -6,6 +6,7 @@ from jaxreg.optim.factory import (
     make_evaluation_params,
     make_optimizer,
     optimizer_names,
+    set_learning_rate,
 )
 from jaxreg.optim.metric_driven import MetricDriven, observe
 from jaxreg.optim.momentum_switch import momentum_off_on_plateau
@@ -40,5 +41,6 @@ __all__ = [
     "rmsprop",
     "rmsprop_nesterov",
     "scale_by_adagrad",
+    "set_learning_rate",
     "sgd",
 ]

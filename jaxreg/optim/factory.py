@@ -11,6 +11,7 @@ import inspect
 from collections.abc import Callable, Mapping
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import optax
 
@@ -193,10 +194,9 @@ def make_optimizer(
     >>> state = tx.init({'w': jnp.zeros(3)})
   """
   factory = _OPTIMIZERS.get(name)
-  if isinstance(learning_rate, bool) or not isinstance(learning_rate, (int, float)) or learning_rate <= 0:
-    raise ConfigError(
-        f"optimizer.learning_rate must be a positive number, got {learning_rate!r}"
-    )
+  if isinstance(learning_rate, bool) or not isinstance(learning_rate, (int, float)) or not (
+      0 < learning_rate < float("inf")):
+    raise ConfigError(f"optimizer.learning_rate must be a positive, finite number, got {learning_rate!r}")
   # Validates the name, the keys and the values, naming the key (optimizer.b2).
   _OPTIMIZERS.build(name, kwargs, section="optimizer", filled={"learning_rate": float(learning_rate)})
   if clip_global_norm is not None and (
@@ -289,6 +289,62 @@ def make_evaluation_params(
     return transforms.nesterov_theta(params, opt_state, alpha if injected is None else injected)
 
   return params_fn
+
+
+def _is_injected(x) -> bool:
+  return hasattr(x, "hyperparams") and hasattr(x, "inner_state")  # optax's InjectHyperparamsState
+
+
+def set_learning_rate(opt_state, learning_rate: float):
+  """The optimizer state with every injected constant ``learning_rate`` replaced by ``learning_rate``.
+
+  ``optax.inject_hyperparams`` keeps a constant learning rate in the
+  optimizer state, so an optimizer built with a new rate and handed a
+  restored state would go on at the old one. This is the explicit way to
+  change it, e.g. to continue a run that diverged from its last good
+  checkpoint with a smaller step (``jaxreg train --resume
+  --config.optimizer.learning_rate=...`` calls it). Everything else in the
+  state (momentum, second-moment estimates, step counts, a plateau
+  schedule's scale, which multiplies the new rate) is kept. A rate given by a
+  schedule is recomputed from the step count at every update and needs
+  nothing: build the optimizer with the new schedule.
+
+  Args:
+    opt_state: a state from :meth:`Optimizer.init` (or any optax state that
+      holds ``InjectHyperparamsState``).
+    learning_rate: the new rate, a positive number.
+
+  Returns:
+    The state with the new rate, in the old rate's dtype.
+
+  Raises:
+    ValueError: if ``learning_rate`` is not a positive number, or the state
+      holds no injected learning rate.
+
+  Example:
+    >>> state = make_optimizer('sgd', learning_rate=0.5).init({'w': jnp.zeros(3)})
+    >>> current_learning_rate(set_learning_rate(state, 0.125))
+    0.125
+  """
+  if isinstance(learning_rate, bool) or not isinstance(learning_rate, (int, float)) or not learning_rate > 0:
+    raise ValueError(f"learning_rate must be a positive number, got {learning_rate!r}")
+  found = []
+
+  def replace(state):
+    if not _is_injected(state):
+      return state
+    inner = jax.tree.map(replace, state.inner_state, is_leaf=_is_injected)
+    hyperparams = dict(state.hyperparams)
+    if "learning_rate" in hyperparams:
+      found.append(state)
+      hyperparams["learning_rate"] = jnp.asarray(learning_rate, dtype=jnp.asarray(hyperparams["learning_rate"]).dtype)
+    return state._replace(hyperparams=hyperparams, inner_state=inner)
+
+  new_state = jax.tree.map(replace, opt_state, is_leaf=_is_injected)
+  if not found:
+    raise ValueError("the optimizer state holds no injected learning_rate; build the optimizer with "
+                     "make_optimizer or optax.inject_hyperparams")
+  return new_state
 
 
 def current_learning_rate(opt_state) -> float | None:

@@ -10,6 +10,7 @@ Names follow the lecture notes' symbols: ``learning_rate`` is epsilon,
 ``delta`` is the small stabilising constant.
 """
 
+import math
 from typing import Any, NamedTuple
 
 import jax
@@ -49,9 +50,19 @@ def _check_positive(name: str, value) -> None:
 
 
 def _check_learning_rate(value) -> None:
-  """A number must be positive (a schedule or a traced value is checked by its user)."""
-  if not callable(value):
-    _check_positive("learning_rate", value)
+  """A number must be positive and finite (a schedule or a traced value is checked by its user).
+
+  A rate <= 0 would climb the loss; gradient ascent is asked for explicitly
+  by negating the objective (or chaining ``optax.scale(-1.0)``).
+  """
+  if callable(value):
+    return
+  number = _check_number("learning_rate", value)
+  if number is not None and not (number > 0 and math.isfinite(number)):
+    raise ValueError(
+        f"learning_rate must be a positive, finite number, got {value!r} (for gradient ascent, negate the "
+        "objective or chain optax.scale(-1.0) after the optimizer)"
+    )
 
 
 def _check_form(value: str, choices: tuple[str, ...]) -> str:

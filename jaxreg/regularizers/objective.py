@@ -7,6 +7,7 @@ transform is a function ``objective -> objective``; transforms compose by
 function composition (:func:`chain`).
 """
 
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -57,6 +58,6 @@ def coefficient(name: str, alpha) -> Callable[[Any], Any]:
   """``alpha`` as a function of the step: a schedule as it is, a number as a constant."""
   if callable(alpha):
     return alpha
-  if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not alpha >= 0:
-    raise ValueError(f"alpha must be a number >= 0 or a schedule, got {alpha!r} (in {name})")
+  if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0 <= alpha < math.inf:
+    raise ValueError(f"alpha must be a finite number >= 0 or a schedule, got {alpha!r} (in {name})")
   return lambda step: alpha

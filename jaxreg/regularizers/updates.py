@@ -7,6 +7,7 @@ that gives the regularized new parameters. Masks select parameters by path;
 biases and normalization scales are left alone by default.
 """
 
+import math
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -28,9 +29,10 @@ class CountState(NamedTuple):
 def _check_scalar_or_schedule(name: str, value, *, positive: bool = False) -> None:
   if callable(value):
     return
-  ok = not isinstance(value, bool) and isinstance(value, (int, float)) and (value > 0 if positive else value >= 0)
-  if not ok:
-    raise ValueError(f"{name} must be a number {'> 0' if positive else '>= 0'} or a schedule, got {value!r}")
+  ok = not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value) and (
+      value > 0 if positive else value >= 0)
+  if not ok:  # an infinite strength would zero or blow up every weight at the first step
+    raise ValueError(f"{name} must be a finite number {'> 0' if positive else '>= 0'} or a schedule, got {value!r}")
 
 
 def _value_at(value: ScalarOrSchedule, count):

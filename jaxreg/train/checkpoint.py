@@ -9,9 +9,12 @@ raises ``CheckpointError``; a damaged checkpoint can be set aside
 (``corrupt-<epoch>``), never deleted.
 """
 
+import contextlib
+import errno
 import hashlib
 import json
 import os
+import re
 import warnings
 
 import jax
@@ -149,7 +152,8 @@ class Checkpointer:
 
     saved = {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
     saved[CHECKSUM] = tree_checksum(state)  # verified on restore: flipped bytes that still decode are caught
-    self._manager.save(epoch, args=ocp.args.StandardSave(_host_local(state)), metrics=saved)
+    with _as_os_errors(self.directory):  # the previous save's error surfaces here too
+      self._manager.save(epoch, args=ocp.args.StandardSave(_host_local(state)), metrics=saved)
 
   def restore(self, epoch: int, *, like):
     """Restores the checkpoint of ``epoch`` into the structure of ``like``.
@@ -197,5 +201,31 @@ class Checkpointer:
 
   def close(self) -> None:
     """Waits for pending saves and releases the manager."""
-    self._manager.wait_until_finished()
-    self._manager.close()
+    try:
+      with _as_os_errors(self.directory):
+        self._manager.wait_until_finished()
+        self._manager.close()
+    except OSError:
+      with contextlib.suppress(Exception):  # closing waits again, and raises the same failed save again
+        self._manager.close()
+      raise
+
+
+@contextlib.contextmanager
+def _as_os_errors(directory: str):
+  """Re-raises a file-system failure that Orbax or TensorStore reports as another type as the ``OSError`` it is.
+
+  TensorStore says ``ValueError: RESOURCE_EXHAUSTED: ... No space left on
+  device [os_error_code='28']``; the command line names a full disk only for
+  ``OSError(ENOSPC)``, with the advice to free space and resume.
+  """
+  try:
+    yield
+  except OSError:
+    raise
+  except Exception as e:  # noqa: BLE001  only re-raised, as an OSError when it is one
+    code = re.search(r"os_error_code='(\d+)'", str(e))
+    number = int(code.group(1)) if code else errno.ENOSPC if "No space left on device" in str(e) else None
+    if number is None:
+      raise
+    raise OSError(number, os.strerror(number), directory) from e

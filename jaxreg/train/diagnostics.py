@@ -123,3 +123,28 @@ def activation_sparsity(apply, variables, x, *, near_zero: float = 1e-3, max_exa
   flat = np.concatenate([h.reshape(-1) for h in activations.values()])
   report["all"] = {"zero_fraction": float(np.mean(flat == 0)), "near_zero_fraction": float(np.mean(np.abs(flat) <= near_zero))}
   return report
+
+
+def non_finite_cause(dataset) -> str | None:
+  """Why a loss became NaN if the data is to blame: non-finite inputs or targets, or labels out of range.
+
+  Run by the NaN guard when the training loss stops being finite, on the
+  host arrays of every split; ``None`` means the data is clean, so the run
+  diverged (the step size, a penalty's strength or the model).
+
+  Example:
+    >>> x = np.ones((4, 2), np.float32); x[1, 0] = np.nan
+    >>> non_finite_cause(Dataset('d', 'regression', Split(x, np.zeros(4, np.float32)), None, None, None))
+    'x_train holds 1 NaN or infinite value(s)'
+  """
+  for name, split in dataset.splits().items():
+    x, y = np.asarray(split.x), np.asarray(split.y)
+    if np.issubdtype(x.dtype, np.inexact) and not np.isfinite(x).all():
+      return f"x_{name} holds {int((~np.isfinite(x)).sum())} NaN or infinite value(s)"
+    if np.issubdtype(y.dtype, np.inexact) and not np.isfinite(y).all():
+      return f"y_{name} holds {int((~np.isfinite(y)).sum())} NaN or infinite target(s)"
+    if dataset.task == "classification" and dataset.num_classes:
+      outside = (y < 0) | (y >= dataset.num_classes)
+      if outside.any():
+        return f"y_{name} holds {int(outside.sum())} label(s) outside [0, {dataset.num_classes})"
+  return None

@@ -89,17 +89,21 @@ def make_streaming_epoch(
   ``last_step`` the same way. ``place_batch(batch) -> batch`` moves each
   host batch (``None``: left to ``compile_step``); ``compile_step`` turns a step into
   the function that runs it (``jax.jit``; a ``pmap`` or a sharded ``jit``
-  in :mod:`jaxreg.parallel`).
+  in :mod:`jaxreg.parallel`). The epoch's ``should_stop()``, if given, is
+  polled before each step; when it says so the epoch is dropped and
+  ``(state, None)`` returned.
   """
   step = compile_step(train_step)
   final_step = step if last_step is None else compile_step(last_step)
   place_batch = place_batch or (lambda batch: batch)
   order = jax.jit(epoch_batch_indices, static_argnums=(2, 3))
 
-  def run_epoch(state, x, y, epoch, num_steps=None):
+  def run_epoch(state, x, y, epoch, num_steps=None, should_stop=None):
     indices = np.asarray(order(shuffle_key, epoch, num_examples, batch_size))[:num_steps]
     totals = {}
     for idx in indices[:-1]:
+      if should_stop is not None and should_stop():
+        return state, None  # the epoch is dropped
       state, metrics = step(state, place_batch({"x": x[idx], "y": y[idx]}))
       totals = metrics if not totals else jax.tree.map(jnp.add, totals, metrics)
     state, last = final_step(state, place_batch({"x": x[indices[-1]], "y": y[indices[-1]]}))

@@ -28,6 +28,7 @@ import math
 from collections.abc import Callable
 
 from jaxreg.errors import TrainingError
+from jaxreg.train.diagnostics import non_finite_cause
 from jaxreg.train.checkpoint import BEST_SO_FAR
 
 
@@ -60,6 +61,9 @@ class Hook:
   ``before_run(start_epoch)`` once before the first epoch (``start_epoch`` is
   0, or the epoch a resumed run restarts after); ``after_epoch(end)`` after
   each epoch; ``close()`` once at the end, also when the run fails.
+  ``interrupted()`` is polled between the steps of a streamed epoch (data
+  not on the device): ``True`` drops the epoch in progress and ends the run
+  at its last completed epoch, so a long epoch stops within a step.
   """
 
   def before_run(self, start_epoch: int) -> None:
@@ -67,6 +71,9 @@ class Hook:
 
   def after_epoch(self, end: EpochEnd) -> None:
     del end
+
+  def interrupted(self) -> bool:
+    return False
 
   def close(self) -> None:
     pass
@@ -104,23 +111,42 @@ def call(hook, method: str, *args) -> None:
 class NanGuard(Hook):
   """Fails the run with :class:`TrainingError` when the training loss is NaN or infinite; no checkpoint of it is made.
 
+  The message says why: the data (non-finite inputs or targets, labels out
+  of range: checked on the spot) or, when the data is clean, a divergence;
+  and how to go on: from the last good checkpoint with a smaller learning
+  rate (``fit(resume=True, on_resume=...)`` with
+  :func:`jaxreg.optim.set_learning_rate`; on the command line ``--resume
+  --config.optimizer.learning_rate=...``), or from the start when nothing was
+  checkpointed.
+
   Args:
     checkpointer: the run's checkpointer (its last good checkpoint is named
       in the message), or ``None``.
+    dataset: the run's data, checked when the loss is not finite, or ``None``.
   """
 
-  def __init__(self, checkpointer=None):
+  def __init__(self, checkpointer=None, dataset=None):
     self.checkpointer = checkpointer
+    self.dataset = dataset
 
   def after_epoch(self, end: EpochEnd) -> None:
     loss = end.record["train_loss"]
     if math.isfinite(loss):
       return
+    cause = non_finite_cause(self.dataset) if self.dataset is not None else None
+    if cause is not None:
+      raise TrainingError(f"the training loss became {loss} in epoch {end.epoch} because {cause}; "
+                          "clean the data and start the run again")
     last = self.checkpointer.latest_epoch() if self.checkpointer is not None else None
-    kept = f"; the last good checkpoint (epoch {last}) is kept in {self.checkpointer.directory}" if last else ""
+    if last:
+      how = (f"the last good checkpoint (epoch {last}) is kept in {self.checkpointer.directory}: go on from it "
+             "with a smaller rate (--resume --config.optimizer.learning_rate=<smaller>)")
+    else:
+      how = "nothing was checkpointed: start the run again with a smaller optimizer.learning_rate"
+    checked = " (the data is finite, with labels in range)" if self.dataset is not None else ""
     raise TrainingError(
-        f"the training loss became {loss} in epoch {end.epoch}; lower optimizer.learning_rate or the "
-        f"regularization strength{kept}"
+        f"the training loss became {loss} in epoch {end.epoch}: the run diverged{checked}. Lower "
+        f"optimizer.learning_rate or the regularization strength; {how}"
     )
 
 

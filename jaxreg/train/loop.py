@@ -87,6 +87,7 @@ def fit(
     placement=None,
     hooks: Sequence = (),
     batch_transform: Callable | None = None,
+    on_resume: Callable[[TrainState], TrainState] | None = None,
 ) -> FitResult:
   """Trains ``state`` for ``epochs`` epochs, evaluating after each and calling the hooks.
 
@@ -147,6 +148,11 @@ def fit(
       batch inside the compiled step, with a fresh key per step (and per
       device under ``pmap``), e.g. augmentation or input noise. Evaluation
       batches are not transformed.
+    on_resume: ``fn(state) -> state`` applied to the restored state when
+      ``resume`` finds a checkpoint, before training goes on: the explicit
+      place for a deliberate change, e.g. a smaller learning rate after a
+      divergence (``lambda s: s.replace(opt_state=set_learning_rate(s.opt_state, 0.01))``,
+      see :func:`jaxreg.optim.set_learning_rate`).
 
   Returns:
     A :class:`FitResult`.
@@ -178,10 +184,12 @@ def fit(
   runner.check_monitors(state, _monitors(early_stopping, optimizer))
   start = _start(state, resume=resume, restore_best=restore_best, checkpointer=checkpointer, writer=writer,
                  epochs=epochs)
+  if resume and on_resume is not None:
+    start = dataclasses.replace(start, state=on_resume(start.state))
   tracker = hooks_lib.TrackEarlyStopping(early_stopping, start.best_state)
   all_hooks = _all_hooks(
       tracker, hooks, checkpointer=checkpointer, writer=writer, stop_when=stop_when, max_steps=max_steps,
-      checkpoint_every=checkpoint_every, epochs=epochs, progress=progress, description=dataset.name,
+      checkpoint_every=checkpoint_every, epochs=epochs, progress=progress, dataset=dataset,
   )
   stopped = early_stopping.should_stop(start.state.early_stopping)  # a resumed run that had stopped early stays so
   state, history, epoch, stop_reason = run_loop(
@@ -221,16 +229,16 @@ def _nbytes(split) -> int:
 
 
 def _all_hooks(tracker, user_hooks, *, checkpointer, writer, stop_when, max_steps, checkpoint_every, epochs,
-               progress, description) -> list:
+               progress, dataset) -> list:
   """The hooks in the order they run: guard, early stopping, stopping rules, the user's, writer, checkpoints, bar."""
-  hooks = [hooks_lib.NanGuard(checkpointer), tracker]
+  hooks = [hooks_lib.NanGuard(checkpointer, dataset), tracker]
   hooks += [hooks_lib.StopWhen(stop_when)] if stop_when is not None else []
   hooks += [hooks_lib.StopAtStep(max_steps)] if max_steps is not None else []
   hooks += [hooks_lib.as_hook(hook) for hook in user_hooks]
   hooks += [hooks_lib.WriteMetrics(writer)] if writer is not None else []
   if checkpointer is not None:
     hooks.append(hooks_lib.SaveCheckpoints(checkpointer, every=checkpoint_every, last_epoch=epochs))
-  hooks += [hooks_lib.ProgressBar(epochs, description)] if progress else []
+  hooks += [hooks_lib.ProgressBar(epochs, dataset.name)] if progress else []
   return hooks
 
 
@@ -238,6 +246,8 @@ def run_loop(start: _Start, runner: EpochRunner, hooks: Sequence, *, epochs: int
   """The loop: an epoch from the runner, then every hook; ``(state, history, last_epoch, stop_reason)``."""
   placement, state, history = runner.placement, start.state, list(start.history)
   placed, epoch, reason = placement.put_state(state), start.epoch, "completed all epochs"
+  pollers = [hook.interrupted for hook in hooks if callable(getattr(hook, "interrupted", None))]
+  interrupted = (lambda: any(poll() for poll in pollers)) if pollers else None
   try:
     for hook in hooks:
       hooks_lib.call(hook, "before_run", start.epoch)
@@ -246,7 +256,10 @@ def run_loop(start: _Start, runner: EpochRunner, hooks: Sequence, *, epochs: int
       if left is not None and left <= 0:
         reason, epoch = f"reached max_steps={max_steps}", epoch - 1
         break
-      placed, record = runner.run(placed, epoch, left)
+      placed, record = runner.run(placed, epoch, left, should_stop=interrupted)
+      if record is None:  # a streamed epoch dropped by a hook: the run ends at the previous epoch
+        reason, epoch = f"interrupted during epoch {epoch}, which was dropped", epoch - 1
+        break
       before = placement.get_state(placed)
       end = hooks_lib.EpochEnd(epoch, record, before)
       for hook in hooks:

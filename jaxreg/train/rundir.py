@@ -114,6 +114,12 @@ class RunLock:
 class StopOnSignal(Hook):
   """Stops the run at the end of the epoch after a SIGTERM or SIGINT; a second SIGINT interrupts at once.
 
+  When the data streams from the host (``summary['train_path'] ==
+  'streaming'``), the epoch in progress is dropped at the next step instead:
+  a long epoch stops within seconds, the run ends at its last completed (and
+  checkpointed) epoch, and a resume redoes the dropped epoch with the same
+  data order and keys, so it ends exactly as an uninterrupted run.
+
   The run's summary then says ``stop_reason = 'interrupted by SIGTERM'`` (or
   SIGINT) and :attr:`signal_number` holds the signal, so a command line can
   exit with ``128 + signal``. Handlers are installed only in the main thread
@@ -152,6 +158,10 @@ class StopOnSignal(Hook):
         os._exit(130)
       raise KeyboardInterrupt
     self.signal_number = number
+
+  def interrupted(self) -> bool:
+    """Whether a signal arrived: a streamed epoch stops at the next step (see :meth:`Hook.interrupted`)."""
+    return self.signal_number is not None
 
   def after_epoch(self, end: EpochEnd) -> None:
     if self.signal_number is not None:

@@ -90,13 +90,20 @@ class EpochRunner:
       if monitor not in available:
         raise ValueError(f"{monitor!r}, {who}, is not a logged metric; choose one of: {', '.join(available)}")
 
-  def run(self, placed, epoch: int, num_steps: int | None = None) -> tuple[object, dict]:
-    """Trains epoch ``epoch`` (cut to ``num_steps`` steps if given) and evaluates: ``(placed_state, record)``."""
+  def run(self, placed, epoch: int, num_steps: int | None = None, should_stop=None) -> tuple[object, dict | None]:
+    """Trains epoch ``epoch`` (cut to ``num_steps`` steps if given) and evaluates: ``(placed_state, record)``.
+
+    On the streaming path ``should_stop()`` is polled between steps; when it
+    says so the epoch is dropped and the record is ``None``.
+    """
     start = time.perf_counter()
     short = num_steps is not None and num_steps < self.steps_per_epoch
-    placed, train_metrics = self.run_epoch(
-        placed, self.x_train, self.y_train, epoch, **({"num_steps": num_steps} if short else {})
-    )
+    options = {"num_steps": num_steps} if short else {}
+    if should_stop is not None and not self.on_device:
+      options["should_stop"] = should_stop
+    placed, train_metrics = self.run_epoch(placed, self.x_train, self.y_train, epoch, **options)
+    if train_metrics is None:
+      return placed, None
     host = self.placement.get_state(placed)
     train_metrics, step = jax.device_get((self.placement.host_metrics(train_metrics), host.step))
     train_seconds = time.perf_counter() - start
