@@ -71,6 +71,7 @@ def test_set_learning_rate_replaces_the_injected_rate_and_keeps_the_rest():
     set_learning_rate(make_optimizer("sgd", learning_rate=0.5).tx.init(params).inner_state, 0.1)
 
 
+@pytest.mark.slow  # trains runs
 def test_a_smaller_rate_on_resume_equals_a_run_whose_schedule_drops_there(digits, tmp_path):
   """0.5 for two epochs, then a resume at 0.125, is step for step a piecewise schedule 0.5 -> 0.125 (exact in binary).
 
@@ -100,6 +101,7 @@ def test_a_smaller_rate_on_resume_equals_a_run_whose_schedule_drops_there(digits
     np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
 
 
+@pytest.mark.slow  # trains runs
 def test_a_diverged_run_goes_on_from_its_last_good_checkpoint_as_the_error_says(tmp_path, capsys):
   """The rate jumps 10^30-fold at epoch 3 (a piecewise schedule): NaN; the advice, followed, finishes the run."""
   workdir = str(tmp_path / "run")
@@ -121,6 +123,7 @@ def test_a_diverged_run_goes_on_from_its_last_good_checkpoint_as_the_error_says(
   assert json.loads(open(f"{workdir}/config.json").read())["optimizer"]["learning_rate"] == 1e-31
 
 
+@pytest.mark.slow  # trains runs
 def test_a_constant_rate_changed_on_resume_is_set_in_the_restored_state(tmp_path):
   workdir = str(tmp_path / "run")
   first = [("optimizer.name", "sgd"), ("optimizer.learning_rate", "0.5"), ("train.epochs", "2"),
