@@ -52,6 +52,7 @@ def base_config() -> ml_collections.ConfigDict:
       on_device="auto",
       sequence_length=config_dict.placeholder(int),
       num_examples=config_dict.placeholder(int),
+      augment=(),  # [{'name': 'shift', 'max_shift': 4}, ...]: jaxreg.augment.make_augmentation
   ))
   c.model = ml_collections.ConfigDict(dict(
       name="mlp",
@@ -277,6 +278,24 @@ def load_config(spec: str | None = None, overrides: list[tuple[str, str]] = ()) 
   return config, name
 
 
+def with_defaults(saved: dict) -> dict:
+  """A saved plain-dict config completed with the defaults of what was added since (sections, closed-section keys).
+
+  JSON has no tuples: a list saved for a closed-section field that holds a
+  tuple (``data.augment``) becomes a tuple again.
+  """
+  completed = dict(saved)
+  for section, defaults in base_config().items():
+    if section not in completed:  # a section added after the run was saved
+      completed[section] = defaults.to_dict()
+    elif section not in OPEN_SECTIONS and isinstance(completed[section], dict):
+      completed[section] = {**defaults.to_dict(), **completed[section]}
+      for key, default in defaults.items():
+        if isinstance(default, tuple) and isinstance(completed[section][key], list):
+          completed[section][key] = tuple(completed[section][key])
+  return completed
+
+
 def _load_saved_config(path: str, overrides) -> ml_collections.ConfigDict:
   """Loads a run's resolved ``config.json`` (what a resume starts from)."""
   if not os.path.exists(path):
@@ -286,9 +305,7 @@ def _load_saved_config(path: str, overrides) -> ml_collections.ConfigDict:
       saved = json.load(f)
     except json.JSONDecodeError as e:
       raise ConfigError(f"{path} is not valid JSON ({e}); it may be damaged") from None
-  for section, defaults in base_config().items():
-    saved.setdefault(section, defaults.to_dict())  # a section added after the run was saved
-  config = ml_collections.ConfigDict(saved)
+  config = ml_collections.ConfigDict(with_defaults(saved))
   for key, raw in overrides:
     apply_override(config, key, raw)
   validate_config(config)

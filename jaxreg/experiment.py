@@ -20,8 +20,9 @@ import jax
 import ml_collections
 import optax
 
+from jaxreg.augment import as_batch_transform, make_augmentation
 from jaxreg.compilation import count_compilations
-from jaxreg.config import config_differences, validate_config
+from jaxreg.config import config_differences, validate_config, with_defaults
 from jaxreg.data import Dataset, make_dataset
 from jaxreg.errors import CheckpointError, ConfigError
 from jaxreg.models import ModelFns, make_model
@@ -152,7 +153,7 @@ def _check_workdir(workdir: str, config_dict: dict, resume: bool, *, clear: bool
         f"nothing to resume in {workdir}: it has no config.json; start the run without --resume"
     )
   with open(saved_config) as f:
-    saved = json.load(f)
+    saved = with_defaults(json.load(f))  # a key added to jaxreg since the run started has its default
   differences = config_differences(saved, config_dict)
   changed = [k for k in differences if k not in RESUMABLE_CHANGES]
   if changed:
@@ -202,6 +203,7 @@ class Experiment:
     diagnostic_step: the step with update ratios for each epoch's last batch, or ``None``.
     eval_step: the evaluation of the unregularized objective.
     options: batch sizes, epochs, checkpoints, what to do after early stopping.
+    batch_transform: the training batches' augmentation (``data.augment``), or ``None``.
 
   Example:
     >>> experiment = build(load_config('digits_mlp:smoke')[0])  # doctest: +SKIP
@@ -221,6 +223,7 @@ class Experiment:
   diagnostic_step: Callable | None
   eval_step: Callable
   options: RunOptions
+  batch_transform: Callable | None = None
 
   def fit_kwargs(self) -> dict:
     """The keyword arguments of :func:`~jaxreg.train.fit` that the experiment fixes."""
@@ -229,6 +232,7 @@ class Experiment:
         train_step=self.train_step, diagnostic_step=self.diagnostic_step, eval_step=self.eval_step,
         eval_batch_size=o.eval_batch_size, shuffle_seed=o.seed, progress=o.progress and is_primary_process(),
         data_on_device=o.data_on_device, optimizer=self.optimizer, placement=self.placement,
+        batch_transform=self.batch_transform,
     )
 
 
@@ -255,7 +259,8 @@ def _run_options(config: ml_collections.ConfigDict) -> RunOptions:
 
 
 def _load_data(config: ml_collections.ConfigDict, options: RunOptions) -> Dataset:
-  data_cfg = {k: v for k, v in config.data.items() if k not in ("batch_size", "eval_batch_size", "on_device")}
+  data_cfg = {k: v for k, v in config.data.items()
+              if k not in ("batch_size", "eval_batch_size", "on_device", "augment")}
   dataset = make_dataset(**data_cfg)
   num_train = len(dataset.train.y)
   if options.batch_size > num_train:
@@ -285,6 +290,21 @@ def _optimization(config, steps_per_epoch: int) -> tuple[Optimizer, Regularizers
   )
   has_updates = any(name in regularizer_cfg for name in UPDATE_REGULARIZERS)
   return optimizer, regularizers, optax.chain(optimizer.tx, regularizers.update) if has_updates else optimizer.tx
+
+
+def _augmentation(config: ml_collections.ConfigDict, dataset: Dataset) -> Callable | None:
+  """``data.augment`` as the runs' batch transform, checked on the data's example shape (nothing is run)."""
+  augmentation = make_augmentation(list(config.data.augment))
+  if augmentation is None:
+    return None
+  transform = as_batch_transform(augmentation)
+  sample = {"x": dataset.train.x[:2], "y": dataset.train.y[:2]}
+  try:
+    jax.eval_shape(transform, sample, jax.random.PRNGKey(0))
+  except (ValueError, TypeError) as e:
+    raise ConfigError(f"data.augment cannot take the data's examples of shape {dataset.train.x.shape[1:]}: "
+                      f"{str(e).splitlines()[0]}") from None
+  return transform
 
 
 def _early_stopping(config: ml_collections.ConfigDict) -> EarlyStopping:
@@ -321,6 +341,7 @@ def build(config: ml_collections.ConfigDict) -> Experiment:
   placement = make_placement(**config.parallel)
   placement.check_batch_size(options.batch_size)
   dataset = _load_data(config, options)
+  batch_transform = _augmentation(config, dataset)
   model_cfg = config.model.to_dict()
   model = make_model(num_outputs=dataset.num_outputs, axis_name=placement.axis_name, **model_cfg)
   optimizer, regularizers, tx = _optimization(config, max(len(dataset.train.y) // options.batch_size, 1))
@@ -351,7 +372,7 @@ def build(config: ml_collections.ConfigDict) -> Experiment:
       train_step=train_step, eval_step=eval_step,
       diagnostic_step=make_train_step(train_objective, tx, diagnostics=True, **step_options)
       if config.train.diagnostics else None,
-      options=options,
+      options=options, batch_transform=batch_transform,
   )
 
 

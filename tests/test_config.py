@@ -41,7 +41,7 @@ def test_overrides_are_typed():
         ("optimizer.learning_rate", "fast", "optimizer.learning_rate='fast': expected a value of type float, got str"),
         ("data.batch_size", "12.5", "data.batch_size='12.5': expected a value of type int, got float"),
         ("train.epochs", "[3]", "expected a value of type int"),
-        ("data.batchsize", "32", "unknown config key 'data.batchsize'; valid keys in 'data': batch_size"),
+        ("data.batchsize", "32", "unknown config key 'data.batchsize'; valid keys in 'data': augment, batch_size"),
         ("trian.epochs", "3", "unknown config key 'trian'"),
         ("train.early_stopping.patient", "3", "unknown config key 'train.early_stopping.patient'"),
         ("train", "3", "unknown config key 'train'|is a section"),
@@ -189,3 +189,17 @@ def test_config_files_that_fail_are_named_not_a_traceback(tmp_path, capsys):
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
   assert not (tmp_path / "run").exists()
+
+
+def test_a_config_saved_before_a_key_existed_is_completed_with_its_default():
+  from jaxreg.config import base_config, config_differences, with_defaults
+
+  saved = base_config().to_dict()
+  del saved["data"]["augment"]  # what a run started before data.augment existed saved
+  saved["model"]["hidden_sizes"] = [32]
+  completed = with_defaults(json.loads(json.dumps(saved)))
+  assert completed["data"]["augment"] == () and completed["model"]["hidden_sizes"] == [32]  # open sections as saved
+  assert config_differences(completed, {**saved, "data": base_config().to_dict()["data"]}) == []
+  on_disk = with_defaults(json.loads(json.dumps({**base_config().to_dict(), "data": {
+      **base_config().to_dict()["data"], "augment": [{"name": "shift", "max_shift": 2}]}})))
+  assert on_disk["data"]["augment"] == ({"name": "shift", "max_shift": 2},)  # JSON's list, a tuple again

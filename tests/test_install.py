@@ -129,7 +129,7 @@ def test_declared_dependencies_are_what_the_package_imports():
   import tomllib
 
   project = tomllib.loads((CHECKOUT / "pyproject.toml").read_text())["project"]
-  import_name = {"orbax-checkpoint": "orbax", "scikit-learn": "sklearn"}
+  import_name = {"orbax-checkpoint": "orbax", "scikit-learn": "sklearn", "dm-pix": "dm_pix"}
   declared = {import_name.get(d, d) for d in (re.split(r"[<>=!~ \[;]", r)[0] for r in project["dependencies"])}
   imported = set()
   for file in (CHECKOUT / "jaxreg").rglob("*.py"):

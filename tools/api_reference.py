@@ -17,7 +17,7 @@ import typing
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 PAGE = ROOT / "docs" / "api.md"
-PACKAGES = ("jaxreg.optim", "jaxreg.regularizers", "jaxreg.models", "jaxreg.data", "jaxreg.train",
+PACKAGES = ("jaxreg.optim", "jaxreg.regularizers", "jaxreg.augment", "jaxreg.models", "jaxreg.data", "jaxreg.train",
             "jaxreg.parallel", "jaxreg.experiment", "jaxreg.compilation")
 HEADER = """# API reference
 

@@ -1,0 +1,45 @@
+"""Data augmentation as pure functions of a key and one example, run inside the compiled step.
+
+An augmentation is ``fn(key, x) -> x`` on **one example** (a signal of shape
+``(length,)`` or ``(length, channels)``, an image ``(height, width,
+channels)``), deterministic given its key. They compose (:func:`chain`,
+:func:`random_apply`, :func:`one_of`), and :func:`as_batch_transform` turns
+one into the ``batch_transform`` of :func:`jaxreg.train.fit`: vmapped over
+the batch with a key per example, applied to ``batch['x']`` only (labels are
+never touched), on training batches only.
+
+From a config: ``data.augment = [{'name': 'shift', 'max_shift': 4}, ...]``
+(:func:`make_augmentation`).
+"""
+
+from jaxreg.augment.compose import as_batch_transform, chain, one_of, per_example, random_apply
+from jaxreg.augment.factory import augmentation_names, make_augmentation
+from jaxreg.augment.images import (
+    brightness,
+    contrast,
+    horizontal_flip,
+    hue,
+    saturation,
+    translate,
+)
+from jaxreg.augment.signals import gaussian_noise, scale_amplitude, shift, time_stretch
+
+__all__ = [
+    "as_batch_transform",
+    "augmentation_names",
+    "brightness",
+    "chain",
+    "contrast",
+    "gaussian_noise",
+    "horizontal_flip",
+    "hue",
+    "make_augmentation",
+    "one_of",
+    "per_example",
+    "random_apply",
+    "saturation",
+    "scale_amplitude",
+    "shift",
+    "time_stretch",
+    "translate",
+]

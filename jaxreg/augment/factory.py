@@ -1,0 +1,61 @@
+"""``data.augment`` of a config: a list of ``{'name': ..., <arguments>}`` to one augmentation."""
+
+from collections.abc import Mapping, Sequence
+
+from jaxreg._registry import Registry
+from jaxreg.augment import images, signals
+from jaxreg.augment.compose import chain, random_apply
+from jaxreg.errors import ConfigError
+
+_AUGMENTATIONS = Registry("augmentation", {
+    "shift": signals.shift,
+    "time_stretch": signals.time_stretch,
+    "scale_amplitude": signals.scale_amplitude,
+    "gaussian_noise": signals.gaussian_noise,
+    "horizontal_flip": images.horizontal_flip,
+    "translate": images.translate,
+    "brightness": images.brightness,
+    "contrast": images.contrast,
+    "saturation": images.saturation,
+    "hue": images.hue,
+})
+
+
+def augmentation_names() -> list[str]:
+  """The names ``data.augment`` accepts."""
+  return _AUGMENTATIONS.names()
+
+
+def make_augmentation(specs: Sequence[Mapping], *, section: str = "data.augment"):
+  """One augmentation from a config's list: each item ``{'name': ..., 'p': ..., <arguments>}``, applied in order.
+
+  ``p`` (optional) applies that item with probability ``p``
+  (:func:`~jaxreg.augment.random_apply`). An empty list gives ``None`` (no
+  augmentation).
+
+  Raises:
+    ConfigError: naming the item (``data.augment[1].max_shift``) for an
+      unknown name or argument, or a value the augmentation refuses.
+
+  Example:
+    >>> aug = make_augmentation([{'name': 'shift', 'max_shift': 4}, {'name': 'gaussian_noise', 'sigma': 0.05}])
+  """
+  if isinstance(specs, Mapping) or isinstance(specs, str) or not isinstance(specs, Sequence):
+    raise ConfigError(f"{section} must be a list such as [{{'name': 'shift', 'max_shift': 4}}], got {specs!r}")
+  built = []
+  for index, spec in enumerate(specs):
+    where = f"{section}[{index}]"
+    if not isinstance(spec, Mapping) or "name" not in spec:
+      raise ConfigError(f"{where} must be a mapping with a 'name' (one of {', '.join(augmentation_names())}), "
+                        f"got {spec!r}")
+    kwargs = {k: v for k, v in spec.items() if k not in ("name", "p")}
+    augmentation = _AUGMENTATIONS.build(spec["name"], kwargs, section=where)
+    if "p" in spec:
+      try:
+        augmentation = random_apply(augmentation, spec["p"])
+      except ValueError as e:
+        raise ConfigError(f"{where}.{e}") from None
+    built.append(augmentation)
+  if not built:
+    return None
+  return built[0] if len(built) == 1 else chain(*built)
