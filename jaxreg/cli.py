@@ -176,10 +176,10 @@ def _train(args, overrides) -> int:
 
 def _interrupted_message(summary: dict, workdir: str) -> str:
   """One line after a signal: where the run stopped, and the command that goes on from there."""
-  from jaxreg.experiment import _committed_epochs
+  from jaxreg.experiment import committed_epochs
 
   name = signal.Signals(summary["stop_signal"]).name
-  committed = _committed_epochs(workdir)
+  committed = committed_epochs(workdir)
   if not committed:
     return (f"jaxreg: interrupted by {name} before the first checkpoint; start the run again with the same "
             "command (the same --workdir is fine)")

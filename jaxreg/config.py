@@ -52,6 +52,7 @@ def base_config() -> ml_collections.ConfigDict:
       on_device="auto",
       sequence_length=config_dict.placeholder(int),
       num_examples=config_dict.placeholder(int),
+      example_shape=config_dict.placeholder(tuple),  # e.g. (8, 8, 1): digits as images
       augment=(),  # [{'name': 'shift', 'max_shift': 4}, ...]: jaxreg.augment.make_augmentation
   ))
   c.model = ml_collections.ConfigDict(dict(
@@ -290,8 +291,8 @@ def with_defaults(saved: dict) -> dict:
       completed[section] = defaults.to_dict()
     elif section not in OPEN_SECTIONS and isinstance(completed[section], dict):
       completed[section] = {**defaults.to_dict(), **completed[section]}
-      for key, default in defaults.items():
-        if isinstance(default, tuple) and isinstance(completed[section][key], list):
+      for key in defaults.keys():
+        if defaults.get_type(key) is tuple and isinstance(completed[section][key], list):
           completed[section][key] = tuple(completed[section][key])
   return completed
 

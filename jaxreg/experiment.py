@@ -49,12 +49,6 @@ from jaxreg.train.rundir import RunLock, StopOnSignal
 from jaxreg.train.runner import logged_metric_names
 
 CHECKPOINT_SUBDIR = "checkpoints"
-
-
-class ResumeNotice(UserWarning):
-  """A resume goes on with a changed setting that the user asked for (printed as a one-line notice)."""
-
-
 REFIT_CHECKPOINT_SUBDIR = "checkpoints_refit"
 REFIT_METRICS = "metrics_refit.jsonl"
 # Keys that may change between an interrupted run and its resume.
@@ -65,7 +59,11 @@ RESUMABLE_CHANGES = (
 )
 
 
-def _committed_epochs(workdir: str) -> list[int]:
+class ResumeNotice(UserWarning):
+  """A resume goes on with a changed setting that the user asked for (printed as a one-line notice)."""
+
+
+def committed_epochs(workdir: str) -> list[int]:
   """The epochs with a committed checkpoint folder in ``workdir``, read from the listing alone (no side effects)."""
   directory = os.path.join(workdir, CHECKPOINT_SUBDIR)
   if not os.path.isdir(directory):
@@ -138,7 +136,7 @@ def _check_workdir(workdir: str, config_dict: dict, resume: bool, *, clear: bool
   """
   saved_config = os.path.join(workdir, "config.json")
   finished = os.path.exists(os.path.join(workdir, "summary.json"))
-  committed = _committed_epochs(workdir)
+  committed = committed_epochs(workdir)
   if not resume:
     if committed or finished:
       raise CheckpointError(

@@ -112,7 +112,7 @@ def test_cli_help(capsys):
     [
         ("--config.optimizer.lr=0.1", "optimizer.lr for optimizer 'adam'; valid keys: b1, b2, delta"),
         ("--config.data.batch_size=big", "data.batch_size='big': expected a value of type int"),
-        ("--config.model.name=cnn", "unknown model 'cnn'"),
+        ("--config.model.name=transformer", "unknown model 'transformer'"),
         ("--config.train.early_stopping.monitor=val_f1", "monitor='val_f1' is not a logged metric; choose one of"),
         ("--config.data.batch_size=5000", "batch_size=5000 is larger than the training split \\(1257 examples\\)"),
         ("--config.data.batch_size=0", "data.batch_size must be a positive integer, got 0"),

@@ -84,7 +84,7 @@ def test_the_wheel_test_fails_on_the_old_package_list(tmp_path):
   assert parallel and parallel <= set(report["failed"])
   assert "No module named 'jaxreg.parallel'" in report["failed"]["jaxreg.parallel"]
   run = _jaxreg(python, "train", "--config", "digits_mlp:smoke", cwd=elsewhere)
-  assert run.returncode != 0 and "No module named 'jaxreg.parallel'" in run.stderr
+  assert run.returncode != 0 and "No module named 'jaxreg." in run.stderr  # the first subpackage it lacks
 
 
 def test_every_notebook_starts_with_the_install_cell_from_pyproject():

@@ -126,7 +126,8 @@ def test_run_artifacts(tmp_path):
   for key in ("test_accuracy", "test_loss", "best_epoch", "epochs_run", "steps_per_second", "wall_seconds"):
     assert summary[key] is not None, key
   assert summary == json.loads(json.dumps(result.summary))
-  assert json.loads((tmp_path / "config.json").read_text()) == config.to_dict() | {
-      "model": {**config.model.to_dict(), "hidden_sizes": list(config.model.hidden_sizes)}
+  assert json.loads((tmp_path / "config.json").read_text()) == config.to_dict() | {  # JSON's lists for tuples
+      "model": {**config.model.to_dict(), "hidden_sizes": list(config.model.hidden_sizes)},
+      "data": {**config.data.to_dict(), "augment": []},
   }
   assert sorted(int(p.name) for p in (tmp_path / "checkpoints").iterdir() if p.name.isdigit()) == [1, 2, 3]

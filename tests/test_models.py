@@ -64,8 +64,8 @@ def test_unknown_names_are_refused_with_the_valid_ones():
     get_initializer("xavier")
   with pytest.raises(ConfigError, match="unknown activation 'relu6'.*tanh"):
     make_mlp(num_outputs=2, activation="relu6")
-  with pytest.raises(ConfigError, match="unknown model 'cnn'; valid names: mlp"):
-    make_model("cnn", num_outputs=2)
+  with pytest.raises(ConfigError, match="unknown model 'transformer'; valid names: mlp, .*, cnn"):
+    make_model("transformer", num_outputs=2)
   with pytest.raises(ConfigError, match="model.widths.*valid keys: activation, batch_norm, batch_norm_momentum, dropout_rate"):
     make_model("mlp", num_outputs=2, widths=(3,))
   with pytest.raises(ValueError, match="^dropout_rate must be in \\[0, 1\\)"):  # the library's words

@@ -1,5 +1,9 @@
 """Datasets and shuffling iterators, and the ``make_dataset`` factory."""
 
+import dataclasses
+
+import numpy as np
+
 from jaxreg.data.datasets import NPZ_KEYS, TASKS, Dataset, Split, load_digits, load_npz, validate_split
 from jaxreg.data.iterators import epoch_batch_indices, padded_batches
 from jaxreg.data.mnist1d import load_mnist1d
@@ -21,6 +25,7 @@ def make_dataset(
     test_fraction: float = 0.2,
     sequence_length: int | None = None,
     num_examples: int | None = None,
+    example_shape: tuple[int, ...] | None = None,
 ) -> Dataset:
   """Builds the dataset of a config's ``data`` section (less ``batch_size``).
 
@@ -35,6 +40,8 @@ def make_dataset(
     test_fraction: share of the data held out for testing.
     sequence_length: ``T`` of the adding problem (default 100).
     num_examples: sequences generated for the adding problem (default 12,000).
+    example_shape: read every example as this shape, e.g. ``(8, 8, 1)`` for
+      digits as images (for a 2-D CNN and image augmentations), or ``None``.
 
   Raises:
     ConfigError: for an unknown name or an argument that does not apply.
@@ -45,12 +52,30 @@ def make_dataset(
   split = dict(seed=seed, val_fraction=val_fraction, test_fraction=test_fraction)
   loader = _DATASETS.get(name)
   try:
-    return loader(path=path, task=task, num_classes=num_classes, sequence_length=sequence_length,
-                  num_examples=num_examples, **split)
+    dataset = loader(path=path, task=task, num_classes=num_classes, sequence_length=sequence_length,
+                     num_examples=num_examples, **split)
   except (ConfigError, DataError):
     raise
   except ValueError as e:  # the loaders name their argument; the config path is added here
     raise ConfigError(f"data.{e}") from None
+  return dataset if example_shape is None else with_example_shape(dataset, example_shape)
+
+
+def with_example_shape(dataset: Dataset, example_shape) -> Dataset:
+  """``dataset`` with every split's examples reshaped to ``example_shape`` (the values and their order kept).
+
+  Raises:
+    ConfigError: if the shape does not hold an example's values.
+  """
+  shape = tuple(example_shape)
+  if not shape or any(isinstance(n, bool) or not isinstance(n, int) or n < 1 for n in shape):
+    raise ConfigError(f"data.example_shape must be a list of positive integers, got {example_shape!r}")
+  size = int(np.prod(shape))
+  if dataset.train.x[0].size != size:
+    raise ConfigError(f"data.example_shape={list(shape)} holds {size} values, but each example of "
+                      f"{dataset.name} has {dataset.train.x[0].size} (shape {dataset.train.x.shape[1:]})")
+  splits = {name: Split(split.x.reshape(len(split.x), *shape), split.y) for name, split in dataset.splits().items()}
+  return dataclasses.replace(dataset, **splits)
 
 
 def _adding(*, path, task, num_classes, sequence_length, num_examples, **split) -> Dataset:

@@ -8,11 +8,12 @@ from jaxreg._validation import check_layer_sizes, check_rate
 from jaxreg.errors import ConfigError
 from jaxreg.models.base import ModelFns, from_linen
 from jaxreg.models.initializers import get_initializer, initializer_names
+from jaxreg.models.cnn import CNN
 from jaxreg.models.mlp import MLP, get_activation
 from jaxreg.models.multitask import MultiTaskMLP
 from jaxreg.models.recurrent import RecurrentLayer, SequenceModel, validate_sequence_model
 
-MODEL_NAMES = ("mlp", "multitask_mlp", "rnn", "lstm", "gru")
+MODEL_NAMES = ("mlp", "multitask_mlp", "rnn", "lstm", "gru", "cnn")
 
 
 def make_mlp(
@@ -184,15 +185,86 @@ def _recurrent(cell: str):
   return factory
 
 
+def _positive_int(key: str, value) -> int:
+  if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+    raise ValueError(f"{key} must be a positive integer, got {value!r}")
+  return value
+
+
+def make_cnn(
+    *,
+    num_outputs: int,
+    channels: Sequence[int] = (32, 32),
+    dims: int = 1,
+    kernel_size: int = 5,
+    strides: int = 1,
+    pool: int = 2,
+    pooling: str = "max",
+    dense_sizes: Sequence[int] = (),
+    activation: str = "relu",
+    dropout_rate: float = 0.0,
+    kernel_init: str | Mapping[str, object] = "lecun_normal",
+    batch_norm: bool = False,
+    batch_norm_momentum: float = 0.9,
+    batch_norm_axis_name: str | None = None,
+    input_shape: Sequence[int] | None = None,
+) -> ModelFns:
+  """Builds a :class:`CNN` (1-D for signals, 2-D for images) as ``ModelFns``.
+
+  Args:
+    num_outputs: width of the output layer (number of classes).
+    channels: output channels of each conv block, e.g. ``(32, 32)``.
+    dims: 1 (examples ``(length[, channels])``) or 2 (``(height, width[, channels])``).
+    kernel_size: kernel width along every spatial axis.
+    strides: convolution stride.
+    pool: pooling window and stride after each block (1: no pooling).
+    pooling: ``'max'`` or ``'avg'``.
+    dense_sizes: dense layers between the conv blocks and the output.
+    activation: name of the nonlinearity.
+    dropout_rate: inverted dropout after each block and dense layer, in [0, 1).
+    kernel_init: the kernel initializer, as for :func:`make_mlp`.
+    batch_norm: batch-normalize each layer's pre-activations.
+    batch_norm_momentum: decay of the running statistics, in [0, 1).
+    batch_norm_axis_name: set by :func:`make_model` from the run's placement.
+    input_shape: read flat inputs as this shape, e.g. ``(8, 8)`` for digits' 64 pixels.
+
+  Example:
+    >>> model = make_cnn(num_outputs=10, channels=(8,), dims=2, input_shape=(8, 8))
+    >>> variables = model.init(jax.random.key(0), jnp.zeros((1, 64)))
+    >>> model.apply(variables, jnp.zeros((5, 64)), train=False)[0].shape
+    (5, 10)
+  """
+  if dims not in (1, 2):
+    raise ValueError(f"dims must be 1 (signals) or 2 (images), got {dims!r}")
+  if pooling not in ("max", "avg"):
+    raise ValueError(f"pooling must be 'max' or 'avg', got {pooling!r}")
+  if num_outputs <= 0:
+    raise ValueError(f"num_outputs must be positive, got {num_outputs!r}")
+  if input_shape is not None:
+    input_shape = check_layer_sizes("input_shape", input_shape)
+  module = CNN(
+      channels=check_layer_sizes("channels", channels), num_outputs=int(num_outputs), dims=dims,
+      kernel_size=_positive_int("kernel_size", kernel_size), strides=_positive_int("strides", strides),
+      pool=_positive_int("pool", pool), pooling=pooling,
+      dense_sizes=check_layer_sizes("dense_sizes", dense_sizes) if dense_sizes else (),
+      activation=get_activation(activation), dropout_rate=check_rate("dropout_rate", dropout_rate),
+      kernel_init=get_initializer(kernel_init), batch_norm=bool(batch_norm),
+      batch_norm_momentum=check_rate("batch_norm_momentum", batch_norm_momentum),
+      batch_norm_axis_name=batch_norm_axis_name, input_shape=input_shape,
+  )
+  return from_linen(module)
+
+
 _MODELS = Registry("model", {
     "mlp": make_mlp,
     "multitask_mlp": make_multitask_mlp,
     "rnn": _recurrent("rnn"),
     "lstm": _recurrent("lstm"),
     "gru": _recurrent("gru"),
+    "cnn": make_cnn,
 })
 # Models with batch normalization, whose statistics are synchronized over the pmap axis.
-_BATCH_NORM_MODELS = ("mlp",)
+_BATCH_NORM_MODELS = ("mlp", "cnn")
 
 
 def make_model(name: str, *, num_outputs: int, axis_name: str | None = None, **kwargs) -> ModelFns:
@@ -215,6 +287,7 @@ def make_model(name: str, *, num_outputs: int, axis_name: str | None = None, **k
 
 
 __all__ = [
+    "CNN",
     "MLP",
     "MODEL_NAMES",
     "MultiTaskMLP",
@@ -225,6 +298,7 @@ __all__ = [
     "get_activation",
     "get_initializer",
     "initializer_names",
+    "make_cnn",
     "make_mlp",
     "make_model",
     "make_multitask_mlp",

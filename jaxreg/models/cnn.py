@@ -1,0 +1,115 @@
+"""A convolutional network, 1-D (signals) or 2-D (images), from conv blocks and dense layers (Flax Linen).
+
+The lecture notes' main example of parameter sharing: a convolution applies
+the same kernel at every position, so the layer is equivariant to shifts of
+its input (away from the padded border) with far fewer parameters than a
+dense layer.
+"""
+
+from collections.abc import Callable, Sequence
+
+import flax.linen as nn
+import jax
+
+from jaxreg.models.initializers import Initializer
+
+
+def as_feature_maps(x: jax.Array, dims: int, input_shape: Sequence[int] | None) -> jax.Array:
+  """``x`` as ``(batch, *spatial, channels)`` with ``dims`` spatial axes.
+
+  A flat ``(batch, d)`` input is reshaped to ``input_shape`` (e.g. ``(8, 8)``
+  for digits) when given; an input with exactly ``dims`` axes after the batch
+  gets one channel.
+
+  Raises:
+    ValueError: naming the shape, for inputs that cannot be read as ``dims``-D maps.
+  """
+  if input_shape is not None:
+    size = 1
+    for n in input_shape:
+      size *= n
+    if x[0].size != size:
+      raise ValueError(f"input_shape={tuple(input_shape)} holds {size} values, but each example has {x[0].size}")
+    x = x.reshape((x.shape[0], *input_shape))
+  if x.ndim == dims + 1:
+    x = x[..., None]
+  if x.ndim != dims + 2:
+    raise ValueError(
+        f"a {dims}-D CNN takes examples shaped {'(length, channels)' if dims == 1 else '(height, width, channels)'} "
+        f"(or without the channel axis), got examples of shape {tuple(x.shape[1:])}; set model.dims, or "
+        "model.input_shape to read flat inputs"
+    )
+  return x
+
+
+class CNN(nn.Module):
+  """Conv blocks ``Conv -> [BatchNorm] -> activation -> pool -> Dropout``, then dense layers and the output.
+
+  ``h_l = dropout(pool(act(K_l * h_{l-1} + b_l)))`` with ``*`` the
+  cross-correlation (``'SAME'`` zero padding, ``strides``), then
+  ``flatten``, the dense layers of :class:`~jaxreg.models.MLP` and the
+  output layer (logits). Each block's activation (before pooling) is sown
+  into ``'intermediates'`` as ``hidden_conv_<l>``, each dense layer's as
+  ``hidden_<l>``.
+
+  Attributes:
+    channels: the output channels of each conv block.
+    num_outputs: width of the output layer.
+    dims: 1 (signals) or 2 (images).
+    kernel_size: the kernel's width along every spatial axis.
+    strides: the convolution's stride along every spatial axis.
+    pool: the max- or average-pooling window and stride after each block (1: none).
+    pooling: ``'max'`` or ``'avg'``.
+    dense_sizes: the widths of the dense layers after the conv blocks.
+    activation: the nonlinearity.
+    dropout_rate: inverted dropout after each block and dense layer.
+    kernel_init: initializer of every kernel.
+    batch_norm: normalize each layer's pre-activations.
+    batch_norm_momentum: decay of the running statistics.
+    batch_norm_axis_name: the ``pmap`` axis of the batch statistics, or ``None``.
+    input_shape: the shape to read flat inputs as (e.g. ``(8, 8)``), or ``None``.
+  """
+
+  channels: Sequence[int]
+  num_outputs: int
+  dims: int = 1
+  kernel_size: int = 5
+  strides: int = 1
+  pool: int = 1
+  pooling: str = "max"
+  dense_sizes: Sequence[int] = ()
+  activation: Callable[[jax.Array], jax.Array] = nn.relu
+  dropout_rate: float = 0.0
+  kernel_init: Initializer = nn.initializers.lecun_normal()
+  batch_norm: bool = False
+  batch_norm_momentum: float = 0.9
+  batch_norm_axis_name: str | None = None
+  input_shape: Sequence[int] | None = None
+
+  def _normalize(self, h, name: str, train: bool):
+    if not self.batch_norm:
+      return h
+    return nn.BatchNorm(use_running_average=not train, momentum=self.batch_norm_momentum,
+                        axis_name=self.batch_norm_axis_name, name=name)(h)
+
+  @nn.compact
+  def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
+    h = as_feature_maps(x, self.dims, self.input_shape)
+    window = (self.pool,) * self.dims
+    for level, width in enumerate(self.channels):
+      h = nn.Conv(width, (self.kernel_size,) * self.dims, strides=(self.strides,) * self.dims, padding="SAME",
+                  use_bias=not self.batch_norm, kernel_init=self.kernel_init, name=f"conv_{level}")(h)
+      h = self.activation(self._normalize(h, f"conv_batch_norm_{level}", train))
+      self.sow("intermediates", f"hidden_conv_{level}", h)
+      if self.pool > 1:
+        h = (nn.max_pool if self.pooling == "max" else nn.avg_pool)(h, window, strides=window, padding="SAME")
+      if self.dropout_rate > 0:
+        h = nn.Dropout(self.dropout_rate, deterministic=not train)(h)
+    h = h.reshape((h.shape[0], -1))
+    for level, width in enumerate(self.dense_sizes):
+      h = nn.Dense(width, use_bias=not self.batch_norm, kernel_init=self.kernel_init, name=f"dense_{level}")(h)
+      h = self.activation(self._normalize(h, f"batch_norm_{level}", train))
+      self.sow("intermediates", f"hidden_{level}", h)
+      if self.dropout_rate > 0:
+        h = nn.Dropout(self.dropout_rate, deterministic=not train)(h)
+    return nn.Dense(self.num_outputs, kernel_init=self.kernel_init, name="output")(h)
