@@ -50,12 +50,13 @@ def test_shapes_pooling_flat_inputs_and_dropout():
   model = make_cnn(num_outputs=10, channels=(8, 16), dims=2, kernel_size=3, pool=2, dense_sizes=(32,),
                    dropout_rate=0.5, input_shape=(8, 8))
   x = jnp.ones((6, 64))
-  variables = model.init(jax.random.PRNGKey(0), x)
-  logits, _ = model.apply(variables, x, train=False)
+  variables = jax.jit(model.init)(jax.random.PRNGKey(0), x)
+  apply = jax.jit(model.apply, static_argnames="train")
+  logits, _ = apply(variables, x, train=False)
   assert logits.shape == (6, 10)
   assert variables["params"]["dense_0"]["kernel"].shape == (2 * 2 * 16, 32)  # 8 -> 4 -> 2 after two pools
-  train_a, _ = model.apply(variables, x, train=True, rng=jax.random.PRNGKey(1))
-  train_b, _ = model.apply(variables, x, train=True, rng=jax.random.PRNGKey(2))
+  train_a, _ = apply(variables, x, train=True, rng=jax.random.PRNGKey(1))
+  train_b, _ = apply(variables, x, train=True, rng=jax.random.PRNGKey(2))
   assert not np.allclose(train_a, train_b)
 
 
@@ -84,3 +85,24 @@ def test_the_digits_cnn_config_trains_with_its_augmentation(tmp_path):
   assert [a["name"] for a in config.data.augment] == ["translate", "gaussian_noise"]
   result = train_and_evaluate(config, str(tmp_path / "run"))
   assert result.summary["epochs_run"] == 2 and result.summary["test_accuracy"] > 0.3  # chance: 0.1
+
+
+def test_draws_made_flat_are_jax_randoms_own_values():
+  """The flat draws (fast to compile on CPU) give exactly the values of the shaped ones."""
+  from jaxreg import _random
+
+  key = jax.random.PRNGKey(3)
+  np.testing.assert_array_equal(_random.bernoulli(key, 0.3, (2, 3, 2, 2)), jax.random.bernoulli(key, 0.3, (2, 3, 2, 2)))
+  np.testing.assert_array_equal(_random.normal(key, (2, 3, 2, 2)), jax.random.normal(key, (2, 3, 2, 2)))
+
+
+def test_cnn_dropout_is_inverted_bernoulli():
+  from jaxreg.models import CNN
+
+  module = CNN(channels=(4,), num_outputs=2, dropout_rate=0.25)
+  ones = jnp.ones((50, 40, 64))
+  dropped = np.asarray(jax.jit(lambda key: module.apply({}, ones, True, rngs={"dropout": key}, method=CNN._dropout))(
+      jax.random.PRNGKey(1)))
+  assert set(np.unique(dropped)) == {0.0, np.float32(1 / 0.75)}  # dropped, or kept and scaled by 1 / keep
+  assert abs(float(np.mean(dropped == 0.0)) - 0.25) < 0.01
+  np.testing.assert_array_equal(module.apply({}, ones, False, method=CNN._dropout), ones)  # off in evaluation

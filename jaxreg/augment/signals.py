@@ -10,6 +10,7 @@ the augmentations for speech and signals.
 import jax
 import jax.numpy as jnp
 
+from jaxreg import _random
 from jaxreg.augment import _checks
 
 
@@ -106,7 +107,7 @@ def gaussian_noise(sigma: float, clip: tuple[float, float] | None = None):
     _checks.interval("clip[0]", clip[0], "clip[1]", clip[1], minimum=-float("inf"))
 
   def augment(key, x):
-    noisy = x + sigma * jax.random.normal(key, x.shape, dtype=x.dtype)
+    noisy = x + sigma * _random.normal(key, x.shape, dtype=x.dtype)
     return noisy if clip is None else jnp.clip(noisy, clip[0], clip[1])
 
   return augment

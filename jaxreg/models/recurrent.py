@@ -15,6 +15,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from jaxreg import _random
 from jaxreg._validation import check_layer_sizes, check_rate
 from jaxreg.errors import ConfigError
 from jaxreg.models.initializers import Initializer
@@ -26,7 +27,7 @@ _GATES = {"rnn": 1, "lstm": 4, "gru": 3}
 
 def _bernoulli_keep(rng, rate: float, shape) -> jax.Array:
   keep = 1.0 - rate
-  return jax.random.bernoulli(rng, keep, shape).astype(jnp.float32) / keep
+  return _random.bernoulli(rng, keep, shape).astype(jnp.float32) / keep
 
 
 class RecurrentLayer(nn.Module):
