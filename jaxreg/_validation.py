@@ -50,6 +50,13 @@ def check_layer_sizes(key: str, sizes) -> tuple[int, ...]:
   return tuple(int(w) for w in sizes)
 
 
+def check_positive_int(key: str, value) -> int:
+  """``value``, or ``ValueError`` naming the argument ``key`` if it is not a positive integer (booleans are not)."""
+  if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+    raise ValueError(f"{key} must be a positive integer, got {value!r}")
+  return value
+
+
 def check_rate(key: str, rate) -> float:
   """``rate`` as a float, or ``ValueError`` naming the argument ``key`` if it is outside [0, 1)."""
   if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0.0 <= rate < 1.0:

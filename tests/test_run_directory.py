@@ -206,9 +206,8 @@ set -u
 PY=$1; OUT=$2; FULL=$(mktemp -d); RO=$(mktemp -d)
 mount -t tmpfs -o size=4m tmpfs "$FULL" && mount -t tmpfs -o size=4m tmpfs "$RO" || exit 99
 run() {
-  name=$1; shift; start=$(date +%s.%N)
+  name=$1; shift
   "$PY" -m jaxreg train --no-progress "$@" > "$OUT/$name.out" 2> "$OUT/$name.err"; echo $? > "$OUT/$name.rc"
-  echo "$name $start $(date +%s.%N)" >> "$OUT/times"
 }
 # A read-only file system: a new run under it, then a resume of a run that was made read-only.
 run ro-first --config digits_mlp:smoke --workdir "$RO/run" --config.train.epochs=2

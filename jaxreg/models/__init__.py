@@ -4,7 +4,7 @@ import inspect
 from collections.abc import Mapping, Sequence
 
 from jaxreg._registry import Registry
-from jaxreg._validation import check_layer_sizes, check_rate
+from jaxreg._validation import check_layer_sizes, check_positive_int, check_rate
 from jaxreg.errors import ConfigError
 from jaxreg.models.base import ModelFns, from_linen
 from jaxreg.models.initializers import get_initializer, initializer_names
@@ -185,12 +185,6 @@ def _recurrent(cell: str):
   return factory
 
 
-def _positive_int(key: str, value) -> int:
-  if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-    raise ValueError(f"{key} must be a positive integer, got {value!r}")
-  return value
-
-
 def make_cnn(
     *,
     num_outputs: int,
@@ -244,8 +238,8 @@ def make_cnn(
     input_shape = check_layer_sizes("input_shape", input_shape)
   module = CNN(
       channels=check_layer_sizes("channels", channels), num_outputs=int(num_outputs), dims=dims,
-      kernel_size=_positive_int("kernel_size", kernel_size), strides=_positive_int("strides", strides),
-      pool=_positive_int("pool", pool), pooling=pooling,
+      kernel_size=check_positive_int("kernel_size", kernel_size), strides=check_positive_int("strides", strides),
+      pool=check_positive_int("pool", pool), pooling=pooling,
       dense_sizes=check_layer_sizes("dense_sizes", dense_sizes) if dense_sizes else (),
       activation=get_activation(activation), dropout_rate=check_rate("dropout_rate", dropout_rate),
       kernel_init=get_initializer(kernel_init), batch_norm=bool(batch_norm),

@@ -16,6 +16,7 @@ import time
 import warnings
 from collections.abc import Callable, Sequence
 
+from jaxreg._validation import check_positive_int
 from jaxreg.data.datasets import Dataset
 from jaxreg.errors import CheckpointError
 from jaxreg.train import hooks as hooks_lib
@@ -54,11 +55,6 @@ class _Start:
   epoch: int
   history: list
   best_state: TrainState
-
-
-def _check_positive_int(name: str, value) -> None:
-  if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-    raise ValueError(f"{name} must be a positive integer, got {value!r}")
 
 
 def fit(
@@ -292,12 +288,12 @@ def _monitors(early_stopping: EarlyStopping, optimizer) -> dict[str, str]:
 
 
 def _check_arguments(dataset, batch_size, eval_batch_size, epochs, checkpoint_every, data_on_device, max_steps):
-  _check_positive_int("batch_size", batch_size)
-  _check_positive_int("eval_batch_size", eval_batch_size)
-  _check_positive_int("epochs", epochs)
-  _check_positive_int("checkpoint_every", checkpoint_every)
+  check_positive_int("batch_size", batch_size)
+  check_positive_int("eval_batch_size", eval_batch_size)
+  check_positive_int("epochs", epochs)
+  check_positive_int("checkpoint_every", checkpoint_every)
   if max_steps is not None:
-    _check_positive_int("max_steps", max_steps)
+    check_positive_int("max_steps", max_steps)
   if data_on_device not in DATA_ON_DEVICE_CHOICES:
     raise ValueError(f"data_on_device must be one of {', '.join(DATA_ON_DEVICE_CHOICES)}, got {data_on_device!r}")
   num_train = len(dataset.train.y)
