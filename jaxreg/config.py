@@ -10,7 +10,9 @@ overridden as ``--config.<section>.<field>=value``:
 * ``train``: ``seed``, ``epochs``, ``early_stopping``, ``progress_bar``, ``log_grad_norm``,
   ``diagnostics`` (update-to-weight ratios and gradient norm of each epoch's last step),
   ``after_early_stopping`` (``'none'``, ``'retrain_steps'``, ``'retrain_epochs'`` or
-  ``'continue'``: train on train + validation afterwards, see :mod:`jaxreg.train.refit`).
+  ``'continue'``: train on train + validation afterwards, see :mod:`jaxreg.train.refit`),
+  ``mc_dropout_samples`` (``k > 0``: the summary adds the test accuracy of the mean of
+  ``k`` sampled sub-networks, :func:`jaxreg.models.mc_dropout_predict`).
 * ``checkpoint``: ``every`` (0 turns checkpoints off), ``keep``.
 * ``parallel``: ``mode`` (``'none'``, ``'pmap'`` or ``'sharded'``: data-parallel over
   ``num_devices`` devices, all by default; see :mod:`jaxreg.parallel`).
@@ -53,7 +55,10 @@ def base_config() -> ml_collections.ConfigDict:
       sequence_length=config_dict.placeholder(int),
       num_examples=config_dict.placeholder(int),
       example_shape=config_dict.placeholder(tuple),  # e.g. (8, 8, 1): digits as images
+      upsample=1,  # enlarge images by this factor (bilinear)
       augment=(),  # [{'name': 'shift', 'max_shift': 4}, ...]: jaxreg.augment.make_augmentation
+      preprocess="none",  # 'standardize', 'pca_whiten', 'zca_whiten': fitted on the training split
+      preprocess_eps=1e-2,
   ))
   c.model = ml_collections.ConfigDict(dict(
       name="mlp",
@@ -70,6 +75,7 @@ def base_config() -> ml_collections.ConfigDict:
       progress_bar=True,
       log_grad_norm=False,
       diagnostics=True,
+      mc_dropout_samples=0,  # > 0: also report the test accuracy of Monte-Carlo dropout with this many samples
       after_early_stopping="none",
       early_stopping=ml_collections.ConfigDict(dict(
           monitor="val_loss",
@@ -85,6 +91,17 @@ def base_config() -> ml_collections.ConfigDict:
       num_devices=config_dict.placeholder(int),
   ))
   return c
+
+
+def _number_and_sequence(current, value) -> bool:
+  """Whether one of ``current`` and ``value`` is a number and the other a list or tuple."""
+  def is_number(v):
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+  def is_sequence(v):
+    return isinstance(v, (list, tuple))
+
+  return (is_number(current) and is_sequence(value)) or (is_sequence(current) and is_number(value))
 
 
 def _type_name(value: Any) -> str:
@@ -216,6 +233,11 @@ def apply_override(config: ml_collections.ConfigDict, dotted_key: str, raw_value
     # A value may change between a name and a mapping (kernel_init='sparse' ->
     # {'name': 'sparse', 'k': 15}), or a sub-section be given whole; the
     # factories check what it holds.
+    del node[key]
+    node[key] = tuple(value) if isinstance(value, list) else value
+    return
+  if parts[0] in OPEN_SECTIONS and len(parts) >= 2 and _number_and_sequence(node[key], value):
+    # One rate for every layer, or one per layer (model.dropout_rate=(0.2, 0.5)): the factories check it.
     del node[key]
     node[key] = tuple(value) if isinstance(value, list) else value
     return

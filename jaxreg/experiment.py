@@ -18,14 +18,16 @@ from collections.abc import Callable
 
 import jax
 import ml_collections
+import numpy as np
 import optax
 
 from jaxreg.augment import as_batch_transform, make_augmentation
 from jaxreg.compilation import count_compilations
 from jaxreg.config import config_differences, validate_config, with_defaults
 from jaxreg.data import Dataset, make_dataset
+from jaxreg.data.preprocess import Preprocessing, fit_preprocessing
 from jaxreg.errors import CheckpointError, ConfigError
-from jaxreg.models import ModelFns, make_model
+from jaxreg.models import ModelFns, make_model, mc_dropout_predict
 from jaxreg.optim import Optimizer, make_optimizer, set_learning_rate
 from jaxreg.parallel import is_primary_process, make_placement
 from jaxreg.regularizers import Regularizers, make_regularizers
@@ -73,7 +75,7 @@ def committed_epochs(workdir: str) -> list[int]:
 
 def _clear_unfinished(workdir: str) -> None:
   """Removes what a run that committed no checkpoint left: it holds nothing to resume, so a rerun starts over."""
-  for name in ("config.json", "metrics.jsonl", REFIT_METRICS, DATA_FINGERPRINT):
+  for name in ("config.json", "metrics.jsonl", REFIT_METRICS, DATA_FINGERPRINT, PREPROCESSING_FILE):
     path = os.path.join(workdir, name)
     if os.path.exists(path):
       os.remove(path)
@@ -82,6 +84,7 @@ def _clear_unfinished(workdir: str) -> None:
 
 
 DATA_FINGERPRINT = "data_fingerprint.json"
+PREPROCESSING_FILE = "preprocessing.npz"
 
 
 def resolved_config(config_dict: dict) -> dict:
@@ -182,6 +185,7 @@ class RunOptions:
   checkpoint_every: int
   checkpoint_keep: int
   after_early_stopping: str
+  mc_dropout_samples: int = 0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -202,6 +206,11 @@ class Experiment:
     eval_step: the evaluation of the unregularized objective.
     options: batch sizes, epochs, checkpoints, what to do after early stopping.
     batch_transform: the training batches' augmentation (``data.augment``), or ``None``.
+    preprocessing: the input statistics fitted on the training split
+      (``data.preprocess``), already applied to ``dataset``, or ``None``.
+    raw_dataset: the splits before preprocessing (``None`` without it).
+    sampling_model: the model with dropout sampling at evaluation, for
+      ``train.mc_dropout_samples`` (``None`` when off).
 
   Example:
     >>> experiment = build(load_config('digits_mlp:smoke')[0])  # doctest: +SKIP
@@ -222,6 +231,9 @@ class Experiment:
   eval_step: Callable
   options: RunOptions
   batch_transform: Callable | None = None
+  preprocessing: Preprocessing | None = None
+  raw_dataset: Dataset | None = None
+  sampling_model: ModelFns | None = None
 
   def fit_kwargs(self) -> dict:
     """The keyword arguments of :func:`~jaxreg.train.fit` that the experiment fixes."""
@@ -232,6 +244,13 @@ class Experiment:
         data_on_device=o.data_on_device, optimizer=self.optimizer, placement=self.placement,
         batch_transform=self.batch_transform,
     )
+
+
+def _mc_dropout_samples(config: ml_collections.ConfigDict) -> int:
+  samples = config.train.mc_dropout_samples
+  if isinstance(samples, bool) or not isinstance(samples, int) or samples < 0:
+    raise ConfigError(f"train.mc_dropout_samples must be an integer >= 0 (0: off), got {samples!r}")
+  return samples
 
 
 def _run_options(config: ml_collections.ConfigDict) -> RunOptions:
@@ -253,12 +272,13 @@ def _run_options(config: ml_collections.ConfigDict) -> RunOptions:
       progress=config.train.progress_bar, restore_best=config.train.early_stopping.restore_best,
       checkpoint_every=config.checkpoint.every, checkpoint_keep=config.checkpoint.keep,
       after_early_stopping=config.train.after_early_stopping,
+      mc_dropout_samples=_mc_dropout_samples(config),
   )
 
 
 def _load_data(config: ml_collections.ConfigDict, options: RunOptions) -> Dataset:
   data_cfg = {k: v for k, v in config.data.items()
-              if k not in ("batch_size", "eval_batch_size", "on_device", "augment")}
+              if k not in ("batch_size", "eval_batch_size", "on_device", "augment", "preprocess", "preprocess_eps")}
   dataset = make_dataset(**data_cfg)
   num_train = len(dataset.train.y)
   if options.batch_size > num_train:
@@ -290,9 +310,17 @@ def _optimization(config, steps_per_epoch: int) -> tuple[Optimizer, Regularizers
   return optimizer, regularizers, optax.chain(optimizer.tx, regularizers.update) if has_updates else optimizer.tx
 
 
+def _preprocessing(config: ml_collections.ConfigDict, dataset: Dataset) -> Preprocessing | None:
+  """``data.preprocess`` fitted on the training split (``None`` for ``'none'``)."""
+  try:
+    return fit_preprocessing(config.data.preprocess, dataset.train.x, eps=config.data.preprocess_eps)
+  except ValueError as e:
+    raise ConfigError(f"data.{e}") from None
+
+
 def _augmentation(config: ml_collections.ConfigDict, dataset: Dataset) -> Callable | None:
   """``data.augment`` as the runs' batch transform, checked on the data's example shape (nothing is run)."""
-  augmentation = make_augmentation(list(config.data.augment))
+  augmentation = make_augmentation(list(config.data.augment), train_x=dataset.train.x)
   if augmentation is None:
     return None
   transform = as_batch_transform(augmentation)
@@ -303,6 +331,31 @@ def _augmentation(config: ml_collections.ConfigDict, dataset: Dataset) -> Callab
     raise ConfigError(f"data.augment cannot take the data's examples of shape {dataset.train.x.shape[1:]}: "
                       f"{str(e).splitlines()[0]}") from None
   return transform
+
+
+def _sampling_model(options: RunOptions, dataset: Dataset, placement, model_cfg: dict) -> ModelFns | None:
+  """The model with ``mc_dropout=True`` for ``train.mc_dropout_samples > 0`` (classification with a test split)."""
+  if options.mc_dropout_samples == 0:
+    return None
+  if dataset.task != "classification" or dataset.test is None:
+    raise ConfigError("train.mc_dropout_samples reports a test accuracy: it needs a classification dataset "
+                      "with a test split; set it to 0")
+  if model_cfg.get("name") not in ("mlp", "cnn", "rnn", "lstm", "gru"):
+    raise ConfigError(f"train.mc_dropout_samples: model {model_cfg.get('name')!r} has no mc_dropout option; set it to 0")
+  return make_model(num_outputs=dataset.num_outputs, axis_name=placement.axis_name,
+                    **{**model_cfg, "mc_dropout": True})
+
+
+def _mc_dropout_accuracy(experiment: Experiment, result: FitResult) -> dict:
+  """The test accuracy of the mean of ``k`` sampled sub-networks' probabilities (Monte-Carlo dropout)."""
+  samples, test = experiment.options.mc_dropout_samples, experiment.dataset.test
+  variables = {"params": result.state.params, **result.state.model_state}
+  predict = jax.jit(lambda v, x, key: mc_dropout_predict(experiment.sampling_model.apply, v, x, key, samples))
+  key = jax.random.fold_in(jax.random.PRNGKey(experiment.options.seed), 0x6D63)  # "mc"
+  size = experiment.options.eval_batch_size
+  correct = sum(int(np.sum(np.argmax(predict(variables, test.x[i:i + size], jax.random.fold_in(key, i)), -1)
+                           == test.y[i:i + size])) for i in range(0, len(test.y), size))
+  return {"samples": samples, "test_accuracy": correct / len(test.y)}
 
 
 def _early_stopping(config: ml_collections.ConfigDict) -> EarlyStopping:
@@ -338,7 +391,9 @@ def build(config: ml_collections.ConfigDict) -> Experiment:
   early_stopping = _early_stopping(config)
   placement = make_placement(**config.parallel)
   placement.check_batch_size(options.batch_size)
-  dataset = _load_data(config, options)
+  raw_dataset = _load_data(config, options)
+  preprocessing = _preprocessing(config, raw_dataset)
+  dataset = raw_dataset if preprocessing is None else preprocessing.apply_to(raw_dataset)
   batch_transform = _augmentation(config, dataset)
   model_cfg = config.model.to_dict()
   model = make_model(num_outputs=dataset.num_outputs, axis_name=placement.axis_name, **model_cfg)
@@ -370,7 +425,9 @@ def build(config: ml_collections.ConfigDict) -> Experiment:
       train_step=train_step, eval_step=eval_step,
       diagnostic_step=make_train_step(train_objective, tx, diagnostics=True, **step_options)
       if config.train.diagnostics else None,
-      options=options, batch_transform=batch_transform,
+      options=options, batch_transform=batch_transform, preprocessing=preprocessing,
+      raw_dataset=None if preprocessing is None else raw_dataset,
+      sampling_model=_sampling_model(options, dataset, placement, model_cfg),
   )
 
 
@@ -410,8 +467,23 @@ def run(experiment: Experiment, workdir: str, *, resume: bool = False, exit_on_s
     changes = {}
     if primary:
       changes = _check_workdir(workdir, experiment.config, resume)
-      _check_data(workdir, experiment.dataset, resume)
+      _check_data(workdir, experiment.raw_dataset or experiment.dataset, resume)
+    experiment = _stored_preprocessing(experiment, workdir, resume, primary)
     return _run_locked(experiment, workdir, resume=resume, exit_at_once=exit_on_second_interrupt, changes=changes)
+
+
+def _stored_preprocessing(experiment: Experiment, workdir: str, resume: bool, primary: bool) -> Experiment:
+  """A new run stores its input statistics (``preprocessing.npz``); a resumed one reads them back and uses them."""
+  if experiment.preprocessing is None:
+    return experiment
+  path = os.path.join(workdir, PREPROCESSING_FILE)
+  if resume and os.path.exists(path):
+    stored = Preprocessing.load(path)
+    return dataclasses.replace(experiment, preprocessing=stored, dataset=stored.apply_to(experiment.raw_dataset))
+  if primary:
+    os.makedirs(workdir, exist_ok=True)
+    experiment.preprocessing.save(path)
+  return experiment
 
 
 def _on_resume(experiment: Experiment, changes: dict) -> Callable | None:
@@ -471,6 +543,8 @@ def _run_facts(experiment: Experiment, result: FitResult, resume: bool) -> dict:
     facts["activation_sparsity"] = activation_sparsity(
         model.apply, {"params": result.state.params, **result.state.model_state}, sparsity_split.x
     )
+  if experiment.sampling_model is not None:
+    facts["mc_dropout"] = _mc_dropout_accuracy(experiment, result)
   facts.update(
       dataset=dataset.describe(),
       device=str(jax.devices()[0].device_kind),

@@ -94,15 +94,3 @@ def test_draws_made_flat_are_jax_randoms_own_values():
   key = jax.random.PRNGKey(3)
   np.testing.assert_array_equal(_random.bernoulli(key, 0.3, (2, 3, 2, 2)), jax.random.bernoulli(key, 0.3, (2, 3, 2, 2)))
   np.testing.assert_array_equal(_random.normal(key, (2, 3, 2, 2)), jax.random.normal(key, (2, 3, 2, 2)))
-
-
-def test_cnn_dropout_is_inverted_bernoulli():
-  from jaxreg.models import CNN
-
-  module = CNN(channels=(4,), num_outputs=2, dropout_rate=0.25)
-  ones = jnp.ones((50, 40, 64))
-  dropped = np.asarray(jax.jit(lambda key: module.apply({}, ones, True, rngs={"dropout": key}, method=CNN._dropout))(
-      jax.random.PRNGKey(1)))
-  assert set(np.unique(dropped)) == {0.0, np.float32(1 / 0.75)}  # dropped, or kept and scaled by 1 / keep
-  assert abs(float(np.mean(dropped == 0.0)) - 0.25) < 0.01
-  np.testing.assert_array_equal(module.apply({}, ones, False, method=CNN._dropout), ones)  # off in evaluation

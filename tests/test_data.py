@@ -77,7 +77,7 @@ def test_unreadable_and_missing_files(tmp_path):
 
 
 def test_make_dataset_validates_its_arguments():
-  with pytest.raises(ConfigError, match="unknown dataset 'cifar'; valid names: adding, digits, mnist1d, npz"):
+  with pytest.raises(ConfigError, match="unknown dataset 'cifar'; valid names: adding, digits, coloured_digits, mnist1d, npz"):
     make_dataset("cifar")
   with pytest.raises(ConfigError, match="data.path must name an .npz file"):
     make_dataset("npz")
@@ -105,3 +105,41 @@ def test_padded_batches_mask_the_padding():
   assert batches["x"].shape == (3, 2, 2)
   np.testing.assert_array_equal(batches["mask"].ravel(), [1, 1, 1, 1, 1, 0])
   np.testing.assert_array_equal(batches["y"].ravel()[:5], y)
+
+
+def test_coloured_digits_shift_the_foreground_hues_of_the_test_split_only():
+  import colorsys
+
+  from jaxreg.data import load_coloured_digits, load_digits
+
+  data, grey = load_coloured_digits(seed=1), load_digits(seed=1)
+  assert data.train.x.shape == (1257, 8, 8, 3) and data.test.x.shape == (360, 8, 8, 3)
+  np.testing.assert_array_equal(data.test.y, grey.test.y)  # digits' own split and labels
+  assert 0.0 <= data.train.x.min() and data.train.x.max() <= 1.0
+
+  def foreground_hues(split, grey_split):
+    ink = grey_split.x.reshape(-1, 8, 8) == 1.0  # full-ink pixels show the foreground colour alone
+    return np.array([colorsys.rgb_to_hsv(*image[mask][0])[0] for image, mask in zip(split.x, ink) if mask.any()])
+
+  train_hues, test_hues = foreground_hues(data.train, grey.train), foreground_hues(data.test, grey.test)
+  assert train_hues.min() >= 0.0 and train_hues.max() < 0.5 + 1e-6
+  assert test_hues.min() >= 0.5 - 1e-6 and test_hues.max() < 1.0
+  assert np.array_equal(load_coloured_digits(seed=1).train.x, data.train.x)  # the seed fixes the colours
+  with pytest.raises(ValueError, match=r"train_hues must be \(low, high\) with low < high"):
+    load_coloured_digits(train_hues=(0.5, 0.2))
+
+
+def test_images_upsampled_bilinearly_equal_scipys_zoom_with_pixel_centres():
+  ndimage = pytest.importorskip("scipy.ndimage")
+  from jaxreg.data import make_dataset
+
+  small = make_dataset("digits", example_shape=(8, 8, 1))
+  large = make_dataset("digits", example_shape=(8, 8, 1), upsample=4)
+  assert large.train.x.shape == (1257, 32, 32, 1) and large.test.x.shape == (360, 32, 32, 1)
+  np.testing.assert_array_equal(large.train.y, small.train.y)
+  reference = ndimage.zoom(small.train.x[:20, :, :, 0].astype(np.float64), (1, 4, 4), order=1, grid_mode=True,
+                           mode="nearest")  # bilinear, pixels as unit squares (half-pixel centres)
+  np.testing.assert_allclose(large.train.x[:20, :, :, 0], reference, atol=1e-6)
+  assert 0.0 <= large.train.x.min() and large.train.x.max() <= 1.0
+  with pytest.raises(ConfigError, match=r"data.upsample enlarges images .* set data.example_shape"):
+    make_dataset("digits", upsample=2)

@@ -66,7 +66,7 @@ def test_unknown_names_are_refused_with_the_valid_ones():
     make_mlp(num_outputs=2, activation="relu6")
   with pytest.raises(ConfigError, match="unknown model 'transformer'; valid names: mlp, .*, cnn"):
     make_model("transformer", num_outputs=2)
-  with pytest.raises(ConfigError, match="model.widths.*valid keys: activation, batch_norm, batch_norm_momentum, dropout_rate"):
+  with pytest.raises(ConfigError, match="model.widths.*valid keys: activation, batch_norm, batch_norm_momentum, dropout_inference"):
     make_model("mlp", num_outputs=2, widths=(3,))
   with pytest.raises(ValueError, match="^dropout_rate must be in \\[0, 1\\)"):  # the library's words
     make_mlp(num_outputs=2, dropout_rate=1.0)

@@ -13,23 +13,30 @@ From a config: ``data.augment = [{'name': 'shift', 'max_shift': 4}, ...]``
 """
 
 from jaxreg.augment.compose import as_batch_transform, chain, one_of, per_example, random_apply
+from jaxreg.augment.colour import brightness, contrast, fancy_pca, fit_fancy_pca, hue, saturation
 from jaxreg.augment.factory import augmentation_names, make_augmentation
-from jaxreg.augment.images import (
-    brightness,
-    contrast,
-    horizontal_flip,
-    hue,
-    saturation,
-    translate,
+from jaxreg.augment.images import affine, elastic, horizontal_flip, translate, warp_affine
+from jaxreg.augment.signals import (
+    background_mix,
+    compress_dynamic_range,
+    gaussian_noise,
+    scale_amplitude,
+    shift,
+    time_stretch,
 )
-from jaxreg.augment.signals import gaussian_noise, scale_amplitude, shift, time_stretch
 
 __all__ = [
+    "affine",
     "as_batch_transform",
     "augmentation_names",
+    "background_mix",
     "brightness",
     "chain",
+    "compress_dynamic_range",
     "contrast",
+    "elastic",
+    "fancy_pca",
+    "fit_fancy_pca",
     "gaussian_noise",
     "horizontal_flip",
     "hue",
@@ -42,4 +49,5 @@ __all__ = [
     "shift",
     "time_stretch",
     "translate",
+    "warp_affine",
 ]

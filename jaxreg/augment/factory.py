@@ -3,7 +3,7 @@
 from collections.abc import Mapping, Sequence
 
 from jaxreg._registry import Registry
-from jaxreg.augment import images, signals
+from jaxreg.augment import colour, images, signals
 from jaxreg.augment.compose import chain, random_apply
 from jaxreg.errors import ConfigError
 
@@ -12,13 +12,20 @@ _AUGMENTATIONS = Registry("augmentation", {
     "time_stretch": signals.time_stretch,
     "scale_amplitude": signals.scale_amplitude,
     "gaussian_noise": signals.gaussian_noise,
+    "compress_dynamic_range": signals.compress_dynamic_range,
+    "background_mix": signals.background_mix_from_data,
     "horizontal_flip": images.horizontal_flip,
     "translate": images.translate,
-    "brightness": images.brightness,
-    "contrast": images.contrast,
-    "saturation": images.saturation,
-    "hue": images.hue,
+    "affine": images.affine,
+    "elastic": images.elastic,
+    "brightness": colour.brightness,
+    "contrast": colour.contrast,
+    "saturation": colour.saturation,
+    "hue": colour.hue,
+    "fancy_pca": colour.fancy_pca_from_data,
 })
+# Fitted once on the training inputs, which jaxreg passes as ``train_x``.
+_FITTED = frozenset({"background_mix", "fancy_pca"})
 
 
 def augmentation_names() -> list[str]:
@@ -26,12 +33,14 @@ def augmentation_names() -> list[str]:
   return _AUGMENTATIONS.names()
 
 
-def make_augmentation(specs: Sequence[Mapping], *, section: str = "data.augment"):
+def make_augmentation(specs: Sequence[Mapping], *, train_x=None, section: str = "data.augment"):
   """One augmentation from a config's list: each item ``{'name': ..., 'p': ..., <arguments>}``, applied in order.
 
   ``p`` (optional) applies that item with probability ``p``
   (:func:`~jaxreg.augment.random_apply`). An empty list gives ``None`` (no
-  augmentation).
+  augmentation). ``fancy_pca`` and ``background_mix`` are fitted on
+  ``train_x``, the training split's inputs (never the validation or test
+  splits).
 
   Raises:
     ConfigError: naming the item (``data.augment[1].max_shift``) for an
@@ -49,7 +58,12 @@ def make_augmentation(specs: Sequence[Mapping], *, section: str = "data.augment"
       raise ConfigError(f"{where} must be a mapping with a 'name' (one of {', '.join(augmentation_names())}), "
                         f"got {spec!r}")
     kwargs = {k: v for k, v in spec.items() if k not in ("name", "p")}
-    augmentation = _AUGMENTATIONS.build(spec["name"], kwargs, section=where)
+    filled = None
+    if spec["name"] in _FITTED:
+      if train_x is None:
+        raise ConfigError(f"{where} ({spec['name']}) is fitted on the training inputs: pass train_x")
+      filled = {"train_x": train_x}
+    augmentation = _AUGMENTATIONS.build(spec["name"], kwargs, section=where, filled=filled)
     if "p" in spec:
       try:
         augmentation = random_apply(augmentation, spec["p"])

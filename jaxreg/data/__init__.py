@@ -4,14 +4,16 @@ import dataclasses
 
 import numpy as np
 
+from jaxreg.data.coloured import load_coloured_digits
 from jaxreg.data.datasets import NPZ_KEYS, TASKS, Dataset, Split, load_digits, load_npz, validate_split
 from jaxreg.data.iterators import epoch_batch_indices, padded_batches
 from jaxreg.data.mnist1d import load_mnist1d
+from jaxreg.data.preprocess import Preprocessing, fit_preprocessing
 from jaxreg.data.sequences import load_adding
 from jaxreg._registry import Registry
 from jaxreg.errors import ConfigError, DataError
 
-DATASET_NAMES = ("adding", "digits", "mnist1d", "npz")
+DATASET_NAMES = ("adding", "digits", "coloured_digits", "mnist1d", "npz")
 
 
 def make_dataset(
@@ -26,11 +28,13 @@ def make_dataset(
     sequence_length: int | None = None,
     num_examples: int | None = None,
     example_shape: tuple[int, ...] | None = None,
+    upsample: int = 1,
 ) -> Dataset:
   """Builds the dataset of a config's ``data`` section (less ``batch_size``).
 
   Args:
-    name: ``'digits'``, ``'mnist1d'`` (generated locally, see
+    name: ``'digits'``, ``'coloured_digits'`` (RGB, colour-shifted test split:
+      :func:`load_coloured_digits`), ``'mnist1d'`` (generated locally, see
       :func:`jaxreg.data.mnist1d.load_mnist1d`; its test split is its own) or ``'npz'``.
     path: the ``.npz`` file, for ``name='npz'``.
     task: ``'classification'`` or ``'regression'`` (``npz`` only; digits is classification).
@@ -42,6 +46,8 @@ def make_dataset(
     num_examples: sequences generated for the adding problem (default 12,000).
     example_shape: read every example as this shape, e.g. ``(8, 8, 1)`` for
       digits as images (for a 2-D CNN and image augmentations), or ``None``.
+    upsample: enlarge images ``(height, width, channels)`` by this integer
+      factor, bilinearly (:func:`upsample_images`); 1 leaves them.
 
   Raises:
     ConfigError: for an unknown name or an argument that does not apply.
@@ -58,7 +64,30 @@ def make_dataset(
     raise
   except ValueError as e:  # the loaders name their argument; the config path is added here
     raise ConfigError(f"data.{e}") from None
-  return dataset if example_shape is None else with_example_shape(dataset, example_shape)
+  dataset = dataset if example_shape is None else with_example_shape(dataset, example_shape)
+  return dataset if upsample == 1 else upsample_images(dataset, upsample)
+
+
+def upsample_images(dataset: Dataset, factor: int) -> Dataset:
+  """``dataset`` with every image ``(height, width, channels)`` enlarged ``factor`` times (bilinear, ``jax.image.resize``).
+
+  Example:
+    >>> make_dataset('digits', example_shape=(8, 8, 1), upsample=4).train.x.shape
+    (1257, 32, 32, 1)
+  """
+  if isinstance(factor, bool) or not isinstance(factor, int) or factor < 1:
+    raise ConfigError(f"data.upsample must be a positive integer, got {factor!r}")
+  if dataset.train.x.ndim != 4:
+    raise ConfigError(f"data.upsample enlarges images shaped (height, width, channels), but the examples of "
+                      f"{dataset.name} have shape {dataset.train.x.shape[1:]}; set data.example_shape, e.g. [8, 8, 1] for digits")
+  import jax
+
+  def enlarge(x):
+    n, height, width, channels = x.shape
+    return np.asarray(jax.image.resize(x, (n, height * factor, width * factor, channels), "linear"))
+
+  splits = {name: Split(enlarge(split.x), split.y) for name, split in dataset.splits().items()}
+  return dataclasses.replace(dataset, **splits)
 
 
 def with_example_shape(dataset: Dataset, example_shape) -> Dataset:
@@ -97,6 +126,14 @@ def _digits(*, path, task, num_classes, sequence_length, num_examples, **split) 
   return load_digits(**split)
 
 
+def _coloured_digits(*, path, task, num_classes, sequence_length, num_examples, **split) -> Dataset:
+  del sequence_length, num_examples
+  if path or task != "classification" or num_classes not in (None, 10):
+    raise ConfigError("coloured_digits is a 10-class classification dataset generated from digits: leave "
+                      "data.path, data.task and data.num_classes unset")
+  return load_coloured_digits(**split)
+
+
 def _mnist1d(*, path, task, num_classes, sequence_length, num_examples, seed, val_fraction, test_fraction) -> Dataset:
   del sequence_length, num_examples, test_fraction  # its test split is its own
   if path or task != "classification" or num_classes not in (None, 10):
@@ -112,7 +149,8 @@ def _npz(*, path, task, num_classes, sequence_length, num_examples, **split) -> 
   return load_npz(path, task=task, num_classes=num_classes, **split)
 
 
-_DATASETS = Registry("dataset", {"adding": _adding, "digits": _digits, "mnist1d": _mnist1d, "npz": _npz})
+_DATASETS = Registry("dataset", {"adding": _adding, "digits": _digits, "coloured_digits": _coloured_digits,
+                                 "mnist1d": _mnist1d, "npz": _npz})
 
 
 __all__ = [
@@ -120,8 +158,12 @@ __all__ = [
     "NPZ_KEYS",
     "TASKS",
     "Dataset",
+    "Preprocessing",
     "Split",
     "epoch_batch_indices",
+    "load_coloured_digits",
+    "upsample_images",
+    "fit_preprocessing",
     "load_adding",
     "load_digits",
     "load_mnist1d",

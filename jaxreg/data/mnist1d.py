@@ -22,6 +22,14 @@ from jaxreg.errors import DataError
 
 CACHE_ENV = "JAXREG_CACHE_DIR"
 
+# Label-preserving changes of an MNIST-1D signal, as a config's ``data.augment``: its generator itself
+# pads, shifts, scales and noises the templates (configs/mnist1d_mlp.py and mnist1d_cnn.py use it).
+AUGMENTATION = (
+    {"name": "shift", "max_shift": 8, "mode": "constant"},
+    {"name": "time_stretch", "min_rate": 0.85, "max_rate": 1.15, "p": 0.5},
+    {"name": "gaussian_noise", "sigma": 0.1},
+)
+
 
 def default_cache_dir() -> str:
   """``$JAXREG_CACHE_DIR``, else ``$XDG_CACHE_HOME/jaxreg``, else ``~/.cache/jaxreg``."""

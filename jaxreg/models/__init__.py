@@ -7,8 +7,10 @@ from jaxreg._registry import Registry
 from jaxreg._validation import check_layer_sizes, check_positive_int, check_rate
 from jaxreg.errors import ConfigError
 from jaxreg.models.base import ModelFns, from_linen
-from jaxreg.models.initializers import get_initializer, initializer_names
 from jaxreg.models.cnn import CNN
+from jaxreg.models.dropout import check_options as check_dropout_options
+from jaxreg.models.dropout import layer_rates, mc_dropout_predict
+from jaxreg.models.initializers import get_initializer, initializer_names
 from jaxreg.models.mlp import MLP, get_activation
 from jaxreg.models.multitask import MultiTaskMLP
 from jaxreg.models.recurrent import RecurrentLayer, SequenceModel, validate_sequence_model
@@ -16,12 +18,24 @@ from jaxreg.models.recurrent import RecurrentLayer, SequenceModel, validate_sequ
 MODEL_NAMES = ("mlp", "multitask_mlp", "rnn", "lstm", "gru", "cnn")
 
 
+def _dropout_fields(rate, layers: int, input_dropout, kind: str, inference: str, mc_dropout) -> dict:
+  """A model's dropout attributes, checked: one rate per layer, the input rate, kind, rule and MC sampling."""
+  check_dropout_options(kind, inference)
+  return {"dropout_rate": layer_rates("dropout_rate", rate, layers),
+          "input_dropout": check_rate("input_dropout", input_dropout),
+          "dropout_kind": kind, "dropout_inference": inference, "mc_dropout": bool(mc_dropout)}
+
+
 def make_mlp(
     *,
     num_outputs: int,
     hidden_sizes: Sequence[int] = (256, 256),
     activation: str = "relu",
-    dropout_rate: float = 0.0,
+    dropout_rate: float | Sequence[float] = 0.0,
+    input_dropout: float = 0.0,
+    dropout_kind: str = "bernoulli",
+    dropout_inference: str = "inverted",
+    mc_dropout: bool = False,
     kernel_init: str | Mapping[str, object] = "lecun_normal",
     batch_norm: bool = False,
     batch_norm_momentum: float = 0.9,
@@ -33,7 +47,10 @@ def make_mlp(
     num_outputs: width of the output layer (number of classes).
     hidden_sizes: widths of the hidden layers, e.g. ``(256, 256)``.
     activation: name of the hidden nonlinearity (``'relu'``, ``'tanh'``, ...).
-    dropout_rate: probability of dropping a hidden unit in training, in [0, 1).
+    dropout_rate: probability of dropping a hidden unit in training, in
+      [0, 1): one for every hidden layer, or one per hidden layer.
+    input_dropout: probability of dropping an input (the notes: 0.2, keep 0.8).
+    dropout_kind, dropout_inference, mc_dropout: see :mod:`jaxreg.models.dropout`.
     kernel_init: the kernel initializer: a name (see ``initializer_names()``)
       or ``{'name': ..., <arguments>}``, e.g. ``{'name': 'sparse', 'k': 15}``.
     batch_norm: batch-normalize each hidden layer's pre-activations (its
@@ -51,14 +68,13 @@ def make_mlp(
     (5, 10)
   """
   hidden_sizes = check_layer_sizes("hidden_sizes", hidden_sizes)
-  dropout_rate = check_rate("dropout_rate", dropout_rate)
   if num_outputs <= 0:
     raise ValueError(f"num_outputs must be positive, got {num_outputs!r}")
   module = MLP(
       hidden_sizes=hidden_sizes,
       num_outputs=int(num_outputs),
       activation=get_activation(activation),
-      dropout_rate=dropout_rate,
+      **_dropout_fields(dropout_rate, len(hidden_sizes), input_dropout, dropout_kind, dropout_inference, mc_dropout),
       kernel_init=get_initializer(kernel_init),
       batch_norm=bool(batch_norm),
       batch_norm_momentum=check_rate("batch_norm_momentum", batch_norm_momentum),
@@ -116,9 +132,12 @@ def make_sequence_model(
     hidden_sizes: Sequence[int] = (128,),
     bidirectional: bool = False,
     output: str = "last",
-    dropout_rate: float = 0.0,
+    dropout_rate: float | Sequence[float] = 0.0,
     input_dropout: float = 0.0,
     recurrent_dropout: float = 0.0,
+    dropout_kind: str = "bernoulli",
+    dropout_inference: str = "inverted",
+    mc_dropout: bool = False,
     forget_bias: float = 1.0,
     kernel_init: str | Mapping[str, object] = "lecun_normal",
     recurrent_init: str | Mapping[str, object] = "orthogonal",
@@ -133,9 +152,11 @@ def make_sequence_model(
     hidden_sizes: the stacked layers' widths.
     bidirectional: add a backward layer at each level.
     output: ``'last'`` or ``'mean'`` (many-to-one) or ``'sequence'`` (many-to-many).
-    dropout_rate: dropout between layers, in [0, 1).
+    dropout_rate: dropout between layers, in [0, 1): one rate, or one per layer.
     input_dropout: variational dropout on the inputs (one mask per sequence).
     recurrent_dropout: variational dropout on the recurrent state.
+    dropout_kind, dropout_inference, mc_dropout: see :mod:`jaxreg.models.dropout`
+      (kind and inference rule apply between layers).
     forget_bias: the LSTM forget gate's initial bias.
     kernel_init: initializer of the input kernels (a name or a mapping).
     recurrent_init: initializer of each gate's recurrent matrix (default orthogonal).
@@ -151,7 +172,7 @@ def make_sequence_model(
   hidden_sizes = tuple(hidden_sizes)
   validate_sequence_model(
       cell, hidden_sizes, output,
-      {"dropout_rate": dropout_rate, "input_dropout": input_dropout, "recurrent_dropout": recurrent_dropout},
+      {"input_dropout": input_dropout, "recurrent_dropout": recurrent_dropout},
       unroll,
   )
   if sequence_length is not None and (isinstance(sequence_length, bool) or not isinstance(sequence_length, int) or sequence_length < 1):
@@ -162,8 +183,7 @@ def make_sequence_model(
       num_outputs=int(num_outputs),
       bidirectional=bool(bidirectional),
       output=output,
-      dropout_rate=float(dropout_rate),
-      input_dropout=float(input_dropout),
+      **_dropout_fields(dropout_rate, len(hidden_sizes), input_dropout, dropout_kind, dropout_inference, mc_dropout),
       recurrent_dropout=float(recurrent_dropout),
       forget_bias=float(forget_bias),
       kernel_init=get_initializer(kernel_init),
@@ -196,7 +216,11 @@ def make_cnn(
     pooling: str = "max",
     dense_sizes: Sequence[int] = (),
     activation: str = "relu",
-    dropout_rate: float = 0.0,
+    dropout_rate: float | Sequence[float] = 0.0,
+    input_dropout: float = 0.0,
+    dropout_kind: str = "bernoulli",
+    dropout_inference: str = "inverted",
+    mc_dropout: bool = False,
     kernel_init: str | Mapping[str, object] = "lecun_normal",
     batch_norm: bool = False,
     batch_norm_momentum: float = 0.9,
@@ -215,7 +239,10 @@ def make_cnn(
     pooling: ``'max'`` or ``'avg'``.
     dense_sizes: dense layers between the conv blocks and the output.
     activation: name of the nonlinearity.
-    dropout_rate: inverted dropout after each block and dense layer, in [0, 1).
+    dropout_rate: dropout after each block and dense layer, in [0, 1): one
+      rate, or one per block and dense layer.
+    input_dropout: dropout on the inputs, in [0, 1).
+    dropout_kind, dropout_inference, mc_dropout: see :mod:`jaxreg.models.dropout`.
     kernel_init: the kernel initializer, as for :func:`make_mlp`.
     batch_norm: batch-normalize each layer's pre-activations.
     batch_norm_momentum: decay of the running statistics, in [0, 1).
@@ -236,12 +263,15 @@ def make_cnn(
     raise ValueError(f"num_outputs must be positive, got {num_outputs!r}")
   if input_shape is not None:
     input_shape = check_layer_sizes("input_shape", input_shape)
+  channels = check_layer_sizes("channels", channels)
+  dense_sizes = check_layer_sizes("dense_sizes", dense_sizes) if dense_sizes else ()
   module = CNN(
-      channels=check_layer_sizes("channels", channels), num_outputs=int(num_outputs), dims=dims,
+      channels=channels, num_outputs=int(num_outputs), dims=dims,
       kernel_size=check_positive_int("kernel_size", kernel_size), strides=check_positive_int("strides", strides),
       pool=check_positive_int("pool", pool), pooling=pooling,
-      dense_sizes=check_layer_sizes("dense_sizes", dense_sizes) if dense_sizes else (),
-      activation=get_activation(activation), dropout_rate=check_rate("dropout_rate", dropout_rate),
+      dense_sizes=dense_sizes, activation=get_activation(activation),
+      **_dropout_fields(dropout_rate, len(channels) + len(dense_sizes), input_dropout, dropout_kind,
+                        dropout_inference, mc_dropout),
       kernel_init=get_initializer(kernel_init), batch_norm=bool(batch_norm),
       batch_norm_momentum=check_rate("batch_norm_momentum", batch_norm_momentum),
       batch_norm_axis_name=batch_norm_axis_name, input_shape=input_shape,
@@ -297,4 +327,5 @@ __all__ = [
     "make_model",
     "make_multitask_mlp",
     "make_sequence_model",
+    "mc_dropout_predict",
 ]

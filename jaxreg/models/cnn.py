@@ -10,9 +10,8 @@ from collections.abc import Callable, Sequence
 
 import flax.linen as nn
 import jax
-import jax.numpy as jnp
 
-from jaxreg import _random
+from jaxreg.models.dropout import layer_rates, module_dropout
 from jaxreg.models.initializers import Initializer
 
 
@@ -64,7 +63,12 @@ class CNN(nn.Module):
     pooling: ``'max'`` or ``'avg'``.
     dense_sizes: the widths of the dense layers after the conv blocks.
     activation: the nonlinearity.
-    dropout_rate: inverted dropout after each block and dense layer.
+    dropout_rate: dropout after each block and dense layer: one rate, or
+      one per block and dense layer (:mod:`jaxreg.models.dropout`).
+    input_dropout: dropout on the inputs (each value its own unit).
+    dropout_kind: ``'bernoulli'`` or ``'gaussian'``.
+    dropout_inference: ``'inverted'`` or ``'weight_scaling'``.
+    mc_dropout: keep dropout sampling at evaluation (Monte-Carlo dropout).
     kernel_init: initializer of every kernel.
     batch_norm: normalize each layer's pre-activations.
     batch_norm_momentum: decay of the running statistics.
@@ -81,19 +85,16 @@ class CNN(nn.Module):
   pooling: str = "max"
   dense_sizes: Sequence[int] = ()
   activation: Callable[[jax.Array], jax.Array] = nn.relu
-  dropout_rate: float = 0.0
+  dropout_rate: float | Sequence[float] = 0.0
+  input_dropout: float = 0.0
+  dropout_kind: str = "bernoulli"
+  dropout_inference: str = "inverted"
+  mc_dropout: bool = False
   kernel_init: Initializer = nn.initializers.lecun_normal()
   batch_norm: bool = False
   batch_norm_momentum: float = 0.9
   batch_norm_axis_name: str | None = None
   input_shape: Sequence[int] | None = None
-
-  def _dropout(self, h, train: bool):
-    """Inverted dropout (as ``nn.Dropout``), its mask drawn flat: a 4-D draw compiles for seconds on CPU."""
-    if not train or self.dropout_rate == 0:
-      return h
-    keep = _random.bernoulli(self.make_rng("dropout"), 1.0 - self.dropout_rate, h.shape)
-    return jnp.where(keep, h / (1.0 - self.dropout_rate), 0.0)
 
   def _normalize(self, h, name: str, train: bool):
     if not self.batch_norm:
@@ -103,8 +104,9 @@ class CNN(nn.Module):
 
   @nn.compact
   def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
-    h = as_feature_maps(x, self.dims, self.input_shape)
+    h = module_dropout(self, as_feature_maps(x, self.dims, self.input_shape), self.input_dropout, train)
     window = (self.pool,) * self.dims
+    rates = layer_rates("dropout_rate", self.dropout_rate, len(self.channels) + len(self.dense_sizes))
     for level, width in enumerate(self.channels):
       h = nn.Conv(width, (self.kernel_size,) * self.dims, strides=(self.strides,) * self.dims, padding="SAME",
                   use_bias=not self.batch_norm, kernel_init=self.kernel_init, name=f"conv_{level}")(h)
@@ -112,11 +114,11 @@ class CNN(nn.Module):
       self.sow("intermediates", f"hidden_conv_{level}", h)
       if self.pool > 1:
         h = (nn.max_pool if self.pooling == "max" else nn.avg_pool)(h, window, strides=window, padding="SAME")
-      h = self._dropout(h, train)
+      h = module_dropout(self, h, rates[level], train)
     h = h.reshape((h.shape[0], -1))
     for level, width in enumerate(self.dense_sizes):
       h = nn.Dense(width, use_bias=not self.batch_norm, kernel_init=self.kernel_init, name=f"dense_{level}")(h)
       h = self.activation(self._normalize(h, f"batch_norm_{level}", train))
       self.sow("intermediates", f"hidden_{level}", h)
-      h = self._dropout(h, train)
+      h = module_dropout(self, h, rates[len(self.channels) + level], train)
     return nn.Dense(self.num_outputs, kernel_init=self.kernel_init, name="output")(h)

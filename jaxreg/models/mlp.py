@@ -6,6 +6,7 @@ import flax.linen as nn
 import jax
 
 from jaxreg.errors import ConfigError
+from jaxreg.models.dropout import layer_rates, module_dropout
 from jaxreg.models.initializers import Initializer
 
 _ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
@@ -36,11 +37,15 @@ class MLP(nn.Module):
   ``h_0 = flatten(x)``, ``h_l = dropout(act(W_l h_{l-1} + b_l))``,
   ``outputs = W_L h_{L-1} + b_L`` (logits; no softmax).
 
-  Dropout is inverted Bernoulli dropout (``flax.linen.Dropout``): in training
-  each unit is kept with probability ``1 - dropout_rate`` and scaled by
-  ``1 / (1 - dropout_rate)``, so inference uses the weights unchanged. This is
-  equivalent in expectation to the lecture notes' form, which scales by the keep
-  probability at inference instead.
+  Dropout (:mod:`jaxreg.models.dropout`) is by default inverted Bernoulli
+  dropout (as ``flax.linen.Dropout``): in training each unit is kept with
+  probability ``1 - p`` and scaled by ``1 / (1 - p)``, so inference uses the
+  weights unchanged; ``dropout_inference='weight_scaling'`` is the lecture
+  notes' form instead (no scaling in training, ``(1 - p) h`` at test time),
+  ``dropout_kind='gaussian'`` multiplies by ``N(1, p / (1 - p))``. The
+  inputs have their own rate (``input_dropout``; the notes keep inputs with
+  probability 0.8 and hidden units with 0.5), and each hidden layer may have
+  its own.
 
   With ``batch_norm``, each hidden layer is ``Dense -> BatchNorm ->
   activation -> Dropout`` (batch normalization as in the lecture notes, Wang 2023; Ioffe and Szegedy
@@ -61,7 +66,12 @@ class MLP(nn.Module):
     hidden_sizes: widths of the hidden layers.
     num_outputs: width of the output layer (number of classes, or targets).
     activation: nonlinearity of the hidden layers.
-    dropout_rate: probability of dropping a hidden unit in training.
+    dropout_rate: probability of dropping a hidden unit in training: one for
+      every hidden layer, or a sequence with one per hidden layer.
+    input_dropout: probability of dropping an input in training.
+    dropout_kind: ``'bernoulli'`` or ``'gaussian'``.
+    dropout_inference: ``'inverted'`` or ``'weight_scaling'``.
+    mc_dropout: keep dropout sampling at evaluation (Monte-Carlo dropout).
     kernel_init: initializer of every kernel.
     batch_norm: normalize each hidden layer's pre-activations.
     batch_norm_momentum: decay of the running mean and variance.
@@ -71,7 +81,11 @@ class MLP(nn.Module):
   hidden_sizes: Sequence[int]
   num_outputs: int
   activation: Callable[[jax.Array], jax.Array] = nn.relu
-  dropout_rate: float = 0.0
+  dropout_rate: float | Sequence[float] = 0.0
+  input_dropout: float = 0.0
+  dropout_kind: str = "bernoulli"
+  dropout_inference: str = "inverted"
+  mc_dropout: bool = False
   kernel_init: Initializer = nn.initializers.lecun_normal()
   batch_norm: bool = False
   batch_norm_momentum: float = 0.9
@@ -79,7 +93,8 @@ class MLP(nn.Module):
 
   @nn.compact
   def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
-    h = x.reshape((x.shape[0], -1))
+    h = module_dropout(self, x.reshape((x.shape[0], -1)), self.input_dropout, train)
+    rates = layer_rates("dropout_rate", self.dropout_rate, len(self.hidden_sizes))
     for layer, width in enumerate(self.hidden_sizes):
       h = nn.Dense(width, kernel_init=self.kernel_init, use_bias=not self.batch_norm, name=f"dense_{layer}")(h)
       if self.batch_norm:
@@ -89,6 +104,5 @@ class MLP(nn.Module):
         )(h)
       h = self.activation(h)
       self.sow("intermediates", f"hidden_{layer}", h)
-      if self.dropout_rate > 0:
-        h = nn.Dropout(self.dropout_rate, deterministic=not train)(h)
+      h = module_dropout(self, h, rates[layer], train)
     return nn.Dense(self.num_outputs, kernel_init=self.kernel_init, name="output")(h)

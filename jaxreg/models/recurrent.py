@@ -18,6 +18,7 @@ import jax.numpy as jnp
 from jaxreg import _random
 from jaxreg._validation import check_layer_sizes, check_rate
 from jaxreg.errors import ConfigError
+from jaxreg.models.dropout import layer_rates, module_dropout
 from jaxreg.models.initializers import Initializer
 
 CELLS = ("rnn", "lstm", "gru")
@@ -206,9 +207,14 @@ class SequenceModel(nn.Module):
     num_outputs: the output layer's width.
     bidirectional: add a backward layer at every level and concatenate.
     output: ``'last'``, ``'mean'`` or ``'sequence'``.
-    dropout_rate: dropout between stacked layers (and before the output layer).
+    dropout_rate: dropout between stacked layers (and before the output
+      layer): one rate, or one per layer (:mod:`jaxreg.models.dropout`).
     input_dropout: variational dropout on the inputs (one mask per sequence).
     recurrent_dropout: variational dropout on the state (see :class:`RecurrentLayer`).
+    dropout_kind: ``'bernoulli'`` or ``'gaussian'``, between layers (the
+      variational masks are inverted Bernoulli).
+    dropout_inference: ``'inverted'`` or ``'weight_scaling'``, between layers.
+    mc_dropout: keep every dropout sampling at evaluation (Monte-Carlo dropout).
     forget_bias: the LSTM forget gate's initial bias.
     kernel_init: initializer of the input kernels and the output layer.
     recurrent_init: initializer of the recurrent kernels.
@@ -222,9 +228,12 @@ class SequenceModel(nn.Module):
   num_outputs: int
   bidirectional: bool = False
   output: str = "last"
-  dropout_rate: float = 0.0
+  dropout_rate: float | Sequence[float] = 0.0
   input_dropout: float = 0.0
   recurrent_dropout: float = 0.0
+  dropout_kind: str = "bernoulli"
+  dropout_inference: str = "inverted"
+  mc_dropout: bool = False
   forget_bias: float = 1.0
   kernel_init: Initializer = nn.initializers.lecun_normal()
   recurrent_init: Initializer = nn.initializers.orthogonal()
@@ -237,7 +246,9 @@ class SequenceModel(nn.Module):
     x = as_sequences(x, self.sequence_length)
     batch, time = x.shape[:2]
     mask = None if lengths is None else (jnp.arange(time)[None, :] < jnp.asarray(lengths)[:, None]).astype(jnp.float32)
-    if train and self.input_dropout > 0:
+    sample = train or self.mc_dropout  # dropout draws a sub-network
+    rates = layer_rates("dropout_rate", self.dropout_rate, len(self.hidden_sizes))
+    if sample and self.input_dropout > 0:
       keep = _bernoulli_keep(self.make_rng("dropout"), self.input_dropout, (batch, 1, x.shape[-1]))
       x = x * keep  # the same mask at every step of a sequence
     h, finals = x, None
@@ -245,23 +256,19 @@ class SequenceModel(nn.Module):
       kwargs = dict(cell=self.cell, hidden_size=width, recurrent_dropout=self.recurrent_dropout,
                     forget_bias=self.forget_bias, kernel_init=self.kernel_init,
                     recurrent_init=self.recurrent_init, unroll=self.unroll, hoist_inputs=self.hoist_inputs)
-      outputs, final = RecurrentLayer(**kwargs, name=f"{self.cell}_{level}")(h, mask, train=train)
+      outputs, final = RecurrentLayer(**kwargs, name=f"{self.cell}_{level}")(h, mask, train=sample)
       last = final[0] if self.cell == "lstm" else final
       if self.bidirectional:
         back_outputs, back_final = RecurrentLayer(**kwargs, reverse=True, name=f"{self.cell}_{level}_reverse")(
-            h, mask, train=train
+            h, mask, train=sample
         )
         outputs = jnp.concatenate([outputs, back_outputs], axis=-1)
         last = jnp.concatenate([last, back_final[0] if self.cell == "lstm" else back_final], axis=-1)
       self.sow("intermediates", f"hidden_{level}", outputs)
       finals = last
-      h = outputs
-      if self.dropout_rate > 0:
-        h = nn.Dropout(self.dropout_rate, deterministic=not train)(h)
+      h = module_dropout(self, outputs, rates[level], train)
     if self.output == "last":
-      features = finals
-      if self.dropout_rate > 0:
-        features = nn.Dropout(self.dropout_rate, deterministic=not train)(features)
+      features = module_dropout(self, finals, rates[-1], train)
     elif self.output == "mean":
       if mask is None:
         features = jnp.mean(h, axis=1)

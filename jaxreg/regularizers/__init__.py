@@ -3,7 +3,9 @@
 * Objective transforms map ``objective -> objective``: :func:`l2`, :func:`l1`,
   :func:`elastic_net`, :func:`tying` (penalties on the weights),
   :func:`activation_l1` (on the hidden activations), :func:`label_smoothing`
-  (on the targets). Compose them with :func:`chain`.
+  (on the targets), :func:`weight_noise` (the objective at perturbed
+  weights). Compose them with :func:`chain`. Noise on the inputs is an
+  augmentation (:func:`jaxreg.augment.gaussian_noise`).
 * Update transforms are ``optax.GradientTransformation``s chained after the
   optimizer: :func:`weight_decay`, :func:`prox_l1`, :func:`max_norm`.
 
@@ -13,6 +15,7 @@
 from jaxreg.regularizers.activity import activation_l1
 from jaxreg.regularizers.factory import Regularizers, make_regularizers, regularizer_names
 from jaxreg.regularizers.masks import DEFAULT_EXCLUDED_NAMES, by_path, exclude_by_name, resolve_mask
+from jaxreg.regularizers.noise import perturb, weight_noise
 from jaxreg.regularizers.objective import Objective, ObjectiveTransform, add_penalty, chain
 from jaxreg.regularizers.penalties import elastic_net, l1, l2, tying
 from jaxreg.regularizers.targets import label_smoothing, smooth_labels
@@ -34,10 +37,12 @@ __all__ = [
     "label_smoothing",
     "make_regularizers",
     "max_norm",
+    "perturb",
     "prox_l1",
     "regularizer_names",
     "resolve_mask",
     "smooth_labels",
     "tying",
     "weight_decay",
+    "weight_noise",
 ]

@@ -8,12 +8,13 @@ import optax
 from jaxreg._registry import Registry
 from jaxreg.errors import ConfigError
 from jaxreg.optim.schedules import make_schedule, schedule_names
-from jaxreg.regularizers import activity, penalties, targets, updates
+from jaxreg.regularizers import activity, noise, penalties, targets, updates
 from jaxreg.regularizers.masks import by_path
 from jaxreg.regularizers.objective import ObjectiveTransform, chain
 
-# Objective transforms, applied in alphabetical order of their names.
+# Objective transforms: weight noise first (innermost: penalties see the clean weights), then alphabetical.
 OBJECTIVE_REGULARIZERS = {
+    "weight_noise": noise.weight_noise,
     "activation_l1": activity.activation_l1,
     "elastic_net": penalties.elastic_net,
     "l1": penalties.l1,
@@ -97,7 +98,8 @@ def make_regularizers(
   Each key names a regularizer (:func:`regularizer_names`); its value holds
   that regularizer's keyword arguments. A name that is absent is off.
   Objective transforms (``l2``, ``l1``, ``elastic_net``, ``activation_l1``,
-  ``tying``, ``label_smoothing``) are applied in alphabetical order, so a
+  ``tying``, ``label_smoothing``) are applied in alphabetical order, after
+  ``weight_noise`` (innermost, so penalties see the clean weights): a
   config gives the same objective whatever order it lists them in; update
   transforms are chained as ``weight_decay``, ``prox_l1``, ``max_norm``
   (projections last). A ``schedule`` entry (``{'name': ..., 'unit': 'step' |
@@ -120,7 +122,7 @@ def make_regularizers(
     >>> tx = optax.chain(optimizer, regs.update)  # doctest: +SKIP
   """
   objective_transforms, update_transforms = {}, {}
-  for name in sorted(sections):
+  for name in sorted(sections, key=lambda n: (n != "weight_noise", n)):
     if name in _OBJECTIVE_REGISTRY:
       registry, into = _OBJECTIVE_REGISTRY, objective_transforms
     elif name in _UPDATE_REGISTRY:
