@@ -7,17 +7,20 @@ Command (from the repository root):
   python bench/augment.py --part images    # the throughput comparison only
 
 The comparison needs torchvision, which imports only beside the torch it was
-built for: ``pip install torch==2.14.1 torchvision==0.29.1`` (x86-64; see the
-README's benchmark note), in a virtual environment of its own, since the test
-extras pin torch 2.13.0, whose torchvision does not import beside the CPU
-wheel.
+built for. The test extras pin torch 2.13.0 (CPU wheel), and its torchvision,
+0.28.0, fails to import beside that wheel ("operator torchvision::nms does not
+exist"); so this part runs in a virtual environment of its own:
+``python -m venv /tmp/bench && /tmp/bench/bin/pip install torch==2.14.1
+torchvision==0.29.1 -e .`` (x86-64; the recorded numbers come from that).
 
-Part 1, ``overhead``: steady-state training steps per second of the MNIST-1D
-MLP (``configs/mnist1d_mlp.py:none`` against ``:augment``: shift, time
-stretch, noise) and of the digits CNN (``configs/digits_cnn.py:plain``
-against the default: translation and noise), each through
-``train_and_evaluate``, the run a user gets. The overhead is
-``plain / augmented - 1`` per repeat (runs interleaved), median and range.
+Part 1, ``overhead``: the time of one training step of the MNIST-1D MLP
+(``configs/mnist1d_mlp.py``) and of the digits CNN (``configs/digits_cnn.py``),
+built from the configs as ``jaxreg train`` builds them, without and with
+their augmentation (``mnist1d_mlp:augment``: shift, time stretch, noise;
+``digits_cnn``: translation, noise) as the step's batch transform: 200 steps
+in one jitted loop on one batch, the two loops interleaved, the overhead
+``augmented / plain - 1`` per repeat (median and range); then each item of
+the augmentation alone, to show where the time goes.
 
 Part 2, ``images``: per-example throughput of one image pipeline, the same
 transforms with a fresh draw per image in both libraries: horizontal flip,
@@ -34,44 +37,71 @@ import json
 import os
 import platform
 import statistics
-import tempfile
 import time
 
 import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 RESULTS = os.path.join(HERE, "results", "augment.json")
+STEPS = 200  # training steps per timed loop
 PAIRS = {  # name -> (config without augmentation, config with it)
     "mnist1d_mlp": ("mnist1d_mlp:none", "mnist1d_mlp:augment"),
     "digits_cnn": ("digits_cnn:plain", "digits_cnn"),
 }
 
 
-def steps_per_second(config_name: str, epochs: int) -> float:
+def _step_loops(config_name: str, specs) -> tuple:
+  """Two jitted loops of ``STEPS`` training steps on one batch: without and with ``specs`` as the batch transform."""
+  import jax
+
+  from jaxreg.augment import as_batch_transform, make_augmentation
   from jaxreg.config import load_config
-  from jaxreg.experiment import train_and_evaluate
+  from jaxreg.experiment import build
+  from jaxreg.train.step import with_batch_transform
 
-  overrides = [("train.epochs", str(epochs)), ("checkpoint.every", "0"), ("train.progress_bar", "false"),
-               ("train.early_stopping.restore_best", "false")]
-  config, _ = load_config(config_name, overrides)
-  with tempfile.TemporaryDirectory() as workdir:
-    result = train_and_evaluate(config, workdir)
-  return result.summary["steps_per_second"]
+  experiment = build(load_config(config_name)[0])
+  size = experiment.options.batch_size
+  batch = {"x": jax.device_put(experiment.dataset.train.x[:size]), "y": jax.device_put(experiment.dataset.train.y[:size])}
+  augmented = with_batch_transform(
+      experiment.train_step, as_batch_transform(make_augmentation(list(specs), train_x=experiment.dataset.train.x)))
+
+  def loop(step):
+    return jax.jit(lambda state: jax.lax.fori_loop(0, STEPS, lambda i, s: step(s, batch)[0], state))
+
+  return experiment.initial_state, loop(experiment.train_step), loop(augmented)
 
 
-def overhead(repeats: int, epochs: int) -> dict:
+def step_overhead(config_name: str, specs, repeats: int) -> dict:
+  """Step time without and with the augmentation, interleaved ``repeats`` times: medians and the overhead."""
+  import jax
+
+  state, plain, augmented = _step_loops(config_name, specs)
+  times = {"plain": [], "augmented": []}
+  for f in (plain, augmented):
+    jax.block_until_ready(f(state))  # compile
+  for _ in range(repeats):
+    for name, f in (("plain", plain), ("augmented", augmented)):
+      start = time.perf_counter()
+      jax.block_until_ready(f(state))
+      times[name].append((time.perf_counter() - start) / STEPS)
+  ratios = [a / p - 1.0 for p, a in zip(times["plain"], times["augmented"], strict=True)]
+  return {"plain_us": 1e6 * statistics.median(times["plain"]),
+          "augmented_us": 1e6 * statistics.median(times["augmented"]),
+          "overhead_median": statistics.median(ratios), "overhead_min": min(ratios), "overhead_max": max(ratios)}
+
+
+def overhead(repeats: int) -> dict:
+  from jaxreg.config import load_config
+
   results = {}
-  for name, (plain, augmented) in PAIRS.items():
-    ratios, speeds = [], {"plain": [], "augmented": []}
-    for _ in range(repeats):
-      a, b = steps_per_second(plain, epochs), steps_per_second(augmented, epochs)
-      speeds["plain"].append(a)
-      speeds["augmented"].append(b)
-      ratios.append(a / b - 1.0)
-    results[name] = {"overhead_median": statistics.median(ratios), "overhead_min": min(ratios),
-                     "overhead_max": max(ratios), "steps_per_second": speeds}
-    print(f"{name}: augmentation adds {100 * statistics.median(ratios):.1f}% to the step time "
-          f"(range {100 * min(ratios):.1f}% .. {100 * max(ratios):.1f}%, {repeats} interleaved repeats)")
+  for name, (config_name, augmented_name) in PAIRS.items():
+    specs = [dict(s) for s in load_config(augmented_name)[0].data.augment]
+    rows = {"all": specs, **({f"only {s['name']}": [s] for s in specs} if len(specs) > 1 else {})}
+    results[name] = {}
+    for row, row_specs in rows.items():
+      r = results[name][row] = step_overhead(config_name, row_specs, repeats)
+      print(f"{name:12s} {row:24s} step {r['plain_us']:7.0f} us -> {r['augmented_us']:7.0f} us: "
+            f"{100 * r['overhead_median']:+.0f}% (range {100 * r['overhead_min']:+.0f}..{100 * r['overhead_max']:+.0f}%)")
   return results
 
 
@@ -144,13 +174,12 @@ def main():
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--part", choices=("all", "overhead", "images"), default="all")
   parser.add_argument("--repeats", type=int, default=5)
-  parser.add_argument("--epochs", type=int, default=6, help="epochs per overhead run (the first is compilation)")
   parser.add_argument("--batch", type=int, default=256)
   parser.add_argument("--output", default=RESULTS)
   args = parser.parse_args()
   results = {"machine": {"processor": platform.processor() or platform.machine(), "cpus": os.cpu_count()}}
   if args.part in ("all", "overhead"):
-    results["overhead"] = overhead(args.repeats, args.epochs)
+    results["overhead"] = overhead(args.repeats)
   if args.part in ("all", "images"):
     results["images"] = images(args.repeats, args.batch)
   os.makedirs(os.path.dirname(args.output), exist_ok=True)

@@ -13,7 +13,9 @@ dropout 0.3); Adam (1e-3), batch 64, 60 epochs, the epoch with the lowest
 validation loss kept. Colour augmentation should close part of the gap that
 the colour shift opens.
 
-Expected result: the table of docs/augmentation.md (3 seeds, from bench/data_regularizers.py).
+Expected result (3 seeds, ``python bench/data_regularizers.py``, docs/augmentation.md):
+test accuracy 0.2759 +- 0.0738 plain, 0.9574 +- 0.0058 with ``:colour``,
+0.9593 +- 0.0070 with ``:fancy_pca``.
 """
 
 from jaxreg.config import base_config

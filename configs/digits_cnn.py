@@ -11,8 +11,9 @@ max-pooling), a dense layer of 128 and dropout 0.3; Adam (1e-3), batch 64,
 are moved by up to one pixel and get Gaussian noise (sigma 0.05 on pixels
 scaled to [0, 1]).
 
-Expected result: not yet measured over seeds (issue 14 asks for >= 98.5% test
-accuracy with augmentation, 3 seeds); the docs will give the command and the table.
+Expected result (3 seeds, ``python bench/data_regularizers.py``, docs/augmentation.md):
+0.9907 +- 0.0042 test accuracy with the augmentation, 0.9963 +- 0.0016 without
+it (``:plain``): on 8x8 digits this augmentation costs a little.
 """
 
 from jaxreg.config import base_config

@@ -11,7 +11,8 @@ with the best validation accuracy kept. The MNIST-1D paper's CNN (three conv
 layers of 25 channels) reaches about 94% test accuracy. The augmentation is
 ``mnist1d_mlp``'s: shifts of up to 8 steps, time stretch, Gaussian noise.
 
-Expected result: the table of docs/augmentation.md (from bench/data_regularizers.py).
+Expected result (3 seeds, ``python bench/data_regularizers.py``, docs/augmentation.md):
+0.9480 +- 0.0066 test accuracy with the augmentation, 0.9083 +- 0.0015 without.
 """
 
 from jaxreg.config import base_config
