@@ -14,6 +14,7 @@ import os
 import platform
 import shutil
 import warnings
+import zipfile
 from collections.abc import Callable
 
 import jax
@@ -62,7 +63,7 @@ RESUMABLE_CHANGES = (
 
 
 class ResumeNotice(UserWarning):
-  """A resume goes on with a changed setting that the user asked for (printed as a one-line notice)."""
+  """A resume goes on with something changed: a setting asked for, or lost statistics fitted again (one line)."""
 
 
 def committed_epochs(workdir: str) -> list[int]:
@@ -341,7 +342,8 @@ def _sampling_model(options: RunOptions, dataset: Dataset, placement, model_cfg:
     raise ConfigError("train.mc_dropout_samples reports a test accuracy: it needs a classification dataset "
                       "with a test split; set it to 0")
   if model_cfg.get("name") not in ("mlp", "cnn", "rnn", "lstm", "gru"):
-    raise ConfigError(f"train.mc_dropout_samples: model {model_cfg.get('name')!r} has no mc_dropout option; set it to 0")
+    raise ConfigError(f"train.mc_dropout_samples: model {model_cfg.get('name')!r} has no mc_dropout option; "
+                      "set it to 0")
   return make_model(num_outputs=dataset.num_outputs, axis_name=placement.axis_name,
                     **{**model_cfg, "mc_dropout": True})
 
@@ -478,8 +480,14 @@ def _stored_preprocessing(experiment: Experiment, workdir: str, resume: bool, pr
     return experiment
   path = os.path.join(workdir, PREPROCESSING_FILE)
   if resume and os.path.exists(path):
-    stored = Preprocessing.load(path)
-    return dataclasses.replace(experiment, preprocessing=stored, dataset=stored.apply_to(experiment.raw_dataset))
+    try:
+      stored = Preprocessing.load(path)
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile) as e:
+      # The data's fingerprint matched, so fitting again gives the statistics the run started with.
+      warnings.warn(f"{path} is unreadable ({e}); the statistics were fitted again on the same training split "
+                    "and written anew", ResumeNotice, stacklevel=2)
+    else:
+      return dataclasses.replace(experiment, preprocessing=stored, dataset=stored.apply_to(experiment.raw_dataset))
   if primary:
     os.makedirs(workdir, exist_ok=True)
     experiment.preprocessing.save(path)

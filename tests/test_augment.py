@@ -309,7 +309,7 @@ def test_the_hand_written_resampling_equals_dm_pixs_affine_transform_and_elastic
     ours = jax.jit(augment.warp_affine, static_argnames=("mode", "fill"))(IMAGE, matrix, mode=mode, fill=0.3)
     theirs = jax.jit(lambda x, m=mode: pix.affine_transform(x, full, offset=offset, order=1, mode=m, cval=0.3))(IMAGE)
     np.testing.assert_allclose(ours, theirs, atol=1e-5, err_msg=mode)
-    for key in KEYS[:3]:
-      ours = jax.jit(augment.elastic(3.0, 1.2, mode=mode, fill=0.3))(key, IMAGE)
-      theirs = jax.jit(lambda k, x, m=mode: pix.elastic_deformation(k, x, 3.0, 1.2, order=1, mode=m, cval=0.3))(key, IMAGE)
-      np.testing.assert_allclose(ours, theirs, atol=1e-5, err_msg=mode)
+    ours = jax.jit(jax.vmap(augment.elastic(3.0, 1.2, mode=mode, fill=0.3), in_axes=(0, None)))(KEYS[:3], IMAGE)
+    theirs = jax.jit(jax.vmap(lambda k, x, m=mode: pix.elastic_deformation(k, x, 3.0, 1.2, order=1, mode=m, cval=0.3),
+                              in_axes=(0, None)))(KEYS[:3], IMAGE)
+    np.testing.assert_allclose(ours, theirs, atol=1e-5, err_msg=mode)

@@ -71,18 +71,22 @@ def test_mc_dropout_averages_sampled_sub_networks_and_leaves_batch_statistics_al
     mc_dropout_predict(sampling.apply, variables, x, jax.random.PRNGKey(4), samples=0)
 
 
+def _jitted(model):
+  return jax.jit(model.apply, static_argnames=("train", "capture_intermediates"))
+
+
 def test_input_dropout_and_a_rate_per_layer_in_the_mlp_cnn_and_recurrent_models():
   x = jnp.ones((64, 32))
   mlp = make_mlp(num_outputs=2, hidden_sizes=(8, 8), dropout_rate=(0.0, 0.5), input_dropout=0.9)
   variables = mlp.init(jax.random.PRNGKey(0), x)
-  outputs = [mlp.apply(variables, x, train=True, rng=jax.random.PRNGKey(k))[0] for k in range(2)]
+  outputs = [_jitted(mlp)(variables, x, train=True, rng=jax.random.PRNGKey(k))[0] for k in range(2)]
   assert not np.allclose(outputs[0], outputs[1])
   # With every rate 0 but the input's, the inputs alone are dropped (90% of them): the logits vary with the key.
   only_inputs = make_mlp(num_outputs=2, hidden_sizes=(8,), input_dropout=0.9)
   v = only_inputs.init(jax.random.PRNGKey(0), x)
-  _, state = only_inputs.apply(v, x, train=True, rng=jax.random.PRNGKey(1), capture_intermediates=True)
+  _, state = _jitted(only_inputs)(v, x, train=True, rng=jax.random.PRNGKey(1), capture_intermediates=True)
   hidden = np.asarray(state["intermediates"]["hidden_0"][0])
-  clean = np.asarray(only_inputs.apply(v, x, train=False, capture_intermediates=True)[1]["intermediates"]["hidden_0"][0])
+  clean = _jitted(only_inputs)(v, x, train=False, capture_intermediates=True)[1]["intermediates"]["hidden_0"][0]
   assert not np.allclose(hidden, clean)
   with pytest.raises(ValueError, match=r"dropout_rate must be one rate or 2 rates \(one per layer\), got 3"):
     make_mlp(num_outputs=2, hidden_sizes=(8, 8), dropout_rate=(0.1, 0.2, 0.3))
@@ -94,20 +98,23 @@ def test_input_dropout_and_a_rate_per_layer_in_the_mlp_cnn_and_recurrent_models(
                  dropout_kind="gaussian")
   signals = jnp.ones((4, 16))
   variables = cnn.init(jax.random.PRNGKey(0), signals)
-  assert not np.allclose(cnn.apply(variables, signals, train=True, rng=jax.random.PRNGKey(1))[0],
-                         cnn.apply(variables, signals, train=True, rng=jax.random.PRNGKey(2))[0])
+  cnn_apply = _jitted(cnn)
+  assert not np.allclose(cnn_apply(variables, signals, train=True, rng=jax.random.PRNGKey(1))[0],
+                         cnn_apply(variables, signals, train=True, rng=jax.random.PRNGKey(2))[0])
   with pytest.raises(ValueError, match=r"dropout_rate must be one rate or 2 rates"):
     make_cnn(num_outputs=2, channels=(4,), dense_sizes=(8,), dropout_rate=(0.1,))
   gru = make_sequence_model(cell="gru", num_outputs=2, hidden_sizes=(8, 8), dropout_rate=(0.5, 0.0),
                             dropout_inference="weight_scaling", mc_dropout=True)
   sequences = jnp.ones((3, 5, 2))
   variables = gru.init(jax.random.PRNGKey(0), sequences)
-  assert not np.allclose(gru.apply(variables, sequences, train=False, rng=jax.random.PRNGKey(1))[0],
-                         gru.apply(variables, sequences, train=False, rng=jax.random.PRNGKey(2))[0])
+  gru_apply = _jitted(gru)
+  assert not np.allclose(gru_apply(variables, sequences, train=False, rng=jax.random.PRNGKey(1))[0],
+                         gru_apply(variables, sequences, train=False, rng=jax.random.PRNGKey(2))[0])
   with pytest.raises(ValueError, match=r"dropout_rate must be one rate or 2 rates"):
     make_sequence_model(cell="gru", num_outputs=2, hidden_sizes=(8, 8), dropout_rate=(0.5,))
 
 
+@pytest.mark.slow  # an end-to-end run
 def test_mc_dropout_from_a_config_reports_its_test_accuracy_beside_the_single_pass(tmp_path):
   from jaxreg.config import load_config
   from jaxreg.errors import ConfigError
@@ -120,3 +127,17 @@ def test_mc_dropout_from_a_config_reports_its_test_accuracy_beside_the_single_pa
   assert abs(mc["test_accuracy"] - result.summary["test_accuracy"]) < 0.1  # the two estimates of one network
   with pytest.raises(ConfigError, match=r"train.mc_dropout_samples must be an integer >= 0"):
     build(load_config("digits_mlp:smoke", [("train.mc_dropout_samples", "-1")])[0])
+
+
+def test_a_rate_per_layer_from_the_command_line():
+  from jaxreg.config import load_config
+  from jaxreg.experiment import build
+
+  config, _ = load_config("digits_mlp:smoke", [("model.hidden_sizes", "(16, 16)"), ("model.dropout_rate", "(0.2,0.5)"),
+                                               ("model.input_dropout", "0.2")])
+  assert tuple(config.model.dropout_rate) == (0.2, 0.5)
+  experiment = build(config)
+  x = experiment.dataset.train.x[:4]
+  outputs = [experiment.model.apply({"params": experiment.initial_state.params}, x, train=True,
+                                    rng=jax.random.PRNGKey(k))[0] for k in range(2)]
+  assert not np.allclose(outputs[0], outputs[1])

@@ -47,6 +47,7 @@ def test_each_method_equals_its_numpy_formula():
     fit_preprocessing("zca_whiten", x, eps=0.0)
 
 
+@pytest.mark.slow  # end-to-end runs
 def test_a_run_fits_on_the_training_split_stores_the_statistics_and_a_resume_uses_the_stored_ones(tmp_path):
   from jaxreg.config import load_config
   from jaxreg.data import Preprocessing
@@ -77,3 +78,22 @@ def test_a_run_fits_on_the_training_split_stores_the_statistics_and_a_resume_use
     assert len(f.read().splitlines()) == 3
   with pytest.raises(ConfigError, match=r"data.preprocess must be one of none, standardize"):
     build(load_config("digits_mlp:smoke", [("data.preprocess", "whiten")])[0])
+
+
+@pytest.mark.slow  # end-to-end runs
+def test_a_corrupt_statistics_file_on_resume_is_fitted_again_with_a_notice(tmp_path):
+  from jaxreg.config import load_config
+  from jaxreg.experiment import PREPROCESSING_FILE, ResumeNotice, build, run
+
+  overrides = [("data.preprocess", "standardize"), ("train.epochs", "1")]
+  workdir = str(tmp_path / "run")
+  run(build(load_config("digits_mlp:smoke", overrides)[0]), workdir)
+  with open(os.path.join(workdir, PREPROCESSING_FILE), "wb") as f:
+    f.write(b"not an npz")
+  with pytest.warns(ResumeNotice, match=r"preprocessing.npz is unreadable .* fitted again on the same training split"):
+    result = run(build(load_config("digits_mlp:smoke", overrides[:1] + [("train.epochs", "2")])[0]), workdir,
+                 resume=True)
+  assert result.summary["epochs_run"] == 2
+  from jaxreg.data import Preprocessing
+
+  assert Preprocessing.load(os.path.join(workdir, PREPROCESSING_FILE)).method == "standardize"  # written anew

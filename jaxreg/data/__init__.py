@@ -69,7 +69,9 @@ def make_dataset(
 
 
 def upsample_images(dataset: Dataset, factor: int) -> Dataset:
-  """``dataset`` with every image ``(height, width, channels)`` enlarged ``factor`` times (bilinear, ``jax.image.resize``).
+  """``dataset`` with every image ``(height, width, channels)`` enlarged ``factor`` times (bilinear).
+
+  ``jax.image.resize`` with pixels as unit squares (half-pixel centres), as SciPy's ``zoom(grid_mode=True)``.
 
   Example:
     >>> make_dataset('digits', example_shape=(8, 8, 1), upsample=4).train.x.shape
@@ -79,7 +81,8 @@ def upsample_images(dataset: Dataset, factor: int) -> Dataset:
     raise ConfigError(f"data.upsample must be a positive integer, got {factor!r}")
   if dataset.train.x.ndim != 4:
     raise ConfigError(f"data.upsample enlarges images shaped (height, width, channels), but the examples of "
-                      f"{dataset.name} have shape {dataset.train.x.shape[1:]}; set data.example_shape, e.g. [8, 8, 1] for digits")
+                      f"{dataset.name} have shape {dataset.train.x.shape[1:]}; set data.example_shape, "
+                      "e.g. [8, 8, 1] for digits")
   import jax
 
   def enlarge(x):
