@@ -126,15 +126,6 @@ def torchvision_pipeline():
   ])
 
 
-def _best_seconds(fn, repeats: int) -> float:
-  times = []
-  for _ in range(repeats):
-    start = time.perf_counter()
-    fn()
-    times.append(time.perf_counter() - start)
-  return min(times)
-
-
 def images(repeats: int, batch: int) -> dict:
   import jax
   import torch
@@ -154,7 +145,9 @@ def images(repeats: int, batch: int) -> dict:
   speeds = {}
   for _ in range(repeats):  # interleaved, best of each
     for name, fn in rows.items():
-      speeds.setdefault(name, []).append(batch / _best_seconds(fn, 1))
+      start = time.perf_counter()
+      fn()
+      speeds.setdefault(name, []).append(batch / (time.perf_counter() - start))
   for name, values in speeds.items():
     results[name] = max(values)
   results["ratio_per_image"] = results["jaxreg"] / results["torchvision_per_image"]

@@ -21,6 +21,7 @@ constant border pixels of digits have none).
 """
 
 import dataclasses
+import os
 
 import numpy as np
 
@@ -64,8 +65,6 @@ class Preprocessing:
 
   def save(self, path: str) -> None:
     """Writes the statistics as an ``.npz`` (written to a temporary name, then moved into place)."""
-    import os
-
     arrays = {"method": np.asarray(self.method), "mean": self.mean}
     arrays.update({k: v for k, v in (("matrix", self.matrix), ("scale", self.scale)) if v is not None})
     temporary = path + ".tmp.npz"

@@ -82,11 +82,8 @@ def _is_float_array(leaf) -> bool:
   return hasattr(leaf, "dtype") and jnp.issubdtype(leaf.dtype, jnp.inexact)
 
 
-def masked_leaves(params: Any, mask: MaskSpec) -> list[jax.Array]:
-  """Returns the floating-point array leaves of ``params`` that ``mask`` selects.
-
-  Other leaves (an Equinox model's activation functions, integer counters)
-  are never selected, so a whole Equinox module can be passed as ``params``.
+def flat_selection(params: Any, mask: MaskSpec) -> tuple[list, Any, list[bool]]:
+  """``(leaves, treedef, selected)``: ``params`` flattened, and whether ``mask`` selects each floating-point leaf.
 
   Raises:
     ValueError: if the mask does not have the structure of the params.
@@ -100,4 +97,17 @@ def masked_leaves(params: Any, mask: MaskSpec) -> list[jax.Array]:
         f"mask must be a pytree of bools with the structure of the params, or a function "
         f"returning one: {e}"
     ) from None
-  return [p for p, k in zip(leaves, keep, strict=True) if k and _is_float_array(p)]
+  return leaves, treedef, [bool(k) and _is_float_array(p) for p, k in zip(leaves, keep, strict=True)]
+
+
+def masked_leaves(params: Any, mask: MaskSpec) -> list[jax.Array]:
+  """Returns the floating-point array leaves of ``params`` that ``mask`` selects.
+
+  Other leaves (an Equinox model's activation functions, integer counters)
+  are never selected, so a whole Equinox module can be passed as ``params``.
+
+  Raises:
+    ValueError: if the mask does not have the structure of the params.
+  """
+  leaves, _, selected = flat_selection(params, mask)
+  return [p for p, k in zip(leaves, selected, strict=True) if k]

@@ -12,10 +12,9 @@ perturbations of the weights barely change the loss (flat minima).
 import math
 
 import jax
-import jax.numpy as jnp
 
 from jaxreg import _random
-from jaxreg.regularizers.masks import MaskSpec, resolve_mask
+from jaxreg.regularizers.masks import MaskSpec, flat_selection
 from jaxreg.regularizers.objective import Objective, ObjectiveTransform
 
 
@@ -25,15 +24,11 @@ def perturb(params, key: jax.Array, sigma: float, mask: MaskSpec = None):
   Each selected leaf gets its own key (``fold_in`` of its position), so the
   perturbation is a deterministic function of ``key``.
   """
-  flags = resolve_mask(mask, params)
-  leaves, treedef = jax.tree.flatten(params)
-  keep = treedef.flatten_up_to(flags)
-  noisy = []
-  for index, (leaf, selected) in enumerate(zip(leaves, keep, strict=True)):
-    if selected and hasattr(leaf, "dtype") and jnp.issubdtype(leaf.dtype, jnp.inexact):
-      leaf = leaf + sigma * _random.normal(jax.random.fold_in(key, index), leaf.shape, dtype=leaf.dtype)
-    noisy.append(leaf)
-  return treedef.unflatten(noisy)
+  leaves, treedef, selected = flat_selection(params, mask)
+  return treedef.unflatten([
+      leaf + sigma * _random.normal(jax.random.fold_in(key, index), leaf.shape, dtype=leaf.dtype) if chosen else leaf
+      for index, (leaf, chosen) in enumerate(zip(leaves, selected, strict=True))
+  ])
 
 
 def weight_noise(sigma: float, *, mask: MaskSpec = None) -> ObjectiveTransform:
