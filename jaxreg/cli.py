@@ -9,6 +9,8 @@
   jaxreg train --workdir runs/x --coordinator-address host0:1234 --num-processes 2 --process-id 0
                                                    # one process of a multi-host run (docs/parallel.md)
   jaxreg plot runs/x                               # runs/x/curves.png, runs/x/curves_diagnostics.png
+  jaxreg eval runs/x                               # the restored model's test accuracy
+  jaxreg eval runs/x --attack pgd --eps 0.05,0.1   # accuracy under attack: summary.json, runs/x/robust.png
   jaxreg configs                                   # list the packaged configs
 """
 
@@ -104,8 +106,30 @@ def _parser() -> argparse.ArgumentParser:
   )
   plot.add_argument("workdir", help="the run's work directory")
   plot.add_argument("--output", default=None, help="PNG path (default: WORKDIR/curves.png)")
+  _add_eval_parser(commands)
   commands.add_parser("configs", help="list the packaged experiment configs")
   return parser
+
+
+def _add_eval_parser(commands) -> None:
+  evaluate = commands.add_parser(
+      "eval", help="evaluate a finished run's model, clean or under adversarial attack",
+      description=(
+          "Restore the parameters a finished run's summary came from (the best epoch's when kept) and print "
+          "their accuracy on a split. With --attack, the accuracy on FGSM or PGD examples at each --eps, "
+          "recorded in WORKDIR/summary.json under 'robust' and plotted to WORKDIR/robust.png."
+      ),
+  )
+  evaluate.add_argument("workdir", help="the run's work directory")
+  evaluate.add_argument("--split", default="test", choices=("test", "val", "train"), help="default: test")
+  evaluate.add_argument("--attack", default=None, choices=("fgsm", "pgd"), help="perturb the inputs first")
+  evaluate.add_argument("--eps", default="0.05,0.1", metavar="E1,E2,...",
+                        help="perturbation sizes per input feature, in the model's input units (default: 0.05,0.1)")
+  evaluate.add_argument("--steps", type=int, default=10, help="PGD's steps (default: 10)")
+  evaluate.add_argument("--step-size", type=float, default=None, help="PGD's step (default: 2.5 eps / steps)")
+  evaluate.add_argument("--clip", default="auto", metavar="LOW,HIGH|none|auto",
+                        help="the inputs' valid range (default auto: (0, 1) for digits without preprocessing)")
+  evaluate.add_argument("--seed", type=int, default=0, help="PGD's random starts (default: 0)")
 
 
 def _split_overrides(extra: list[str]) -> tuple[list[tuple[str, str]], list[str]]:
@@ -226,6 +250,65 @@ def _plot(args) -> int:
   return 0
 
 
+def _numbers(flag: str, text: str) -> list[float]:
+  try:
+    return [float(part) for part in text.split(",") if part.strip()]
+  except ValueError:
+    raise ConfigError(f"{flag} takes numbers separated by commas, e.g. 0.05,0.1; got {text!r}") from None
+
+
+def _clip(text: str):
+  if text in ("auto", "none"):
+    return None if text == "none" else "auto"
+  values = _numbers("--clip", text)
+  if len(values) != 2:
+    raise ConfigError(f"--clip takes LOW,HIGH (e.g. 0,1), 'none' or 'auto'; got {text!r}")
+  return tuple(values)
+
+
+def _eval(args) -> int:
+  from jaxreg.runs import clean_accuracy, load_run, robust_evaluation
+
+  run = load_run(args.workdir)
+  print(f"{run.workdir}: epoch {run.epoch}, {run.experiment.dataset.describe()}")
+  accuracy = clean_accuracy(run, args.split)
+  print(f"{args.split}_accuracy: {accuracy:.4f}")
+  if args.attack is None:
+    return 0
+  try:
+    result = robust_evaluation(run, eps=_numbers("--eps", args.eps), attack=args.attack, steps=args.steps,
+                               step_size=args.step_size, clip=_clip(args.clip), split=args.split, seed=args.seed)
+  except ValueError as e:
+    raise ConfigError(f"jaxreg eval: {e}") from None
+  steps = f", {result['steps']} steps" if args.attack == "pgd" else ""
+  print(f"{args.attack.upper()}{steps}, clip {result['clip']}:")
+  for eps, acc in zip(result["eps"], result["accuracy"], strict=True):
+    print(f"  eps {eps:<8g} {args.split}_accuracy {acc:.4f}")
+  _plot_robust(run.workdir)
+  return 0
+
+
+def _plot_robust(workdir: str) -> None:
+  """``robust.png``: every attack recorded in the run's summary, accuracy against eps."""
+  import json
+
+  try:
+    import matplotlib
+
+    matplotlib.use("Agg")  # this process only writes PNGs
+  except ImportError:
+    print("(no plot: pip install 'jaxreg[plot]' for robust.png)", file=sys.stderr)
+    return
+  from jaxreg.train.robust import plot_robust_accuracy
+
+  with open(os.path.join(workdir, "summary.json")) as f:
+    recorded = json.load(f)["robust"]
+  output = os.path.join(workdir, "robust.png")
+  plot_robust_accuracy({attack.upper(): result for attack, result in sorted(recorded.items())}, output=output,
+                       title=f"{os.path.basename(workdir)}: accuracy under attack")
+  print(output)
+
+
 def _os_error_message(error: OSError) -> str:
   where = f" ({error.filename})" if error.filename else ""
   if error.errno == errno.ENOSPC:
@@ -299,6 +382,8 @@ def _main(argv: list[str] | None) -> int:
       return _train(args, overrides)
     if args.command == "plot":
       return _plot(args)
+    if args.command == "eval":
+      return _eval(args)
     from jaxreg.config import packaged_configs
 
     print("\n".join(packaged_configs()))

@@ -12,7 +12,9 @@ overridden as ``--config.<section>.<field>=value``:
   ``after_early_stopping`` (``'none'``, ``'retrain_steps'``, ``'retrain_epochs'`` or
   ``'continue'``: train on train + validation afterwards, see :mod:`jaxreg.train.refit`),
   ``mc_dropout_samples`` (``k > 0``: the summary adds the test accuracy of the mean of
-  ``k`` sampled sub-networks, :func:`jaxreg.models.mc_dropout_predict`).
+  ``k`` sampled sub-networks, :func:`jaxreg.models.mc_dropout_predict`), ``robust_eval``
+  (``attack``, ``eps``, ``steps``, ``step_size``, ``clip``: with ``eps`` listed, the summary
+  adds the test accuracy under that attack, :func:`jaxreg.train.robust.robust_accuracy`).
 * ``checkpoint``: ``every`` (0 turns checkpoints off), ``keep``.
 * ``parallel``: ``mode`` (``'none'``, ``'pmap'`` or ``'sharded'``: data-parallel over
   ``num_devices`` devices, all by default; see :mod:`jaxreg.parallel`).
@@ -56,6 +58,7 @@ def base_config() -> ml_collections.ConfigDict:
       num_examples=config_dict.placeholder(int),
       example_shape=config_dict.placeholder(tuple),  # e.g. (8, 8, 1): digits as images
       upsample=1,  # enlarge images by this factor (bilinear)
+      train_fraction=1.0,  # train on this share of the training split (a small-data experiment)
       augment=(),  # [{'name': 'shift', 'max_shift': 4}, ...]: jaxreg.augment.make_augmentation
       preprocess="none",  # 'standardize', 'pca_whiten', 'zca_whiten': fitted on the training split
       preprocess_eps=1e-2,
@@ -76,6 +79,14 @@ def base_config() -> ml_collections.ConfigDict:
       log_grad_norm=False,
       diagnostics=True,
       mc_dropout_samples=0,  # > 0: also report the test accuracy of Monte-Carlo dropout with this many samples
+      # eps non-empty: the summary adds the test accuracy under this attack (jaxreg.train.robust)
+      robust_eval=ml_collections.ConfigDict(dict(
+          attack="pgd",
+          eps=(),
+          steps=10,
+          step_size=config_dict.placeholder(float),
+          clip=config_dict.placeholder(tuple),  # None: the data's valid range where known ((0, 1) for digits)
+      )),
       after_early_stopping="none",
       early_stopping=ml_collections.ConfigDict(dict(
           monitor="val_loss",
@@ -312,10 +323,18 @@ def with_defaults(saved: dict) -> dict:
     if section not in completed:  # a section added after the run was saved
       completed[section] = defaults.to_dict()
     elif section not in OPEN_SECTIONS and isinstance(completed[section], dict):
-      completed[section] = {**defaults.to_dict(), **completed[section]}
-      for key in defaults.keys():
-        if defaults.get_type(key) is tuple and isinstance(completed[section][key], list):
-          completed[section][key] = tuple(completed[section][key])
+      completed[section] = _completed(completed[section], defaults)
+  return completed
+
+
+def _completed(saved: dict, defaults: ml_collections.ConfigDict) -> dict:
+  """One closed section (and its closed subsections) completed with ``defaults``, lists of tuple fields as tuples."""
+  completed = {**defaults.to_dict(), **saved}
+  for key in defaults.keys():
+    if isinstance(defaults[key], ml_collections.ConfigDict) and isinstance(completed[key], dict):
+      completed[key] = _completed(completed[key], defaults[key])
+    elif defaults.get_type(key) is tuple and isinstance(completed[key], list):
+      completed[key] = tuple(completed[key])
   return completed
 
 

@@ -22,7 +22,7 @@ import ml_collections
 import numpy as np
 import optax
 
-from jaxreg.augment import as_batch_transform, make_augmentation
+from jaxreg.augment import as_batch_transform, make_augmentation, make_tangents
 from jaxreg.compilation import count_compilations
 from jaxreg.config import config_differences, validate_config, with_defaults
 from jaxreg.data import Dataset, make_dataset
@@ -32,6 +32,7 @@ from jaxreg.models import ModelFns, make_model, mc_dropout_predict
 from jaxreg.optim import Optimizer, make_optimizer, set_learning_rate
 from jaxreg.parallel import is_primary_process, make_placement
 from jaxreg.regularizers import Regularizers, make_regularizers
+from jaxreg.regularizers.adversarial import check_attack
 from jaxreg.regularizers.factory import UPDATE_REGULARIZERS
 from jaxreg.train import (
     Checkpointer,
@@ -48,6 +49,7 @@ from jaxreg.train import (
 from jaxreg.train.diagnostics import activation_sparsity
 from jaxreg.train.loop import DATA_ON_DEVICE_CHOICES, FitResult
 from jaxreg.train.refit import check_strategy, refit
+from jaxreg.train.robust import eps_list, robust_accuracy
 from jaxreg.train.rundir import RunLock, StopOnSignal
 from jaxreg.train.runner import logged_metric_names
 
@@ -187,6 +189,7 @@ class RunOptions:
   checkpoint_keep: int
   after_early_stopping: str
   mc_dropout_samples: int = 0
+  robust_eval: dict | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -254,6 +257,31 @@ def _mc_dropout_samples(config: ml_collections.ConfigDict) -> int:
   return samples
 
 
+def input_range(config: dict) -> tuple[float, float] | None:
+  """The model inputs' valid range when jaxreg knows it: ``(0, 1)`` for (coloured) digits without preprocessing."""
+  data = config.get("data", {})
+  if data.get("name") in ("digits", "coloured_digits") and data.get("preprocess", "none") == "none":
+    return (0.0, 1.0)
+  return None
+
+
+def _robust_eval(config: ml_collections.ConfigDict) -> dict | None:
+  """``train.robust_eval`` checked, with its clip filled in from the data; ``None`` without ``eps``."""
+  spec = config.train.robust_eval.to_dict()
+  if not spec["eps"]:
+    return None
+  if config.data.task != "classification":
+    raise ConfigError("train.robust_eval measures a classifier's accuracy under attack: it needs "
+                      "data.task='classification'; set train.robust_eval.eps=[] to turn it off")
+  spec["clip"] = input_range(config.to_dict()) if spec["clip"] is None else tuple(spec["clip"])
+  try:
+    spec["eps"] = eps_list(spec["eps"])
+    check_attack(spec["attack"], max(spec["eps"]), spec["steps"], spec["step_size"], spec["clip"])
+  except ValueError as e:
+    raise ConfigError(f"train.robust_eval.{e}") from None
+  return spec
+
+
 def _run_options(config: ml_collections.ConfigDict) -> RunOptions:
   check_strategy(config.train.after_early_stopping)
   for key in ("data.batch_size", "data.eval_batch_size", "train.epochs"):
@@ -274,6 +302,7 @@ def _run_options(config: ml_collections.ConfigDict) -> RunOptions:
       checkpoint_every=config.checkpoint.every, checkpoint_keep=config.checkpoint.keep,
       after_early_stopping=config.train.after_early_stopping,
       mc_dropout_samples=_mc_dropout_samples(config),
+      robust_eval=_robust_eval(config),
   )
 
 
@@ -332,6 +361,18 @@ def _augmentation(config: ml_collections.ConfigDict, dataset: Dataset) -> Callab
     raise ConfigError(f"data.augment cannot take the data's examples of shape {dataset.train.x.shape[1:]}: "
                       f"{str(e).splitlines()[0]}") from None
   return transform
+
+
+def _check_tangents(config: ml_collections.ConfigDict, dataset: Dataset) -> None:
+  """``regularizers.tangent_prop``'s tangents tried on the data's examples (shapes only, nothing is run)."""
+  spec = config.regularizers.to_dict().get("tangent_prop")
+  if not isinstance(spec, dict) or "tangents" not in spec:
+    return  # make_regularizers has refused it already
+  try:
+    jax.eval_shape(make_tangents(spec["tangents"], smoothing=spec.get("smoothing", 0.0)), dataset.train.x[:2])
+  except (ValueError, TypeError) as e:
+    raise ConfigError(f"regularizers.tangent_prop.tangents cannot take the data's examples of shape "
+                      f"{dataset.train.x.shape[1:]}: {str(e).splitlines()[0]}") from None
 
 
 def _sampling_model(options: RunOptions, dataset: Dataset, placement, model_cfg: dict) -> ModelFns | None:
@@ -400,6 +441,7 @@ def build(config: ml_collections.ConfigDict) -> Experiment:
   model_cfg = config.model.to_dict()
   model = make_model(num_outputs=dataset.num_outputs, axis_name=placement.axis_name, **model_cfg)
   optimizer, regularizers, tx = _optimization(config, max(len(dataset.train.y) // options.batch_size, 1))
+  _check_tangents(config, dataset)
   try:
     base_objective = make_objective(dataset.task, model.apply, task_weights=model_cfg.get("tasks"))
   except ConfigError:
@@ -470,11 +512,11 @@ def run(experiment: Experiment, workdir: str, *, resume: bool = False, exit_on_s
     if primary:
       changes = _check_workdir(workdir, experiment.config, resume)
       _check_data(workdir, experiment.raw_dataset or experiment.dataset, resume)
-    experiment = _stored_preprocessing(experiment, workdir, resume, primary)
+    experiment = stored_preprocessing(experiment, workdir, resume, primary)
     return _run_locked(experiment, workdir, resume=resume, exit_at_once=exit_on_second_interrupt, changes=changes)
 
 
-def _stored_preprocessing(experiment: Experiment, workdir: str, resume: bool, primary: bool) -> Experiment:
+def stored_preprocessing(experiment: Experiment, workdir: str, resume: bool, primary: bool) -> Experiment:
   """A new run stores its input statistics (``preprocessing.npz``); a resumed one reads them back and uses them."""
   if experiment.preprocessing is None:
     return experiment
@@ -553,6 +595,14 @@ def _run_facts(experiment: Experiment, result: FitResult, resume: bool) -> dict:
     )
   if experiment.sampling_model is not None:
     facts["mc_dropout"] = _mc_dropout_accuracy(experiment, result)
+  spec = experiment.options.robust_eval
+  if spec is not None and dataset.test is not None:
+    variables = {"params": result.state.params, **result.state.model_state}
+    if experiment.optimizer.evaluation_params is not None:
+      variables["params"] = experiment.optimizer.evaluation_params(result.state.params, result.state.opt_state)
+    facts["robust"] = {spec["attack"]: {**robust_accuracy(
+        model.apply, variables, dataset.test.x, dataset.test.y, batch_size=experiment.options.eval_batch_size,
+        seed=experiment.options.seed, **spec), "split": "test"}}
   facts.update(
       dataset=dataset.describe(),
       device=str(jax.devices()[0].device_kind),

@@ -203,3 +203,16 @@ def test_a_config_saved_before_a_key_existed_is_completed_with_its_default():
   on_disk = with_defaults(json.loads(json.dumps({**base_config().to_dict(), "data": {
       **base_config().to_dict()["data"], "augment": [{"name": "shift", "max_shift": 2}]}})))
   assert on_disk["data"]["augment"] == ({"name": "shift", "max_shift": 2},)  # JSON's list, a tuple again
+
+
+@pytest.mark.parametrize("name", [f"digits_adversarial:{v}" for v in ("mlp_fgsm", "cnn_pgd", "smoke")]
+                         + [f"digits_tangent:{v}" for v in ("mlp_tangent", "cnn_augment")] + ["mnist1d_mlp:tangent_prop"])
+def test_robustness_configs_build(name):
+  from jaxreg.experiment import build
+
+  experiment = build(load_config(name)[0])
+  assert experiment.regularizers.names or experiment.batch_transform is not None
+  if name.startswith("digits_tangent"):
+    assert len(experiment.dataset.train.y) == 126  # 10% of the training split
+  if name.startswith("digits_adversarial"):
+    assert experiment.options.robust_eval["clip"] == (0.0, 1.0)

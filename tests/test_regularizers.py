@@ -97,7 +97,7 @@ def test_make_regularizers_from_config_sections():
   objective = lambda p, b, c: (jnp.zeros(()), Aux({}))
   loss, aux = make_regularizers(l2={"alpha": 1.0}).objective(objective)({"w": {"kernel": jnp.ones(4)}}, None, None)
   np.testing.assert_allclose(loss, 2.0)
-  with pytest.raises(ConfigError, match="unknown regularizer 'l3'.*valid names: activation_l1, elastic_net, l1, l2, label_smoothing"):
+  with pytest.raises(ConfigError, match="unknown regularizer 'l3'.*valid names: activation_l1, adversarial, elastic_net, l1, l2, label_smoothing"):
     make_regularizers(l3={"alpha": 1.0})
   with pytest.raises(ConfigError, match="regularizers.l2.beta.*valid keys: alpha, mask"):
     make_regularizers(l2={"beta": 1.0})

@@ -16,6 +16,7 @@ from jaxreg.augment.compose import as_batch_transform, chain, one_of, per_exampl
 from jaxreg.augment.colour import brightness, contrast, fancy_pca, fit_fancy_pca, hue, saturation
 from jaxreg.augment.factory import augmentation_names, make_augmentation
 from jaxreg.augment.images import affine, elastic, horizontal_flip, translate, warp_affine
+from jaxreg.augment.tangents import make_tangents, tangent_names
 from jaxreg.augment.signals import (
     background_mix,
     compress_dynamic_range,
@@ -41,12 +42,14 @@ __all__ = [
     "horizontal_flip",
     "hue",
     "make_augmentation",
+    "make_tangents",
     "one_of",
     "per_example",
     "random_apply",
     "saturation",
     "scale_amplitude",
     "shift",
+    "tangent_names",
     "time_stretch",
     "translate",
     "warp_affine",

@@ -158,13 +158,22 @@ def bilinear(x: jax.Array, rows: jax.Array, cols: jax.Array, *, mode: str = "con
   return out.astype(x.dtype)
 
 
-def warp_affine(x: jax.Array, matrix: jax.Array, *, mode: str = "constant", fill: float = 0.0) -> jax.Array:
-  """``x`` resampled at ``c + matrix (o - c)`` for every output pixel ``o`` (``c``: the centre), channels kept."""
-  height, width = x.shape[:2]
+def source_coordinates(height: int, width: int, matrix: jax.Array) -> jax.Array:
+  """Where each output pixel ``o`` of a ``(height, width)`` image reads its input: ``c + matrix (o - c)``.
+
+  Returns ``(height, width, 2)`` real ``(row, column)`` coordinates (``c``:
+  the centre). :func:`warp_affine` resamples there;
+  :mod:`jaxreg.augment.tangents` differentiates it.
+  """
   centre = jnp.array([(height - 1) / 2.0, (width - 1) / 2.0])
   grid = jnp.stack(jnp.meshgrid(jnp.arange(height, dtype=jnp.float32), jnp.arange(width, dtype=jnp.float32),
                                 indexing="ij"), axis=-1)
-  source = (grid - centre) @ matrix.T + centre
+  return (grid - centre) @ matrix.T + centre
+
+
+def warp_affine(x: jax.Array, matrix: jax.Array, *, mode: str = "constant", fill: float = 0.0) -> jax.Array:
+  """``x`` resampled at ``c + matrix (o - c)`` for every output pixel ``o`` (``c``: the centre), channels kept."""
+  source = source_coordinates(x.shape[0], x.shape[1], matrix)
   return bilinear(x, source[..., 0], source[..., 1], mode=mode, fill=fill)
 
 

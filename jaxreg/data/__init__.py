@@ -9,6 +9,7 @@ from jaxreg.data.datasets import NPZ_KEYS, TASKS, Dataset, Split, load_digits, l
 from jaxreg.data.iterators import epoch_batch_indices, padded_batches
 from jaxreg.data.mnist1d import load_mnist1d
 from jaxreg.data.preprocess import Preprocessing, fit_preprocessing
+from jaxreg.data.splits import split_off
 from jaxreg.data.sequences import load_adding
 from jaxreg._registry import Registry
 from jaxreg.errors import ConfigError, DataError
@@ -29,6 +30,7 @@ def make_dataset(
     num_examples: int | None = None,
     example_shape: tuple[int, ...] | None = None,
     upsample: int = 1,
+    train_fraction: float = 1.0,
 ) -> Dataset:
   """Builds the dataset of a config's ``data`` section (less ``batch_size``).
 
@@ -48,6 +50,9 @@ def make_dataset(
       digits as images (for a 2-D CNN and image augmentations), or ``None``.
     upsample: enlarge images ``(height, width, channels)`` by this integer
       factor, bilinearly (:func:`upsample_images`); 1 leaves them.
+    train_fraction: train on this share of the training split only (a
+      subset fixed by ``seed``, stratified for classification: a small-data
+      experiment); the validation and test splits stay whole.
 
   Raises:
     ConfigError: for an unknown name or an argument that does not apply.
@@ -64,8 +69,26 @@ def make_dataset(
     raise
   except ValueError as e:  # the loaders name their argument; the config path is added here
     raise ConfigError(f"data.{e}") from None
+  dataset = dataset if train_fraction == 1.0 else training_subset(dataset, train_fraction, seed)
   dataset = dataset if example_shape is None else with_example_shape(dataset, example_shape)
   return dataset if upsample == 1 else upsample_images(dataset, upsample)
+
+
+def training_subset(dataset: Dataset, fraction: float, seed: int) -> Dataset:
+  """``dataset`` with ``fraction`` of its training split (stratified for classification), the other splits kept.
+
+  Example:
+    >>> len(make_dataset('digits', train_fraction=0.1).train.y)
+    126
+  """
+  if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0.0 < fraction <= 1.0:
+    raise ConfigError(f"data.train_fraction must be a number in (0, 1], got {fraction!r}")
+  train = dataset.train
+  try:
+    _, (x, y) = split_off(train.x, train.y, fraction, seed=seed, stratify=dataset.task == "classification")
+  except ValueError as e:
+    raise ConfigError(f"data.train_fraction={fraction} leaves too few training examples: {e}") from None
+  return dataclasses.replace(dataset, train=Split(x, y))
 
 
 def upsample_images(dataset: Dataset, factor: int) -> Dataset:

@@ -13,11 +13,13 @@
 """
 
 from jaxreg.regularizers.activity import activation_l1
+from jaxreg.regularizers.adversarial import adversarial, fgsm, pgd
 from jaxreg.regularizers.factory import Regularizers, make_regularizers, regularizer_names
 from jaxreg.regularizers.masks import DEFAULT_EXCLUDED_NAMES, by_path, exclude_by_name, resolve_mask
 from jaxreg.regularizers.noise import perturb, weight_noise
 from jaxreg.regularizers.objective import Objective, ObjectiveTransform, add_penalty, chain
 from jaxreg.regularizers.penalties import elastic_net, l1, l2, tying
+from jaxreg.regularizers.tangent import tangent_prop
 from jaxreg.regularizers.targets import label_smoothing, smooth_labels
 from jaxreg.regularizers.updates import max_norm, prox_l1, weight_decay
 
@@ -28,20 +30,24 @@ __all__ = [
     "Regularizers",
     "activation_l1",
     "add_penalty",
+    "adversarial",
     "by_path",
     "chain",
     "elastic_net",
     "exclude_by_name",
+    "fgsm",
     "l1",
     "l2",
     "label_smoothing",
     "make_regularizers",
     "max_norm",
     "perturb",
+    "pgd",
     "prox_l1",
     "regularizer_names",
     "resolve_mask",
     "smooth_labels",
+    "tangent_prop",
     "tying",
     "weight_decay",
     "weight_noise",

@@ -6,20 +6,33 @@ from typing import NamedTuple
 import optax
 
 from jaxreg._registry import Registry
+from jaxreg.augment.tangents import make_tangents
 from jaxreg.errors import ConfigError
 from jaxreg.optim.schedules import make_schedule, schedule_names
 from jaxreg.regularizers import activity, noise, penalties, targets, updates
+from jaxreg.regularizers.adversarial import adversarial
 from jaxreg.regularizers.masks import by_path
 from jaxreg.regularizers.objective import ObjectiveTransform, chain
+from jaxreg.regularizers.tangent import tangent_prop
 
-# Objective transforms: weight noise first (innermost: penalties see the clean weights), then alphabetical.
+
+def _tangent_prop(alpha, tangents, smoothing: float = 0.0) -> ObjectiveTransform:
+  """``tangent_prop`` from a config: ``tangents`` names built-in generators (:func:`jaxreg.augment.make_tangents`)."""
+  return tangent_prop(alpha, make_tangents(tangents, smoothing=smoothing))
+
+
+# Objective transforms, innermost first: weight noise (penalties see the clean weights), adversarial
+# training (penalties outside it are added once), then alphabetical.
+_INNERMOST = ("weight_noise", "adversarial")
 OBJECTIVE_REGULARIZERS = {
     "weight_noise": noise.weight_noise,
+    "adversarial": adversarial,
     "activation_l1": activity.activation_l1,
     "elastic_net": penalties.elastic_net,
     "l1": penalties.l1,
     "l2": penalties.l2,
     "label_smoothing": targets.label_smoothing,
+    "tangent_prop": _tangent_prop,
     "tying": penalties.tying,
 }
 # Update transforms, chained after the optimizer in this order (projections last).
@@ -30,7 +43,7 @@ UPDATE_REGULARIZERS = {
 }
 # The argument a ``schedule`` entry drives.
 _SCHEDULED_ARGUMENT = {
-    "activation_l1": "alpha", "l1": "alpha", "l2": "alpha", "tying": "alpha",
+    "activation_l1": "alpha", "l1": "alpha", "l2": "alpha", "tying": "alpha", "tangent_prop": "alpha",
     "weight_decay": "rate", "prox_l1": "alpha",
 }
 _SCHEDULE_NAMES = [n for n in schedule_names() if n != "plateau"]
@@ -98,14 +111,18 @@ def make_regularizers(
   Each key names a regularizer (:func:`regularizer_names`); its value holds
   that regularizer's keyword arguments. A name that is absent is off.
   Objective transforms (``l2``, ``l1``, ``elastic_net``, ``activation_l1``,
-  ``tying``, ``label_smoothing``) are applied in alphabetical order, after
-  ``weight_noise`` (innermost, so penalties see the clean weights): a
+  ``tying``, ``label_smoothing``, ``tangent_prop``) are applied in
+  alphabetical order, after ``weight_noise`` (innermost, so penalties see the
+  clean weights) and ``adversarial`` (next, so penalties are added once): a
   config gives the same objective whatever order it lists them in; update
   transforms are chained as ``weight_decay``, ``prox_l1``, ``max_norm``
   (projections last). A ``schedule`` entry (``{'name': ..., 'unit': 'step' |
   'epoch', ...}``, as for learning rates) makes the coefficient (``alpha``,
   or ``rate`` for ``weight_decay``) its initial value. ``mask`` is a list of
   parameter path prefixes (biases and scales stay excluded).
+  ``tangent_prop.tangents`` is a list of built-in tangent names
+  (:func:`jaxreg.augment.tangents.tangent_names`), with an optional
+  ``smoothing``.
 
   Args:
     steps_per_epoch: for schedules counted in epochs (filled in by jaxreg).
@@ -122,7 +139,8 @@ def make_regularizers(
     >>> tx = optax.chain(optimizer, regs.update)  # doctest: +SKIP
   """
   objective_transforms, update_transforms = {}, {}
-  for name in sorted(sections, key=lambda n: (n != "weight_noise", n)):
+  innermost_first = {name: i for i, name in enumerate(_INNERMOST)}
+  for name in sorted(sections, key=lambda n: (innermost_first.get(n, len(_INNERMOST)), n)):
     if name in _OBJECTIVE_REGISTRY:
       registry, into = _OBJECTIVE_REGISTRY, objective_transforms
     elif name in _UPDATE_REGISTRY:

@@ -8,7 +8,7 @@ An objective is ``objective(params, batch, ctx) -> (loss, aux)``:
   flag, the step and what the objective transforms ask of the objective
   (hidden activations, smoothed targets).
 * ``aux`` is an :class:`Aux`: the metrics, the updated model state, the
-  hidden activations, and whether smoothed targets were used.
+  hidden activations, the output tangents, and whether smoothed targets were used.
 
 :func:`from_loss` lifts a plain ``loss(params, batch)`` to an objective, so
 every objective transform applies to it.
@@ -37,12 +37,17 @@ class Aux:
     soft_targets_used: whether the loss was taken against ``ctx.soft_targets``
       (a static flag: :func:`jaxreg.regularizers.label_smoothing` refuses an
       objective that would ignore them).
+    output_tangents: when ``ctx.input_tangents`` is set, the directional
+      derivatives of the model's outputs along each input tangent,
+      ``J_f(x) v_k``, stacked on a leading axis of ``k`` (a pytree like the
+      outputs); else ``None``.
   """
 
   metrics: dict
   model_state: dict = struct.field(default_factory=dict)
   intermediates: dict = struct.field(default_factory=dict)
   soft_targets_used: bool = struct.field(pytree_node=False, default=False)
+  output_tangents: Any = None
 
   def with_metrics(self, **metrics) -> "Aux":
     """A copy with ``metrics`` added to (or replacing entries of) :attr:`metrics`."""
@@ -63,6 +68,10 @@ class Context(NamedTuple):
     soft_targets: ``fn(labels, num_classes) -> probabilities`` to train a
       classification loss against instead of the one-hot labels (set by
       label smoothing), or ``None``.
+    input_tangents: ``fn(x) -> v`` giving ``k`` tangent vectors per input,
+      shaped ``(k, *x.shape)`` (set by tangent propagation), or ``None``; the
+      base objectives then return ``aux.output_tangents``, computed in the
+      same forward pass as the outputs (forward-mode, ``jax.linearize``).
   """
 
   rng: jax.Array | None
@@ -71,22 +80,44 @@ class Context(NamedTuple):
   step: jax.Array | int = 0
   capture_intermediates: bool = False
   soft_targets: Callable | None = None
+  input_tangents: Callable | None = None
 
 
-def apply_model(apply: Callable, params, x, ctx: Context):
-  """Runs ``apply`` for an objective: ``(outputs, model_state, intermediates)``.
+class ModelOutput(NamedTuple):
+  """What :func:`apply_model` returns: the outputs, the new model state, the hidden activations, the output tangents."""
+
+  outputs: Any
+  model_state: dict
+  intermediates: dict
+  output_tangents: Any = None
+
+
+def apply_model(apply: Callable, params, x, ctx: Context) -> ModelOutput:
+  """Runs ``apply`` for an objective.
 
   ``intermediates`` is ``{}`` unless ``ctx.capture_intermediates``; it is
-  split off the model state so it is never carried between steps.
+  split off the model state so it is never carried between steps. With
+  ``ctx.input_tangents``, the model is linearized at ``x`` (one forward pass
+  that also keeps what the tangent map needs) and the map is applied to each
+  of the ``k`` tangents by ``vmap``: ``output_tangents[j] = J_f(x) v_j``,
+  without finite differences and without the Jacobian.
   """
   variables = {"params": params, **ctx.model_state}
-  if getattr(ctx, "capture_intermediates", False):
-    outputs, state = apply(variables, x, train=ctx.train, rng=ctx.rng, capture_intermediates=True)
+  extra = {"capture_intermediates": True} if getattr(ctx, "capture_intermediates", False) else {}
+
+  def forward(inputs):
+    return apply(variables, inputs, train=ctx.train, rng=ctx.rng, **extra)
+
+  output_tangents = None
+  if getattr(ctx, "input_tangents", None) is None:
+    outputs, state = forward(x)
   else:
-    outputs, state = apply(variables, x, train=ctx.train, rng=ctx.rng)
+    tangents = jax.lax.stop_gradient(ctx.input_tangents(x))
+    outputs, tangent_map, state = jax.linearize(forward, x, has_aux=True)
+    output_tangents = jax.vmap(tangent_map)(tangents)
   state = dict(state)
   intermediates = state.pop("intermediates", {})
-  return outputs, state, intermediates
+  return ModelOutput(outputs, state, intermediates, output_tangents)
 
 
 def _weighted_mean(values: jax.Array, mask: jax.Array | None) -> jax.Array:
@@ -132,13 +163,13 @@ def classification_objective(apply: Callable) -> Callable:
   """
 
   def objective(params, batch, ctx: Context):
-    logits, model_state, intermediates = apply_model(apply, params, batch["x"], ctx)
+    logits, model_state, intermediates, tangents = apply_model(apply, params, batch["x"], ctx)
     nll = _class_nll(logits, batch["y"], ctx)
     correct = _is_top1(logits, batch["y"]).astype(nll.dtype)
     mask = batch.get("mask")
     loss = _weighted_mean(nll, mask)
     metrics = {"loss": loss, "accuracy": _weighted_mean(correct, mask)}
-    return loss, Aux(metrics, model_state, intermediates, soft_targets_used=_smoothing(ctx))
+    return loss, Aux(metrics, model_state, intermediates, soft_targets_used=_smoothing(ctx), output_tangents=tangents)
 
   return objective
 
@@ -154,11 +185,11 @@ def regression_objective(apply: Callable) -> Callable:
   """
 
   def objective(params, batch, ctx: Context):
-    outputs, model_state, intermediates = apply_model(apply, params, batch["x"], ctx)
+    outputs, model_state, intermediates, tangents = apply_model(apply, params, batch["x"], ctx)
     targets = batch["y"].reshape(outputs.shape)
     per_example = jnp.mean(jnp.square(outputs - targets).reshape(outputs.shape[0], -1), axis=-1)
     loss = _weighted_mean(per_example, batch.get("mask"))
-    return loss, Aux({"loss": loss}, model_state, intermediates)
+    return loss, Aux({"loss": loss}, model_state, intermediates, output_tangents=tangents)
 
   return objective
 
@@ -189,7 +220,7 @@ def multitask_objective(apply: Callable, task_weights: Mapping[str, float]) -> C
   main = "label" if "label" in weights else sorted(weights)[0]
 
   def objective(params, batch, ctx: Context):
-    outputs, model_state, intermediates = apply_model(apply, params, batch["x"], ctx)
+    outputs, model_state, intermediates, tangents = apply_model(apply, params, batch["x"], ctx)
     mask = batch.get("mask")
     metrics, total = {}, 0.0
     for name in sorted(weights):
@@ -200,7 +231,8 @@ def multitask_objective(apply: Callable, task_weights: Mapping[str, float]) -> C
       total = total + weights[name] * metrics[f"{name}_loss"]
     metrics["loss"] = total
     metrics["accuracy"] = metrics[f"{main}_accuracy"]
-    return total, Aux(metrics, model_state, intermediates, soft_targets_used=_smoothing(ctx))
+    return total, Aux(metrics, model_state, intermediates, soft_targets_used=_smoothing(ctx),
+                      output_tangents=tangents)
 
   return objective
 
