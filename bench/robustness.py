@@ -19,6 +19,11 @@ Part ``results``: each row is a config (``configs/<file>.py:<argument>``)
 run as ``jaxreg train`` runs it, for seeds 0, 1, 2 (``train.seed`` and
 ``data.seed``), checkpoints off: the test accuracy and, where the config
 asks for it (``train.robust_eval``), the test accuracy under PGD at each eps.
+Two rows are not trained: the 1-nearest-neighbour classifier on the same 10%
+of digits, with the Euclidean distance and with the one-sided tangent
+distance (translations, rotation, scale;
+:mod:`jaxreg.models.tangent_distance`), the notes' baseline for tangent
+propagation.
 
 Results go to ``bench/results/robustness.json``.
 """
@@ -55,6 +60,8 @@ ROWS = {  # row -> (group, config)
     "tangent_cnn": ("tangent", "digits_tangent:cnn"),
     "tangent_cnn_tangent": ("tangent", "digits_tangent:cnn_tangent"),
     "tangent_cnn_augment": ("tangent", "digits_tangent:cnn_augment"),
+    "nn_euclidean": ("tangent", "nearest_neighbour:euclidean"),
+    "nn_tangent_distance": ("tangent", "nearest_neighbour:tangent_distance"),
     "tangent_mnist1d": ("tangent", "mnist1d_mlp:none"),
     "tangent_mnist1d_tangent": ("tangent", "mnist1d_mlp:tangent_prop"),
 }
@@ -101,8 +108,33 @@ def step_cost(config_name: str, repeats: int) -> dict:
   return report
 
 
+def nearest_neighbour(distance: str, seed: int) -> dict:
+  """1-nearest neighbour on digits_tangent's 10% training split: Euclidean or the one-sided tangent distance."""
+  import numpy as np
+
+  from jaxreg.augment import make_tangents
+  from jaxreg.config import load_config
+  from jaxreg.data import make_dataset
+  from jaxreg.models.tangent_distance import fit_tangent_distance, predict_tangent_distance
+
+  data_cfg = load_config("digits_tangent:mlp", [("data.seed", str(seed))])[0].data
+  data = make_dataset("digits", seed=seed, train_fraction=data_cfg.train_fraction,
+                      example_shape=tuple(data_cfg.example_shape))
+  names = ["translate_x", "translate_y", "rotate", "scale"] if distance == "tangent_distance" else []
+  if names:
+    predicted = predict_tangent_distance(fit_tangent_distance(data.train.x, data.train.y, make_tangents(names)),
+                                         data.test.x)
+  else:
+    train, test = data.train.x.reshape(len(data.train.x), -1), data.test.x.reshape(len(data.test.x), -1)
+    predicted = data.train.y[np.argmin(((test[:, None] - train[None]) ** 2).sum(-1), axis=1)]
+  return {"test_accuracy": float(np.mean(predicted == data.test.y)), "tangents": names}
+
+
 def run_row(config_name: str, seed: int) -> dict:
   from jaxreg.config import load_config
+
+  if config_name.startswith("nearest_neighbour:"):
+    return nearest_neighbour(config_name.partition(":")[2], seed)
   from jaxreg.experiment import train_and_evaluate
 
   overrides = [("train.seed", str(seed)), ("data.seed", str(seed)), ("checkpoint.every", "0"),

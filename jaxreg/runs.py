@@ -165,3 +165,6 @@ def clean_accuracy(run: Run, split: str = "test") -> float:
   correct = sum(int(np.sum(np.argmax(apply(run.variables, data.x[i:i + size]), -1) == data.y[i:i + size]))
                 for i in range(0, len(data.y), size))
   return correct / len(data.y)
+
+
+__all__ = ["Run", "clean_accuracy", "load_run", "robust_evaluation"]

@@ -129,5 +129,6 @@ def test_run_artifacts(tmp_path):
   assert json.loads((tmp_path / "config.json").read_text()) == config.to_dict() | {  # JSON's lists for tuples
       "model": {**config.model.to_dict(), "hidden_sizes": list(config.model.hidden_sizes)},
       "data": {**config.data.to_dict(), "augment": []},
+      "train": {**config.train.to_dict(), "robust_eval": {**config.train.robust_eval.to_dict(), "eps": []}},
   }
   assert sorted(int(p.name) for p in (tmp_path / "checkpoints").iterdir() if p.name.isdigit()) == [1, 2, 3]

@@ -52,4 +52,5 @@ def test_notebook_runs(path, tmp_path, monkeypatch):
     assert "test digits switch from right to wrong" in outputs and "PGD accuracy at eps 0.1:" in outputs
     assert "rotation tangent vs the augmentation's central difference" in outputs
     assert all(f"{v:12s} test accuracy" in outputs for v in ("mlp", "mlp_tangent", "mlp_augment"))
+    assert "1-NN, tangent distance test accuracy" in outputs
     assert len(figures) == 4  # the adversarial example, robust curves, tangent vectors, small-data curves

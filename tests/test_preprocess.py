@@ -51,7 +51,7 @@ def test_each_method_equals_its_numpy_formula():
 def test_a_run_fits_on_the_training_split_stores_the_statistics_and_a_resume_uses_the_stored_ones(tmp_path):
   from jaxreg.config import load_config
   from jaxreg.data import Preprocessing
-  from jaxreg.experiment import PREPROCESSING_FILE, _stored_preprocessing, build, run
+  from jaxreg.experiment import PREPROCESSING_FILE, stored_preprocessing, build, run
 
   overrides = [("data.preprocess", "zca_whiten"), ("data.preprocess_eps", "0.1"), ("train.epochs", "2")]
   config, _ = load_config("digits_mlp:smoke", overrides)
@@ -70,7 +70,7 @@ def test_a_run_fits_on_the_training_split_stores_the_statistics_and_a_resume_use
   changed.save(os.path.join(workdir, PREPROCESSING_FILE))
   config, _ = load_config("digits_mlp:smoke", overrides[:2] + [("train.epochs", "3")])
   resumed = build(config)
-  used = _stored_preprocessing(resumed, workdir, resume=True, primary=True)
+  used = stored_preprocessing(resumed, workdir, resume=True, primary=True)
   np.testing.assert_allclose(used.dataset.val.x, changed.apply(raw.val.x), atol=1e-6)
   result = run(resumed, workdir, resume=True)
   assert result.summary["epochs_run"] == 3

@@ -132,9 +132,9 @@ def test_penalty_equals_the_central_finite_difference_and_so_does_its_gradient(d
     def penalty(p):
       return objective(p, batch, ctx)[0] - plain(p, batch, ctx)[0]
 
-    value, grads = jax.value_and_grad(penalty)(params)
-    fd_value, fd_grads = jax.value_and_grad(
-        lambda p: alpha * _finite_difference_penalty(model.apply, p, batch["x"], rng if dropout else None))(params)
+    value, grads = jax.jit(jax.value_and_grad(penalty))(params)
+    fd_value, fd_grads = jax.jit(jax.value_and_grad(
+        lambda p: alpha * _finite_difference_penalty(model.apply, p, batch["x"], rng if dropout else None)))(params)
     assert value > 1e-3
     np.testing.assert_allclose(value, fd_value, rtol=1e-4)
     np.testing.assert_allclose(objective(params, batch, ctx)[1].metrics["tangent_prop"], value, rtol=1e-10)
@@ -174,9 +174,10 @@ def test_the_masked_examples_do_not_count():
   objective = tangent_prop(1.0, _tangents)(classification_objective(model.apply))
   ctx = Context(rng=None, model_state={}, train=True)
   y = jnp.zeros(10, jnp.int32)
-  first = objective(params, {"x": x[:4], "y": y[:4]}, ctx)[1].metrics["tangent_prop"]
+  penalty = jax.jit(lambda batch: objective(params, batch, ctx)[1].metrics["tangent_prop"])
+  first = penalty({"x": x[:4], "y": y[:4]})
   mask = jnp.array([1, 1, 1, 1, 0, 0, 0, 0, 0, 0], jnp.float32)
-  masked = objective(params, {"x": x, "y": y, "mask": mask}, ctx)[1].metrics["tangent_prop"]
+  masked = penalty({"x": x, "y": y, "mask": mask})
   np.testing.assert_allclose(masked, first, rtol=1e-5)
 
 
@@ -187,3 +188,35 @@ def test_config_names_the_tangents():
     make_regularizers(tangent_prop={"alpha": 0.1, "tangents": ["spin"]})
   with pytest.raises(ConfigError, match=r"regularizers.tangent_prop needs regularizers.tangent_prop.tangents"):
     make_regularizers(tangent_prop={"alpha": 0.1})
+
+
+# The tangent distance classifier (Simard et al. 1993).
+
+
+def test_tangent_distance_is_the_least_squares_residual_in_numpy():
+  from jaxreg.models.tangent_distance import fit_tangent_distance, tangent_distances
+
+  x = _digits(n=7, pad=0)
+  queries = make_dataset("digits", example_shape=(8, 8, 1)).test.x[:5]
+  tangents = make_tangents(["translate_x", "translate_y", "rotate"])
+  model = fit_tangent_distance(x, np.arange(7), tangents)
+  got = np.asarray(tangent_distances(model, jnp.asarray(queries)))
+  v = np.asarray(tangents(jnp.asarray(x))).reshape(3, 7, -1).astype(np.float64)
+  for i, q in enumerate(queries.reshape(5, -1).astype(np.float64)):
+    for j, xj in enumerate(x.reshape(7, -1).astype(np.float64)):
+      a, *_ = np.linalg.lstsq(v[:, j].T, q - xj, rcond=None)
+      np.testing.assert_allclose(got[i, j], np.sum((xj + v[:, j].T @ a - q) ** 2), rtol=1e-4, atol=1e-4)
+  assert np.all(got <= np.sum((queries.reshape(5, 1, -1) - x.reshape(1, 7, -1)) ** 2, -1) + 1e-4)  # <= Euclidean
+
+
+def test_tangent_distance_ignores_a_small_move_and_a_blank_image_spans_nothing():
+  from jaxreg.models.tangent_distance import fit_tangent_distance, tangent_distances
+
+  x = _digits(n=2)
+  moved = np.asarray(jax.vmap(lambda e: warp_affine(e, jnp.eye(2) * 1.0))(x))  # the identity warp
+  blank = np.zeros_like(x[:1])
+  model = fit_tangent_distance(np.concatenate([x, blank]), np.arange(3), make_tangents(["translate_x"]))
+  d = np.asarray(tangent_distances(model, jnp.asarray(moved)))
+  np.testing.assert_allclose(np.diag(d[:, :2]), 0.0, atol=1e-6)
+  # A blank image has zero tangents: its distance stays the Euclidean one (no spurious direction).
+  np.testing.assert_allclose(d[:, 2], np.sum(moved.reshape(2, -1) ** 2, -1), rtol=1e-5)

@@ -14,6 +14,12 @@ from jaxreg.models.initializers import get_initializer, initializer_names
 from jaxreg.models.mlp import MLP, get_activation
 from jaxreg.models.multitask import MultiTaskMLP
 from jaxreg.models.recurrent import RecurrentLayer, SequenceModel, validate_sequence_model
+from jaxreg.models.tangent_distance import (
+    TangentDistanceModel,
+    fit_tangent_distance,
+    predict_tangent_distance,
+    tangent_distances,
+)
 
 MODEL_NAMES = ("mlp", "multitask_mlp", "rnn", "lstm", "gru", "cnn")
 
@@ -318,6 +324,8 @@ __all__ = [
     "RecurrentLayer",
     "SequenceModel",
     "ModelFns",
+    "TangentDistanceModel",
+    "fit_tangent_distance",
     "from_linen",
     "get_activation",
     "get_initializer",
@@ -328,4 +336,6 @@ __all__ = [
     "make_multitask_mlp",
     "make_sequence_model",
     "mc_dropout_predict",
+    "predict_tangent_distance",
+    "tangent_distances",
 ]

@@ -14,6 +14,7 @@ from jaxreg.train.objectives import (
     multitask_objective,
     regression_objective,
 )
+from jaxreg.train.robust import plot_robust_accuracy, robust_accuracy
 from jaxreg.train.rundir import RunLock, StopOnSignal
 from jaxreg.train.state import EarlyStoppingState, TrainState, create_train_state
 from jaxreg.train.step import make_eval_step, make_train_step, with_batch_transform
@@ -45,7 +46,9 @@ __all__ = [
     "make_streaming_epoch",
     "make_train_step",
     "multitask_objective",
+    "plot_robust_accuracy",
     "read_metrics",
     "regression_objective",
+    "robust_accuracy",
     "with_batch_transform",
 ]
