@@ -18,9 +18,9 @@ start) at eps 0.05, 0.1, 0.15 and 0.2, in ``summary.json['robust']``. (On seed
 epochs; at 0.15-0.2 for 60 epochs, by 16-18 points at 0.1 and by about 40 at 0.15.)
 
 Expected result (3 seeds, ``python bench/robustness.py``, docs/adversarial.md):
-adversarial training raises the PGD accuracy at eps 0.15 by more than 20
-points over the plain model, for the MLP and the CNN; the clean accuracy
-changes by about a point either way.
+adversarial training raises the PGD accuracy at eps 0.15 from 0.19 to
+0.73 (FGSM) / 0.78 (PGD) for the MLP and from 0.27 to 0.66 / 0.69 for the
+CNN; the clean accuracy changes by about a point (MLP +1.1, CNN -1.0).
 """
 
 from jaxreg.config import base_config

@@ -584,6 +584,13 @@ def _run_locked(experiment: Experiment, workdir: str, *, resume: bool, exit_at_o
   return result
 
 
+def evaluation_variables(experiment: Experiment, state: TrainState) -> dict:
+  """``{'params': ..., **model_state}`` as the run evaluates them: the optimizer's ``evaluation_params`` where it has them."""
+  params_fn = experiment.optimizer.evaluation_params
+  params = state.params if params_fn is None else params_fn(state.params, state.opt_state)
+  return {"params": params, **state.model_state}
+
+
 def _run_facts(experiment: Experiment, result: FitResult, resume: bool) -> dict:
   """The summary's description of the run: data, hardware, versions, sparsity of the activations."""
   facts = {}
@@ -597,12 +604,9 @@ def _run_facts(experiment: Experiment, result: FitResult, resume: bool) -> dict:
     facts["mc_dropout"] = _mc_dropout_accuracy(experiment, result)
   spec = experiment.options.robust_eval
   if spec is not None and dataset.test is not None:
-    variables = {"params": result.state.params, **result.state.model_state}
-    if experiment.optimizer.evaluation_params is not None:
-      variables["params"] = experiment.optimizer.evaluation_params(result.state.params, result.state.opt_state)
     facts["robust"] = {spec["attack"]: {**robust_accuracy(
-        model.apply, variables, dataset.test.x, dataset.test.y, batch_size=experiment.options.eval_batch_size,
-        seed=experiment.options.seed, **spec), "split": "test"}}
+        model.apply, evaluation_variables(experiment, result.state), dataset.test.x, dataset.test.y,
+        batch_size=experiment.options.eval_batch_size, seed=experiment.options.seed, **spec), "split": "test"}}
   facts.update(
       dataset=dataset.describe(),
       device=str(jax.devices()[0].device_kind),

@@ -20,6 +20,7 @@ from jaxreg.experiment import (
     REFIT_CHECKPOINT_SUBDIR,
     Experiment,
     build,
+    evaluation_variables,
     input_range,
     stored_preprocessing,
 )
@@ -55,9 +56,7 @@ class Run:
     Those are the optimizer's ``evaluation_params`` where it has them (the
     notes' ``theta`` of a Nesterov run), as the run's own evaluation.
     """
-    params_fn = self.experiment.optimizer.evaluation_params
-    params = self.state.params if params_fn is None else params_fn(self.state.params, self.state.opt_state)
-    return {"params": params, **self.state.model_state}
+    return evaluation_variables(self.experiment, self.state)
 
 
 def _read_summary(workdir: str) -> dict:
