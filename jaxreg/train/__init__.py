@@ -1,4 +1,5 @@
-"""Train state, objectives, pure steps, the fit loop and its hooks, early stopping, checkpoints, metric files."""
+"""Train state, objectives, pure steps, the fit loop and its hooks, early stopping, checkpoints, metric files,
+populations (many members in one vmapped program) and their ensembles, robust evaluation."""
 
 from jaxreg.train.checkpoint import Checkpointer
 from jaxreg.train.early_stopping import EarlyStopping
@@ -13,6 +14,16 @@ from jaxreg.train.objectives import (
     make_objective,
     multitask_objective,
     regression_objective,
+)
+from jaxreg.train.ensemble import ensemble_metrics, expected_average_error
+from jaxreg.train.population import (
+    PopulationResult,
+    bootstrap_population,
+    create_population,
+    fit_population,
+    make_population_epoch,
+    member,
+    member_predictions,
 )
 from jaxreg.train.robust import plot_robust_accuracy, robust_accuracy
 from jaxreg.train.rundir import RunLock, StopOnSignal
@@ -30,21 +41,30 @@ __all__ = [
     "FitResult",
     "Hook",
     "MetricWriter",
+    "PopulationResult",
     "Placement",
     "RunLock",
     "SingleDevice",
     "StopOnSignal",
     "TrainState",
+    "bootstrap_population",
     "classification_objective",
+    "create_population",
     "create_train_state",
+    "ensemble_metrics",
+    "expected_average_error",
     "fit",
+    "fit_population",
     "from_loss",
     "make_eval_step",
     "make_evaluate",
     "make_objective",
+    "make_population_epoch",
     "make_scan_epoch",
     "make_streaming_epoch",
     "make_train_step",
+    "member",
+    "member_predictions",
     "multitask_objective",
     "plot_robust_accuracy",
     "read_metrics",
