@@ -3,11 +3,11 @@
 Command (from the repository root; needs the ``bench`` extra's torch):
 
   python bench/population.py                 # K = 8, widths 256 and 32, 3 repeats (a few minutes on 2 cores)
-  python bench/population.py --members 4 --epochs 2
+  python bench/population.py --members 4 --widths 64
 
-The task: K digits MLPs 64-W-W-10 (ReLU), Adam (1e-3), batch 64, trained for
-``--epochs`` epochs each, every member with its own initialization and data
-order. Four ways, timed after compilation, interleaved ``--repeats`` times:
+The task: K digits MLPs 64-W-W-10 (ReLU), Adam (1e-3), batch 64, one epoch
+each (the 1,257 training images), every member with its own initialization
+and data order. Four ways, timed after compilation, interleaved ``--repeats`` times:
 
 * ``population``: :func:`jaxreg.train.make_population_epoch`, all K members
   in one vmapped ``lax.scan`` per epoch;
@@ -18,9 +18,11 @@ order. Four ways, timed after compilation, interleaved ``--repeats`` times:
   trained by ``vmap(grad(functional_call))`` with a hand-written Adam on the
   stacked parameters (PyTorch's optimizers do not take stacked states).
 
-Printed: the examples per second of each (K x training examples x epochs /
-seconds), their ratios to the population, the population's compile time
-and how many XLA programs it compiled. Results go to
+Printed: the examples per second of each (K x training examples /
+seconds), their ratios to the population, the rate of the matrix products
+in GFLOP/s (3 x 2 (64 W + W^2 + 10 W) per example: is the machine the
+limit?), the population's compile time and how many XLA programs it
+compiled. Results go to
 ``bench/results/population.json``.
 """
 
@@ -134,11 +136,16 @@ def measure(members: int, width: int, repeats: int) -> dict:
   seconds = {name: [] for name in ways}
   for _ in range(repeats):
     for name, run in ways.items():
+      time.sleep(0.5)  # PyTorch's OpenMP threads spin for a while after their work; let them sleep first
       start = time.perf_counter()
       run()
       seconds[name].append(time.perf_counter() - start)
   examples = members * (len(data.train.y) // BATCH * BATCH)
-  report = {name: {"examples_per_second": examples / statistics.median(times)} for name, times in seconds.items()}
+  # Matrix-product FLOPs of a training step per example: forward 2 (64 W + W^2 + 10 W), backward twice that.
+  flops = 3 * 2 * (64 * width + width * width + 10 * width)
+  report = {name: {"examples_per_second": examples / statistics.median(times),
+                   "matmul_gflops": examples * flops / statistics.median(times) / 1e9}
+            for name, times in seconds.items()}
   for name in report:
     report[name]["population_speedup"] = report["population"]["examples_per_second"] / report[name][
         "examples_per_second"]
@@ -163,7 +170,8 @@ def main():
     print(f"MLP 64-{width}-{width}-10, K = {args.members}: examples/s, and the population's speed-up over each")
     for name, r in results["widths"][str(width)].items():
       if name != "population_compile":
-        print(f"  {name:20s} {r['examples_per_second']:10.0f}   x{r['population_speedup']:.2f}")
+        print(f"  {name:20s} {r['examples_per_second']:10.0f}   x{r['population_speedup']:.2f}   "
+              f"{r['matmul_gflops']:6.1f} GFLOP/s in matrix products")
     print(f"  population compiled {results['widths'][str(width)]['population_compile']}")
   os.makedirs(os.path.dirname(args.output), exist_ok=True)
   with open(args.output, "w") as f:
