@@ -39,7 +39,7 @@ def setup():
 def _solo(data, model, tx, step, seed, x, y, epochs):
   state = create_train_state(model, tx, rng=jax.random.PRNGKey(seed), sample_x=data.train.x[:1])
   run = make_scan_epoch(step, shuffle_key=jax.random.PRNGKey(seed), num_examples=len(y), batch_size=BATCH)
-  for epoch in range(epochs):
+  for epoch in range(1, epochs + 1):  # numbered from 1, as fit numbers them
     state, _ = run(state, x, y, epoch)
   return state
 
@@ -53,7 +53,7 @@ def test_each_member_equals_the_same_run_alone_after_100_steps(setup, bootstrap)
   assert member_count(states) == len(SEEDS)
   resamples = bootstrap_population(jax.random.PRNGKey(42), len(SEEDS), n) if bootstrap else None
   run = make_population_epoch(step, num_examples=n, batch_size=BATCH)
-  for epoch in range(epochs):
+  for epoch in range(1, epochs + 1):
     states, metrics = run(states, shuffle_keys(SEEDS), resamples, x, y, epoch)
   assert metrics["loss"].shape == (len(SEEDS),)
   assert int(states.step[0]) >= 100
@@ -135,9 +135,9 @@ def test_a_masked_member_keeps_its_state_while_the_others_train(setup):
   x, y = jnp.asarray(data.train.x), jnp.asarray(data.train.y)
   states = create_population(model, tx, seeds=SEEDS, sample_x=data.train.x[:1])
   run = make_population_epoch(step, num_examples=len(y), batch_size=BATCH)
-  states, _ = run(states, shuffle_keys(SEEDS), None, x, y, 0)
+  states, _ = run(states, shuffle_keys(SEEDS), None, x, y, 1)
   active = jnp.array([True, False, True])
-  for epoch in (1, 2):
+  for epoch in (2, 3):
     states, _ = run(states, shuffle_keys(SEEDS), None, x, y, epoch, active)
   for m, epochs in enumerate((3, 1, 3)):
     alone = _solo(data, model, tx, step, SEEDS[m], x, y, epochs)
@@ -194,7 +194,7 @@ def test_a_sweep_member_equals_the_run_with_its_hyperparameters_alone(setup):
   states = create_population(model, tx, seeds=SEEDS, sample_x=data.train.x[:1])
   run = make_population_epoch(step_for, num_examples=len(data.train.y), batch_size=BATCH, sweep=True)
   x, y = jnp.asarray(data.train.x), jnp.asarray(data.train.y)
-  for epoch in range(3):
+  for epoch in range(1, 4):
     states, metrics = run(states, shuffle_keys(SEEDS), None, x, y, epoch, hyperparameters={"lr": rates, "l2": alphas})
   assert np.all(np.diff(np.asarray(metrics["l2_penalty"])) > 0)  # the penalty follows each member's alpha
   for m, seed in enumerate(SEEDS):
@@ -216,3 +216,22 @@ def test_the_docs_example_runs():
   namespace = {}
   exec(compile(code, "docs/ensembles.md", "exec"), namespace)
   assert len(namespace["result"].best_epochs) == 8
+
+
+def test_a_population_from_a_config_reproduces_each_seeds_run(tmp_path):
+  """Member m of digits_mlp:smoke's population has the test accuracy of `jaxreg train --config.train.seed=m`."""
+  from jaxreg.config import load_config
+  from jaxreg.experiment import build, run
+  from jaxreg.populations import build_population, train_population
+
+  config = load_config("digits_mlp:smoke", [("train.progress_bar", "False")])[0]
+  seeds = (0, 1, 2)
+  experiment, states = build_population(config, seeds)
+  _, summary = train_population(experiment, states, seeds)
+  for m, seed in enumerate(seeds):
+    alone = load_config("digits_mlp:smoke", [("train.progress_bar", "False"), ("train.seed", str(seed))])[0]
+    result = run(build(alone), str(tmp_path / f"seed{seed}"))
+    assert summary["members"]["accuracy"][m] == pytest.approx(result.summary["test_accuracy"], abs=1e-6)
+    assert summary["best_epochs"][m] == result.summary["best_epoch"]
+  _, bagged = train_population(experiment, states, seeds, bootstrap_seed=0)
+  assert bagged["bootstrap"] and bagged["members"]["accuracy"] != summary["members"]["accuracy"]

@@ -188,7 +188,7 @@ def fit_population(states: TrainState, *, train_step: Callable, eval_step: Calla
   """Trains every member of ``states`` as one vmapped program per epoch; each stops early on its own.
 
   Member ``m`` shuffles with ``PRNGKey(seeds[m])`` (as ``fit(...,
-  shuffle_seed=seeds[m])``) and trains on ``resamples[m]`` if given
+  shuffle_seed=seeds[m])``, epochs numbered from 1 as there) and trains on ``resamples[m]`` if given
   (:func:`bootstrap_population`). After each epoch every member is
   evaluated on the validation split (the test split if there is none);
   ``early_stopping`` tracks each member's monitored metric, and a member
@@ -228,7 +228,7 @@ def fit_population(states: TrainState, *, train_step: Callable, eval_step: Calla
   tracked = [early_stopping.initial_state() for _ in range(count)]
   best, history, stopped = states, [], [0] * count
   for epoch in range(1, epochs + 1):
-    states, train_metrics = run_epoch(states, keys, resamples, x, y, epoch - 1, jnp.asarray(active))
+    states, train_metrics = run_epoch(states, keys, resamples, x, y, epoch, jnp.asarray(active))
     metrics = {f"train_{k}": np.asarray(v) for k, v in train_metrics.items()}
     metrics.update({f"{prefix}_{k}": np.asarray(v) for k, v in evaluate(states, batches).items()})
     improved = np.zeros(count, bool)

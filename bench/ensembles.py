@@ -1,0 +1,106 @@
+"""Single models, dropout, seed ensembles and bagging, over seeds: the table of docs/ensembles.md.
+
+Command (from the repository root):
+
+  python bench/ensembles.py                 # both datasets, 3 seeds (about 15 minutes on 2 cores)
+  python bench/ensembles.py --data digits --seeds 1
+
+For each dataset, a config without dropout and one with it
+(``digits_mlp`` with ``model.dropout_rate`` 0 and 0.3; ``mnist1d_mlp:none``
+and ``mnist1d_mlp:dropout``), each trained as populations of 5 members
+(``jaxreg.populations``: member ``m`` is the run with ``train.seed = m``,
+its initialization and data order; checkpoints off):
+
+* **single model**: the members' mean test accuracy (each member is an
+  ordinary run of the config);
+* **seed ensemble of 5**: the average of the 5 members' probabilities;
+* **bagging ensemble of 5**: the same, each member trained on its own
+  bootstrap resample of the training split.
+
+Table seed ``s`` uses ``data.seed = s`` and the members' seeds ``5 s`` to
+``5 s + 4``; the table gives mean +- standard deviation over ``s`` = 0, 1, 2.
+Results go to ``bench/results/ensembles.json``.
+"""
+
+import argparse
+import json
+import os
+import statistics
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+RESULTS = os.path.join(HERE, "results", "ensembles.json")
+MEMBERS = 5
+DATA = {  # name -> (config without dropout, overrides; config with dropout, overrides)
+    "digits": (("digits_mlp", [("model.dropout_rate", "0.0")]), ("digits_mlp", [])),
+    "mnist1d": (("mnist1d_mlp:none", []), ("mnist1d_mlp:dropout", [])),
+}
+
+
+def population(config_name: str, overrides, seed: int, bootstrap: bool) -> dict:
+  from jaxreg.config import load_config
+  from jaxreg.populations import build_population, train_population
+
+  config, _ = load_config(config_name, [*overrides, ("data.seed", str(seed)), ("checkpoint.every", "0"),
+                                        ("train.progress_bar", "false")])
+  seeds = range(MEMBERS * seed, MEMBERS * seed + MEMBERS)
+  experiment, states = build_population(config, seeds)
+  _, summary = train_population(experiment, states, seeds, bootstrap_seed=seed if bootstrap else None)
+  return summary
+
+
+def rows(summaries: dict) -> dict:
+  """``row -> [accuracy per table seed]`` from the populations' summaries."""
+  single = lambda s: statistics.mean(s["members"]["accuracy"])  # noqa: E731
+  average = lambda s: s["mean_probabilities"]["accuracy"]  # noqa: E731
+  return {
+      "single model": [single(s) for s in summaries["plain"]],
+      "dropout": [single(s) for s in summaries["dropout"]],
+      f"seed ensemble of {MEMBERS}": [average(s) for s in summaries["plain"]],
+      f"bagging ensemble of {MEMBERS}": [average(s) for s in summaries["bagging"]],
+      f"dropout, seed ensemble of {MEMBERS}": [average(s) for s in summaries["dropout"]],
+      f"seed ensemble of {MEMBERS}, geometric mean": [s["geometric_mean"]["accuracy"] for s in summaries["plain"]],
+      f"seed ensemble of {MEMBERS}, majority vote": [s["majority_vote"]["accuracy"] for s in summaries["plain"]],
+  }
+
+
+def table(results: dict) -> str:
+  names = list(results)
+  lines = ["| | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
+  row_names = list(next(iter(results.values()))["rows"])
+  for row in row_names:
+    cells = []
+    for name in names:
+      values = results[name]["rows"][row]
+      sd = statistics.stdev(values) if len(values) > 1 else 0.0
+      cells.append(f"{statistics.mean(values):.4f} +- {sd:.4f}")
+    lines.append(f"| {row} | " + " | ".join(cells) + " |")
+  return "\n".join(lines)
+
+
+def main():
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument("--data", nargs="*", default=list(DATA), choices=list(DATA))
+  parser.add_argument("--seeds", type=int, default=3)
+  parser.add_argument("--output", default=RESULTS)
+  args = parser.parse_args()
+  results = {}
+  if os.path.exists(args.output):
+    with open(args.output) as f:
+      results = json.load(f).get("results", {})
+  for name in args.data:
+    (plain_config, plain_overrides), (dropout_config, dropout_overrides) = DATA[name]
+    summaries = {"plain": [], "bagging": [], "dropout": []}
+    for seed in range(args.seeds):
+      summaries["plain"].append(population(plain_config, plain_overrides, seed, bootstrap=False))
+      summaries["bagging"].append(population(plain_config, plain_overrides, seed, bootstrap=True))
+      summaries["dropout"].append(population(dropout_config, dropout_overrides, seed, bootstrap=False))
+      print(name, seed, {k: v[-1]["mean_probabilities"]["accuracy"] for k, v in summaries.items()}, flush=True)
+    results[name] = {"summaries": summaries, "rows": rows(summaries)}
+    os.makedirs(os.path.dirname(args.output), exist_ok=True)
+    with open(args.output, "w") as f:
+      json.dump({"results": results, "table": table(results)}, f, indent=2)
+  print(table(results))
+
+
+if __name__ == "__main__":
+  main()
