@@ -13,7 +13,6 @@ import jax
 import ml_collections
 
 from jaxreg.experiment import Experiment, build, evaluation_variables
-from jaxreg.train import EarlyStopping
 from jaxreg.train.ensemble import ensemble_metrics
 from jaxreg.train.population import (
     PopulationResult,
@@ -65,12 +64,11 @@ def train_population(experiment: Experiment, states, seeds: Sequence[int], *, bo
   resamples = None
   if bootstrap_seed is not None:
     resamples = bootstrap_population(jax.random.PRNGKey(bootstrap_seed), len(list(seeds)), len(dataset.train.y))
-  stopping = experiment.early_stopping
   result = fit_population(
       states, train_step=experiment.train_step, eval_step=experiment.eval_step, dataset=dataset,
       batch_size=options.batch_size, epochs=options.epochs, seeds=seeds, resamples=resamples,
-      early_stopping=EarlyStopping(stopping.monitor, stopping.mode, stopping.patience, stopping.min_delta),
-      restore_best=options.restore_best, eval_batch_size=options.eval_batch_size)
+      early_stopping=experiment.early_stopping, restore_best=options.restore_best,
+      eval_batch_size=options.eval_batch_size)
   evaluated = jax.vmap(lambda state: evaluation_variables(experiment, state))(result.states)
   logits = member_predictions(experiment.model.apply, result.states.replace(params=evaluated["params"]),
                               dataset.test.x, batch_size=options.eval_batch_size)

@@ -12,7 +12,6 @@ Source: Goodfellow et al., Deep Learning, section 7.11 ("Bagging and Other
 Ensemble Methods"); Breiman 1996 (bagging).
 """
 
-import functools
 from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
@@ -149,7 +148,7 @@ def shuffle_keys(seeds: Sequence[int]) -> jax.Array:
 def member_predictions(apply: Callable, states: TrainState, x, *, batch_size: int = 1024) -> np.ndarray:
   """``(members, n, ...)`` evaluation-mode outputs of every member on ``x`` (one vmapped program per batch)."""
 
-  @functools.partial(jax.jit)
+  @jax.jit
   def predict(params, model_state, xb):
     return jax.vmap(lambda p, s: apply({"params": p, **s}, xb, train=False, rng=None)[0])(params, model_state)
 
