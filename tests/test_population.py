@@ -146,6 +146,7 @@ def test_a_masked_member_keeps_its_state_while_the_others_train(setup):
       np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.slow  # end-to-end: whole runs
 def test_fit_population_stops_each_member_on_its_own_and_keeps_its_best(setup):
   from jaxreg.train import EarlyStopping, make_eval_step
 
@@ -207,6 +208,7 @@ def test_a_sweep_member_equals_the_run_with_its_hyperparameters_alone(setup):
     run(states, shuffle_keys(SEEDS), None, x, y, 0)
 
 
+@pytest.mark.slow  # end-to-end: whole runs
 def test_the_docs_example_runs():
   import pathlib
   import re
@@ -218,6 +220,7 @@ def test_the_docs_example_runs():
   assert len(namespace["result"].best_epochs) == 8
 
 
+@pytest.mark.slow  # end-to-end: whole runs
 def test_a_population_from_a_config_reproduces_each_seeds_run(tmp_path):
   """Member m of digits_mlp:smoke's population has the test accuracy of `jaxreg train --config.train.seed=m`."""
   from jaxreg.config import load_config
