@@ -73,7 +73,6 @@ def test_bootstrap_counts_are_binomial_and_about_63_percent_unique():
   assert counts.sum(1).tolist() == [n] * draws
   # Each example's count ~ Binomial(n, 1/n): mean 1, variance (1 - 1/n); P(0) = (1 - 1/n)^n.
   all_counts = counts.ravel()
-  assert abs(all_counts.mean() - 1.0) < 1e-12  # exactly n draws each
   fourth = np.mean((all_counts - 1.0) ** 4)
   se_var = np.sqrt((fourth - all_counts.var() ** 2) / all_counts.size)  # the sample variance's standard error
   assert abs(all_counts.var() - (1 - 1 / n)) < 5 * se_var
@@ -83,7 +82,6 @@ def test_bootstrap_counts_are_binomial_and_about_63_percent_unique():
     assert abs(observed - expected) < 5 * np.sqrt(expected * (1 - expected) / all_counts.size), value
   unique = (counts > 0).mean(1)
   assert abs(unique.mean() - (1 - p_zero)) < 5 * unique.std() / np.sqrt(draws)
-  assert abs(1 - p_zero - 0.632) < 0.001
   assert len({tuple(r[:20]) for r in resamples}) == draws  # members differ
   np.testing.assert_array_equal(bootstrap_indices(jax.random.fold_in(jax.random.PRNGKey(0), 5), n), resamples[5])
 

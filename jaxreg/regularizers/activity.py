@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import jax
 import jax.numpy as jnp
 
-from jaxreg.regularizers.objective import Objective, ObjectiveTransform, coefficient
+from jaxreg.regularizers.objective import Objective, ObjectiveTransform, coefficient, masked_mean
 
 
 def flatten_intermediates(intermediates) -> dict[str, jax.Array]:
@@ -71,13 +71,7 @@ def activation_l1(alpha, layers: Sequence[str] | None = None) -> ObjectiveTransf
             f"activation_l1: no layer(s) {missing}; the model's activations are: {', '.join(sorted(activations))}"
         )
       per_example = sum(jnp.sum(jnp.abs(activations[n]).reshape(activations[n].shape[0], -1), -1) for n in names)
-      mask = batch.get("mask")
-      if mask is None:
-        mean_l1 = jnp.mean(per_example)
-      else:
-        mask = mask.astype(per_example.dtype)
-        mean_l1 = jnp.sum(per_example * mask) / jnp.maximum(jnp.sum(mask), 1.0)
-      penalty = alpha_at(getattr(ctx, "step", 0)) * mean_l1
+      penalty = alpha_at(getattr(ctx, "step", 0)) * masked_mean(per_example, batch.get("mask"))
       objective_value = aux.metrics.get("objective", loss) + penalty
       return loss + penalty, aux.with_metrics(activation_l1_penalty=penalty, objective=objective_value)
 

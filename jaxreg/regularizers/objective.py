@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 
 
 Objective = Callable[[Any, Any, Any], tuple[jax.Array, dict]]
@@ -31,6 +32,14 @@ def chain(*transforms: ObjectiveTransform) -> ObjectiveTransform:
     return objective
 
   return transform
+
+
+def masked_mean(values: jax.Array, mask: jax.Array | None) -> jax.Array:
+  """The mean of ``values`` over the batch's real examples (``mask`` 1, padding 0), or over all without a mask."""
+  if mask is None:
+    return jnp.mean(values)
+  mask = mask.astype(values.dtype)
+  return jnp.sum(values * mask) / jnp.maximum(jnp.sum(mask), 1.0)
 
 
 def add_penalty(

@@ -15,7 +15,7 @@ from collections.abc import Callable
 import jax
 import jax.numpy as jnp
 
-from jaxreg.regularizers.objective import Objective, ObjectiveTransform, coefficient
+from jaxreg.regularizers.objective import Objective, ObjectiveTransform, coefficient, masked_mean
 
 
 def directional_penalty(output_tangents, mask=None) -> jax.Array:
@@ -28,10 +28,7 @@ def directional_penalty(output_tangents, mask=None) -> jax.Array:
   """
   leaves = jax.tree.leaves(output_tangents)
   per_example = sum(jnp.sum(jnp.square(t).reshape(t.shape[0], t.shape[1], -1), axis=(0, 2)) for t in leaves)
-  if mask is None:
-    return jnp.mean(per_example)
-  mask = mask.astype(per_example.dtype)
-  return jnp.sum(per_example * mask) / jnp.maximum(jnp.sum(mask), 1.0)
+  return masked_mean(per_example, mask)
 
 
 def tangent_prop(alpha, tangents: Callable[[jax.Array], jax.Array], *,

@@ -23,6 +23,7 @@ import optax
 from flax import struct
 
 from jaxreg.errors import ConfigError
+from jaxreg.regularizers.objective import masked_mean
 
 
 @struct.dataclass
@@ -120,13 +121,6 @@ def apply_model(apply: Callable, params, x, ctx: Context) -> ModelOutput:
   return ModelOutput(outputs, state, intermediates, output_tangents)
 
 
-def _weighted_mean(values: jax.Array, mask: jax.Array | None) -> jax.Array:
-  if mask is None:
-    return jnp.mean(values)
-  mask = mask.astype(values.dtype)
-  return jnp.sum(values * mask) / jnp.maximum(jnp.sum(mask), 1.0)
-
-
 def _class_nll(logits: jax.Array, labels: jax.Array, ctx: Context) -> jax.Array:
   """Per-example cross-entropy against the labels, or against ``ctx.soft_targets`` of them in training."""
   if ctx.soft_targets is None or not ctx.train:
@@ -167,8 +161,8 @@ def classification_objective(apply: Callable) -> Callable:
     nll = _class_nll(logits, batch["y"], ctx)
     correct = _is_top1(logits, batch["y"]).astype(nll.dtype)
     mask = batch.get("mask")
-    loss = _weighted_mean(nll, mask)
-    metrics = {"loss": loss, "accuracy": _weighted_mean(correct, mask)}
+    loss = masked_mean(nll, mask)
+    metrics = {"loss": loss, "accuracy": masked_mean(correct, mask)}
     return loss, Aux(metrics, model_state, intermediates, soft_targets_used=_smoothing(ctx), output_tangents=tangents)
 
   return objective
@@ -188,7 +182,7 @@ def regression_objective(apply: Callable) -> Callable:
     outputs, model_state, intermediates, tangents = apply_model(apply, params, batch["x"], ctx)
     targets = batch["y"].reshape(outputs.shape)
     per_example = jnp.mean(jnp.square(outputs - targets).reshape(outputs.shape[0], -1), axis=-1)
-    loss = _weighted_mean(per_example, batch.get("mask"))
+    loss = masked_mean(per_example, batch.get("mask"))
     return loss, Aux({"loss": loss}, model_state, intermediates, output_tangents=tangents)
 
   return objective
@@ -226,8 +220,8 @@ def multitask_objective(apply: Callable, task_weights: Mapping[str, float]) -> C
     for name in sorted(weights):
       labels = get_task(name).labels(batch["y"])
       nll = _class_nll(outputs[name], labels, ctx)
-      metrics[f"{name}_loss"] = _weighted_mean(nll, mask)
-      metrics[f"{name}_accuracy"] = _weighted_mean(_is_top1(outputs[name], labels).astype(nll.dtype), mask)
+      metrics[f"{name}_loss"] = masked_mean(nll, mask)
+      metrics[f"{name}_accuracy"] = masked_mean(_is_top1(outputs[name], labels).astype(nll.dtype), mask)
       total = total + weights[name] * metrics[f"{name}_loss"]
     metrics["loss"] = total
     metrics["accuracy"] = metrics[f"{main}_accuracy"]
