@@ -8,14 +8,15 @@ Command (from the repository root):
 For each dataset, a config without dropout and one with it
 (``digits_mlp`` with ``model.dropout_rate`` 0 and 0.3; ``mnist1d_mlp:none``
 and ``mnist1d_mlp:dropout``), each trained as populations of 5 members
-(``jaxreg.populations``: member ``m`` is the run with ``train.seed = m``,
-its initialization and data order; checkpoints off):
+(``population.size = 5``, :func:`jaxreg.populations.train_population`:
+member ``m`` is the run with ``train.seed = m``, its initialization and
+data order; checkpoints off):
 
 * **single model**: the members' mean test accuracy (each member is an
   ordinary run of the config);
 * **seed ensemble of 5**: the average of the 5 members' probabilities;
 * **bagging ensemble of 5**: the same, each member trained on its own
-  bootstrap resample of the training split.
+  bootstrap resample of the training split (``population.bootstrap``).
 
 Table seed ``s`` uses ``data.seed = s`` and the members' seeds ``5 s`` to
 ``5 s + 4``; the table gives mean +- standard deviation over ``s`` = 0, 1, 2.
@@ -37,20 +38,22 @@ DATA = {  # name -> (config without dropout, overrides; config with dropout, ove
 
 
 def population(config_name: str, overrides, seed: int, bootstrap: bool) -> dict:
+  import tempfile
+
   from jaxreg.config import load_config
-  from jaxreg.populations import build_population, train_population
+  from jaxreg.populations import train_population
 
   config, _ = load_config(config_name, [*overrides, ("data.seed", str(seed)), ("checkpoint.every", "0"),
-                                        ("train.progress_bar", "false")])
-  seeds = range(MEMBERS * seed, MEMBERS * seed + MEMBERS)
-  experiment, states = build_population(config, seeds)
-  _, summary = train_population(experiment, states, seeds, bootstrap_seed=seed if bootstrap else None)
-  return summary
+                                        ("train.progress_bar", "false"), ("population.size", str(MEMBERS)),
+                                        ("population.bootstrap", str(bootstrap)), ("train.seed", str(MEMBERS * seed))])
+  with tempfile.TemporaryDirectory() as workdir:
+    summary = train_population(config, workdir).summary
+  return {"members": summary["members"], **summary["ensemble"]}
 
 
 def rows(summaries: dict) -> dict:
   """``row -> [accuracy per table seed]`` from the populations' summaries."""
-  single = lambda s: statistics.mean(s["members"]["accuracy"])  # noqa: E731
+  single = lambda s: statistics.mean(s["members"]["test_accuracy"])  # noqa: E731
   average = lambda s: s["mean_probabilities"]["accuracy"]  # noqa: E731
   return {
       "single model": [single(s) for s in summaries["plain"]],

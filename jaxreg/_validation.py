@@ -57,8 +57,21 @@ def check_positive_int(key: str, value) -> int:
   return value
 
 
+def is_traced(value) -> bool:
+  """Whether ``value`` is a traced JAX value (a population sweep's member value inside its compiled program).
+
+  Checks are made on real values (each member's config is built once with
+  them) and skipped on traced ones, which cannot be compared in Python.
+  """
+  import jax  # imported here: the checks of plain numbers load nothing
+
+  return isinstance(value, jax.core.Tracer)
+
+
 def check_rate(key: str, rate) -> float:
-  """``rate`` as a float, or ``ValueError`` naming the argument ``key`` if it is outside [0, 1)."""
+  """``rate`` as a float, or ``ValueError`` naming the argument ``key`` if it is outside [0, 1); a traced rate as it is."""
+  if is_traced(rate):
+    return rate
   if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0.0 <= rate < 1.0:
     raise ValueError(f"{key} must be in [0, 1), got {rate!r}")
   return float(rate)

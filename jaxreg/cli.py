@@ -8,6 +8,11 @@
   jaxreg train --compilation-cache off             # no persistent compilation cache (default: ~/.cache/jaxreg)
   jaxreg train --workdir runs/x --coordinator-address host0:1234 --num-processes 2 --process-id 0
                                                    # one process of a multi-host run (docs/parallel.md)
+  jaxreg train --config digits_mlp --config.population.size=5 --config.population.bootstrap=true
+                                                   # 5 bagged members in one vmapped program, and their ensemble
+  jaxreg sweep --config digits_mlp --config.population.sweep.optimizer.learning_rate=[1e-3,1e-2]
+                                                   # one program; sweep.csv, sweep.md, sweep.png
+  jaxreg sweep --sequential --config digits_mlp --config.population.sweep.model.hidden_sizes=[[64],[256]]
   jaxreg plot runs/x                               # runs/x/curves.png, runs/x/curves_diagnostics.png
   jaxreg eval runs/x                               # the restored model's test accuracy
   jaxreg eval runs/x --attack pgd --eps 0.05,0.1   # accuracy under attack: summary.json, runs/x/robust.png
@@ -96,6 +101,7 @@ def _parser() -> argparse.ArgumentParser:
       ),
   )
   _add_multihost_arguments(train)
+  _add_sweep_parser(commands)
   plot = commands.add_parser(
       "plot", help="plot a run's learning curves and diagnostics to PNGs",
       description=(
@@ -109,6 +115,28 @@ def _parser() -> argparse.ArgumentParser:
   _add_eval_parser(commands)
   commands.add_parser("configs", help="list the packaged experiment configs")
   return parser
+
+
+def _add_sweep_parser(commands) -> None:
+  sweep = commands.add_parser(
+      "sweep", help="train a config's population.sweep and tabulate and plot a metric per swept value",
+      description=(
+          "Train every setting of population.sweep (grid or zip, population.size seeds each) as one vmapped "
+          "program, then write sweep.csv, sweep.md and sweep.png to the work directory. Keys that change the "
+          "program (layer sizes, names, data settings) need --sequential: one run per setting."
+      ),
+      formatter_class=argparse.RawDescriptionHelpFormatter,
+      epilog=_EPILOG + "\nSweep a key: --config.population.sweep.optimizer.learning_rate=[0.001,0.01]\n",
+  )
+  sweep.add_argument("--config", default=None, metavar="FILE[:ARG]", help="as for jaxreg train (default: digits_mlp)")
+  sweep.add_argument("--workdir", default=None, help="the sweep's directory (default: runs/<config>-sweep/<timestamp>)")
+  sweep.add_argument("--resume", action="store_true", help="continue the sweep in --workdir")
+  sweep.add_argument("--sequential", action="store_true",
+                     help="one run per setting, each in WORKDIR/<NN-key=value...>, for keys that change the program")
+  sweep.add_argument("--metric", default=None,
+                     help="the metric plotted (default: val_accuracy, else val_loss, else the test split's)")
+  sweep.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+  sweep.add_argument("--compilation-cache", default=None, metavar="DIR|off", help="as for jaxreg train")
 
 
 def _add_eval_parser(commands) -> None:
@@ -188,13 +216,67 @@ def _train(args, overrides) -> int:
     print(_interrupted_message(s, os.path.abspath(workdir)), file=sys.stderr)
     return 128 + s["stop_signal"]
   print(f"workdir: {os.path.abspath(workdir)}")
-  keys = ("test_accuracy", "test_loss", "best_epoch", "epochs_run", "steps_per_second", "wall_seconds")
+  if "population" in s:
+    from jaxreg.populations import describe_population
+
+    print(describe_population(s))
+  keys = ("test_accuracy", "test_loss", "best_epoch", "epochs_run", "steps_per_second", "member_steps_per_second",
+          "wall_seconds")
   print(json.dumps({k: s[k] for k in keys if k in s}, indent=2))
   count = s["compilations"]
   print(f"compiled {count['programs']} XLA programs in {count['seconds']:.1f} s "
         f"({count['cache_hits']} from the persistent cache)")
   for warning in s.get("update_ratio_warnings", []):
     print(f"warning: {warning}", file=sys.stderr)
+  return 0
+
+
+def _sweep(args, overrides) -> int:
+  from jaxreg.config import load_config
+  from jaxreg.populations import train_population
+  from jaxreg.sweeps import plot_sweep, run_sequential, sweep_rows, write_sweep_table
+
+  _use_compilation_cache(args.compilation_cache)
+  if args.resume and not args.workdir:
+    raise ConfigError("--resume needs --workdir: the sweep to continue")
+  spec = args.config
+  if args.resume and spec is None and not args.sequential:
+    spec = os.path.join(args.workdir, "config.json")
+  config, name = load_config(spec, overrides)
+  if args.no_progress:
+    config.train.progress_bar = False
+  workdir = os.path.abspath(args.workdir or os.path.join(
+      "runs", f"{name}-sweep", f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"))
+  from jaxreg.populations import swept_values
+
+  if not swept_values(config):
+    raise ConfigError("jaxreg sweep needs population.sweep, e.g. "
+                      "--config.population.sweep.optimizer.learning_rate=[0.001,0.01]")
+  if args.sequential:
+    os.makedirs(workdir, exist_ok=True)
+    rows = run_sequential(config, workdir, resume=args.resume)
+  else:
+    result = train_population(config, workdir, resume=args.resume, exit_on_second_interrupt=True)
+    if result.summary.get("stop_signal") is not None:
+      print(_interrupted_message(result.summary, workdir).replace("jaxreg train", "jaxreg sweep"), file=sys.stderr)
+      return 128 + result.summary["stop_signal"]
+    rows = sweep_rows(result.summary)
+  print(f"workdir: {workdir}")
+  for path in write_sweep_table(rows, workdir):
+    print(path)
+  with open(os.path.join(workdir, "sweep.md")) as f:
+    print(f.read(), end="")
+  try:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    output = os.path.join(workdir, "sweep.png")
+    plot_sweep(rows, metric=args.metric, output=output, title=f"{name}: sweep")
+    print(output)
+  except ImportError:
+    print("(no plot: pip install 'jaxreg[plot]' for sweep.png)", file=sys.stderr)
+  except ValueError as e:
+    raise ConfigError(f"--metric: {e}") from None
   return 0
 
 
@@ -376,10 +458,12 @@ def _main(argv: list[str] | None) -> int:
     overrides, unknown = _split_overrides(extra)
     if unknown:
       parser.error(f"unrecognized arguments: {' '.join(unknown)}")
-    if overrides and args.command != "train":
-      parser.error("--config.<key>=<value> overrides go with 'jaxreg train'")
+    if overrides and args.command not in ("train", "sweep"):
+      parser.error("--config.<key>=<value> overrides go with 'jaxreg train' or 'jaxreg sweep'")
     if args.command == "train":
       return _train(args, overrides)
+    if args.command == "sweep":
+      return _sweep(args, overrides)
     if args.command == "plot":
       return _plot(args)
     if args.command == "eval":

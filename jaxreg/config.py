@@ -18,6 +18,12 @@ overridden as ``--config.<section>.<field>=value``:
 * ``checkpoint``: ``every`` (0 turns checkpoints off), ``keep``.
 * ``parallel``: ``mode`` (``'none'``, ``'pmap'`` or ``'sharded'``: data-parallel over
   ``num_devices`` devices, all by default; see :mod:`jaxreg.parallel`).
+* ``population``: ``size`` (members per setting, seeds ``train.seed``, ``train.seed + 1``, ...),
+  ``bootstrap`` (each member trains on its own bootstrap resample: bagging), ``sweep``
+  (a tree of the config's keys, each leaf a list of values: ``sweep.optimizer.learning_rate =
+  [1e-3, 1e-2]``, or :func:`sweep_over` of dotted keys) and ``sweep_mode`` (``'grid'`` or
+  ``'zip'``). Any of them set, the run trains every member in one vmapped program
+  (:mod:`jaxreg.populations`).
 
 ``model``, ``optimizer`` and ``regularizers`` are open: their keys depend on
 the chosen name and are checked by the factories. The other sections are
@@ -38,6 +44,7 @@ from ml_collections import config_dict
 from jaxreg.errors import ConfigError
 
 OPEN_SECTIONS = ("model", "optimizer", "regularizers")
+SWEEP = ("population", "sweep")  # an open tree inside a closed section: its keys are the config's own
 
 
 def base_config() -> ml_collections.ConfigDict:
@@ -97,11 +104,43 @@ def base_config() -> ml_collections.ConfigDict:
       )),
   ))
   c.checkpoint = ml_collections.ConfigDict(dict(every=1, keep=3))
-  c.parallel = ml_collections.ConfigDict(dict(
-      mode="none",
-      num_devices=config_dict.placeholder(int),
-  ))
+  c.parallel = ml_collections.ConfigDict(dict(mode="none", num_devices=config_dict.placeholder(int)))
+  c.population = population_defaults()
   return c
+
+
+def population_defaults() -> ml_collections.ConfigDict:
+  """The ``population`` section's defaults: one member, no bootstrap, no sweep (a single run)."""
+  return ml_collections.ConfigDict(dict(
+      size=1,  # members per setting of the sweep, seeds train.seed, train.seed + 1, ...
+      bootstrap=False,  # each member trains on its own bootstrap resample of the training split (bagging)
+      sweep=ml_collections.ConfigDict(),  # e.g. {'optimizer': {'learning_rate': [1e-3, 1e-2]}}: see sweep_over
+      sweep_mode="grid",  # 'grid': every combination of the swept values; 'zip': the i-th value of each
+  ))
+
+
+def sweep_over(values: dict) -> ml_collections.ConfigDict:
+  """A ``population.sweep`` tree from dotted config keys: ``{'optimizer.learning_rate': [1e-3, 1e-2]}``.
+
+  ``ConfigDict`` keys cannot hold dots, so a sweep is stored as the
+  config's own tree with a list of values at each swept key.
+
+  Example:
+    >>> config.population.sweep = sweep_over({'optimizer.learning_rate': [1e-3, 1e-2],
+    ...                                        'regularizers.l2.alpha': [0.0, 1e-4]})  # doctest: +SKIP
+  """
+  tree = ml_collections.ConfigDict()
+  for dotted, swept in values.items():
+    node, parts = tree, str(dotted).split(".")
+    if not all(parts):
+      raise ConfigError(f"population.sweep: malformed key {dotted!r}; write it as 'section.key', "
+                        "e.g. 'optimizer.learning_rate'")
+    for part in parts[:-1]:
+      if part not in node:
+        node[part] = ml_collections.ConfigDict()
+      node = node[part]
+    node[parts[-1]] = tuple(swept) if isinstance(swept, (list, tuple)) else swept
+  return tree
 
 
 def _number_and_sequence(current, value) -> bool:
@@ -123,6 +162,11 @@ def _check_against(config: ml_collections.ConfigDict, reference: ml_collections.
   """Checks that a closed section has only the reference's keys, with compatible types."""
   for key in config.keys():
     path = f"{prefix}.{key}"
+    if tuple(path.split(".")) == SWEEP:
+      if not isinstance(config[key], ml_collections.ConfigDict):
+        raise ConfigError(f"{path} must be a tree of config keys with lists of values, e.g. "
+                          f"--config.{path}.optimizer.learning_rate=[1e-3,1e-2]; got {config[key]!r}")
+      continue  # its keys are the config's own: jaxreg.populations checks them
     if key not in reference:
       raise ConfigError(
           f"unknown config key {path!r}; valid keys in {prefix!r}: {', '.join(sorted(reference.keys()))}"
@@ -218,10 +262,11 @@ def apply_override(config: ml_collections.ConfigDict, dotted_key: str, raw_value
     raise ConfigError(f"malformed override key --config.{dotted_key}")
   value = _parse_value(raw_value)
   node = config
+  in_sweep = tuple(parts[:2]) == SWEEP
   for depth, part in enumerate(parts[:-1]):
     here = ".".join(parts[: depth + 1])
     if part not in node:
-      if parts[0] in OPEN_SECTIONS and depth > 0:
+      if (parts[0] in OPEN_SECTIONS and depth > 0) or (in_sweep and depth > 1):
         node[part] = ml_collections.ConfigDict()
       else:
         valid = ", ".join(sorted(node.keys()))
@@ -230,6 +275,9 @@ def apply_override(config: ml_collections.ConfigDict, dotted_key: str, raw_value
     if not isinstance(node, ml_collections.ConfigDict):
       raise ConfigError(f"--config.{dotted_key}: {here!r} is a value, not a section")
   key = parts[-1]
+  if in_sweep:
+    _set_sweep(node, parts, value, raw_value)
+    return
   if key not in node:
     if parts[0] not in OPEN_SECTIONS or len(parts) < 2:
       parent = ".".join(parts[:-1]) or "config"
@@ -271,6 +319,21 @@ def apply_override(config: ml_collections.ConfigDict, dotted_key: str, raw_value
     raise ConfigError(
         f"--config.{dotted_key}={raw_value!r}: expected a value of type {expected}, got {_type_name(value)}"
     ) from None
+
+
+def _set_sweep(node: ml_collections.ConfigDict, parts: list[str], value, raw_value: str) -> None:
+  """``--config.population.sweep=<dict>`` (the whole sweep) or ``--config.population.sweep.<key>=<values>``."""
+  key = parts[-1]
+  if len(parts) == len(SWEEP):
+    if not isinstance(value, dict):
+      raise ConfigError(f"--config.population.sweep takes a dict of dotted keys and lists, e.g. "
+                        f"\"{{'optimizer.learning_rate': [1e-3, 1e-2]}}\", or set one key: "
+                        f"--config.population.sweep.optimizer.learning_rate=[1e-3,1e-2]; got {raw_value!r}")
+    node[key] = sweep_over(value)
+    return
+  if key in node:
+    del node[key]
+  node[key] = tuple(value) if isinstance(value, list) else value
 
 
 def load_config(spec: str | None = None, overrides: list[tuple[str, str]] = ()) -> tuple[ml_collections.ConfigDict, str]:

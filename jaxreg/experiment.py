@@ -324,10 +324,10 @@ def _load_data(config: ml_collections.ConfigDict, options: RunOptions) -> Datase
   return dataset
 
 
-def _optimization(config, steps_per_epoch: int) -> tuple[Optimizer, Regularizers, optax.GradientTransformation]:
+def _optimization(sections: dict, steps_per_epoch: int) -> tuple[Optimizer, Regularizers, optax.GradientTransformation]:
   """The optimizer bundle, the regularizers and the transform the step applies (optimizer, then update regularizers)."""
-  optimizer = make_optimizer(**config.optimizer.to_dict(), steps_per_epoch=steps_per_epoch)
-  regularizer_cfg = config.regularizers.to_dict()
+  optimizer = make_optimizer(**sections["optimizer"], steps_per_epoch=steps_per_epoch)
+  regularizer_cfg = sections["regularizers"]
   if "prox_l1" in regularizer_cfg and optimizer.learning_rate_on_metric:
     raise ConfigError(
         "regularizers.prox_l1 thresholds by the learning rate, which a plateau schedule changes "
@@ -363,9 +363,9 @@ def _augmentation(config: ml_collections.ConfigDict, dataset: Dataset) -> Callab
   return transform
 
 
-def _check_tangents(config: ml_collections.ConfigDict, dataset: Dataset) -> None:
+def _check_tangents(sections: dict, dataset: Dataset) -> None:
   """``regularizers.tangent_prop``'s tangents tried on the data's examples (shapes only, nothing is run)."""
-  spec = config.regularizers.to_dict().get("tangent_prop")
+  spec = sections["regularizers"].get("tangent_prop")
   if not isinstance(spec, dict) or "tangents" not in spec:
     return  # make_regularizers has refused it already
   try:
@@ -417,6 +417,54 @@ def _check_monitors(early_stopping: EarlyStopping, optimizer: Optimizer, availab
       raise ConfigError(f"{key}={monitor!r} is not a logged metric; choose one of: {', '.join(available)}")
 
 
+@dataclasses.dataclass(frozen=True)
+class Steps:
+  """What :func:`make_steps` builds from a config's ``model``, ``optimizer`` and ``regularizers`` sections."""
+
+  model: ModelFns
+  optimizer: Optimizer
+  regularizers: Regularizers
+  tx: optax.GradientTransformation
+  train_step: Callable
+  diagnostic_step: Callable
+  eval_step: Callable
+
+
+def steps_per_epoch(dataset: Dataset, options: RunOptions) -> int:
+  """Full batches per epoch (at least 1: epoch-unit schedules count in them)."""
+  return max(len(dataset.train.y) // options.batch_size, 1)
+
+
+def make_steps(sections: dict, dataset: Dataset, placement, *, steps_per_epoch: int) -> Steps:
+  """The model, optimizer, regularizers and steps of a plain-dict config, for ``dataset`` on ``placement``.
+
+  The part of :func:`build` that a population sweep calls again inside its
+  vmapped program with swept values traced (:mod:`jaxreg.populations`), so
+  it reads only ``sections`` and builds nothing it does not return.
+
+  Raises:
+    ConfigError: for a bad key or value of those sections.
+  """
+  model_cfg = sections["model"]
+  model = make_model(num_outputs=dataset.num_outputs, axis_name=placement.axis_name, **model_cfg)
+  optimizer, regularizers, tx = _optimization(sections, steps_per_epoch)
+  _check_tangents(sections, dataset)
+  try:
+    base_objective = make_objective(dataset.task, model.apply, task_weights=model_cfg.get("tasks"))
+  except ConfigError:
+    raise
+  except ValueError as e:
+    raise ConfigError(f"model.tasks: {e}") from None
+  train_objective = regularizers.objective(base_objective)
+  step_options = dict(grad_norm=sections["train"]["log_grad_norm"], axis_name=placement.axis_name)
+  return Steps(
+      model=model, optimizer=optimizer, regularizers=regularizers, tx=tx,
+      train_step=make_train_step(train_objective, tx, **step_options),
+      diagnostic_step=make_train_step(train_objective, tx, diagnostics=True, **step_options),
+      eval_step=make_eval_step(base_objective, params_fn=optimizer.evaluation_params, axis_name=placement.axis_name),
+  )
+
+
 def build(config: ml_collections.ConfigDict) -> Experiment:
   """Builds everything a config describes, checking each value against the real data; writes nothing.
 
@@ -438,37 +486,24 @@ def build(config: ml_collections.ConfigDict) -> Experiment:
   preprocessing = _preprocessing(config, raw_dataset)
   dataset = raw_dataset if preprocessing is None else preprocessing.apply_to(raw_dataset)
   batch_transform = _augmentation(config, dataset)
-  model_cfg = config.model.to_dict()
-  model = make_model(num_outputs=dataset.num_outputs, axis_name=placement.axis_name, **model_cfg)
-  optimizer, regularizers, tx = _optimization(config, max(len(dataset.train.y) // options.batch_size, 1))
-  _check_tangents(config, dataset)
-  try:
-    base_objective = make_objective(dataset.task, model.apply, task_weights=model_cfg.get("tasks"))
-  except ConfigError:
-    raise
-  except ValueError as e:
-    raise ConfigError(f"model.tasks: {e}") from None
-  train_objective = regularizers.objective(base_objective)
-  step_options = dict(grad_norm=config.train.log_grad_norm, axis_name=placement.axis_name)
+  steps = make_steps(config.to_dict(), dataset, placement, steps_per_epoch=steps_per_epoch(dataset, options))
+  model, optimizer, model_cfg = steps.model, steps.optimizer, config.model.to_dict()
   try:
     state = create_train_state(
-        model, tx, rng=jax.random.PRNGKey(config.train.seed), sample_x=dataset.train.x[:1],
+        model, steps.tx, rng=jax.random.PRNGKey(config.train.seed), sample_x=dataset.train.x[:1],
         early_stopping_mode=early_stopping.mode,
     )
   except (ValueError, TypeError) as e:  # the model cannot take the data's inputs
     raise ConfigError(f"model {model_cfg.get('name')!r} cannot take the data's examples of shape "
                       f"{dataset.train.x.shape[1:]}: {str(e).splitlines()[0]}") from None
-  train_step = make_train_step(train_objective, tx, **step_options)
-  eval_step = make_eval_step(base_objective, params_fn=optimizer.evaluation_params, axis_name=placement.axis_name)
   _check_monitors(early_stopping, optimizer, logged_metric_names(
-      placement, train_step, eval_step, state, dataset, options.batch_size))
+      placement, steps.train_step, steps.eval_step, state, dataset, options.batch_size))
   return Experiment(
       config=resolved_config(config.to_dict()), dataset=dataset, model=model, optimizer=optimizer,
-      regularizers=regularizers,
+      regularizers=steps.regularizers,
       placement=placement, early_stopping=early_stopping, initial_state=state,
-      train_step=train_step, eval_step=eval_step,
-      diagnostic_step=make_train_step(train_objective, tx, diagnostics=True, **step_options)
-      if config.train.diagnostics else None,
+      train_step=steps.train_step, eval_step=steps.eval_step,
+      diagnostic_step=steps.diagnostic_step if config.train.diagnostics else None,
       options=options, batch_transform=batch_transform, preprocessing=preprocessing,
       raw_dataset=None if preprocessing is None else raw_dataset,
       sampling_model=_sampling_model(options, dataset, placement, model_cfg),
@@ -655,11 +690,21 @@ def train_and_evaluate(
     resume: continue the run in ``workdir`` from its latest checkpoint.
     exit_on_second_interrupt: see :func:`run`.
 
+  A config with a ``population`` section set (``population.size > 1``,
+  ``bootstrap`` or a ``sweep``) trains all its members as one program
+  instead: :func:`jaxreg.populations.train_population`, which returns a
+  :class:`~jaxreg.train.PopulationResult`.
+
   Returns:
     The :class:`~jaxreg.train.FitResult`; its summary is also in ``summary.json``,
     with ``compilations``: how many XLA programs the run compiled (or loaded
     from JAX's persistent cache) and how long that took.
   """
+  from jaxreg.populations import is_population, train_population  # a population's runner builds on this module
+
+  validate_config(config)
+  if is_population(config):
+    return train_population(config, workdir, resume=resume, exit_on_second_interrupt=exit_on_second_interrupt)
   workdir = os.path.abspath(workdir)
   if is_primary_process():
     validate_config(config)
@@ -674,4 +719,4 @@ def train_and_evaluate(
   return result
 
 
-__all__ = ["Experiment", "RunOptions", "build", "run", "train_and_evaluate"]
+__all__ = ["Experiment", "RunOptions", "Steps", "build", "make_steps", "run", "steps_per_epoch", "train_and_evaluate"]

@@ -10,12 +10,12 @@ from jaxreg.data import make_dataset
 from jaxreg.models import make_model
 from jaxreg.train import classification_objective, create_train_state, make_scan_epoch, make_train_step
 from jaxreg.train.ensemble import combine, ensemble_metrics, expected_average_error, squared_errors
+from jaxreg.train.population_fit import fit_population
 from jaxreg.train.population import (
     bootstrap_indices,
     bootstrap_population,
     create_population,
     evaluate_ensemble,
-    fit_population,
     make_population_epoch,
     member,
     member_count,
@@ -216,23 +216,3 @@ def test_the_docs_example_runs():
   namespace = {}
   exec(compile(code, "docs/ensembles.md", "exec"), namespace)
   assert len(namespace["result"].best_epochs) == 8
-
-
-@pytest.mark.slow  # end-to-end: whole runs
-def test_a_population_from_a_config_reproduces_each_seeds_run(tmp_path):
-  """Member m of digits_mlp:smoke's population has the test accuracy of `jaxreg train --config.train.seed=m`."""
-  from jaxreg.config import load_config
-  from jaxreg.experiment import build, run
-  from jaxreg.populations import build_population, train_population
-
-  config = load_config("digits_mlp:smoke", [("train.progress_bar", "False")])[0]
-  seeds = (0, 1, 2)
-  experiment, states = build_population(config, seeds)
-  _, summary = train_population(experiment, states, seeds)
-  for m, seed in enumerate(seeds):
-    alone = load_config("digits_mlp:smoke", [("train.progress_bar", "False"), ("train.seed", str(seed))])[0]
-    result = run(build(alone), str(tmp_path / f"seed{seed}"))
-    assert summary["members"]["accuracy"][m] == pytest.approx(result.summary["test_accuracy"], abs=1e-6)
-    assert summary["best_epochs"][m] == result.summary["best_epoch"]
-  _, bagged = train_population(experiment, states, seeds, bootstrap_seed=0)
-  assert bagged["bootstrap"] and bagged["members"]["accuracy"] != summary["members"]["accuracy"]

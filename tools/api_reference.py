@@ -18,7 +18,7 @@ import typing
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 PAGE = ROOT / "docs" / "api.md"
 PACKAGES = ("jaxreg.optim", "jaxreg.regularizers", "jaxreg.augment", "jaxreg.models", "jaxreg.data", "jaxreg.train",
-            "jaxreg.parallel", "jaxreg.experiment", "jaxreg.runs", "jaxreg.populations",
+            "jaxreg.parallel", "jaxreg.experiment", "jaxreg.runs", "jaxreg.populations", "jaxreg.sweeps",
             "jaxreg.compilation")
 HEADER = """# API reference
 

@@ -28,7 +28,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxreg import _random
-from jaxreg._validation import check_rate
+from jaxreg._validation import check_rate, is_traced
 
 KINDS = ("bernoulli", "gaussian")
 INFERENCE_RULES = ("inverted", "weight_scaling")
@@ -65,11 +65,11 @@ def drop(h: jax.Array, rate: float, key: jax.Array | None, *, kind: str = "berno
     sample: training (or Monte-Carlo evaluation): draw ``mu``; else the
       deterministic test-time output.
   """
-  if rate == 0.0:
+  if not is_traced(rate) and rate == 0.0:  # a traced rate (a sweep's member value) may be 0: drawn, nothing dropped
     return h
   if not sample:
-    scale = 1.0 - rate if (kind == "bernoulli" and inference == "weight_scaling") else 1.0
-    return h if scale == 1.0 else h * jnp.asarray(scale, h.dtype)
+    weight_scaling = kind == "bernoulli" and inference == "weight_scaling"
+    return h * jnp.asarray(1.0 - rate, h.dtype) if weight_scaling else h
   if key is None:
     raise ValueError("dropout needs a random key when it samples (training, or mc_dropout at evaluation)")
   keep = 1.0 - rate
@@ -83,7 +83,7 @@ def drop(h: jax.Array, rate: float, key: jax.Array | None, *, kind: str = "berno
 def module_dropout(module, h: jax.Array, rate: float, train: bool) -> jax.Array:
   """:func:`drop` inside a Linen module with ``dropout_kind``, ``dropout_inference`` and ``mc_dropout``."""
   sample = train or module.mc_dropout
-  key = module.make_rng("dropout") if (sample and rate > 0) else None
+  key = module.make_rng("dropout") if (sample and (is_traced(rate) or rate > 0)) else None
   return drop(h, rate, key, kind=module.dropout_kind, inference=module.dropout_inference, sample=sample)
 
 

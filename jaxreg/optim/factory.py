@@ -16,6 +16,7 @@ import numpy as np
 import optax
 
 from jaxreg._registry import Registry, config_error
+from jaxreg._validation import is_traced
 from jaxreg.errors import ConfigError
 from jaxreg.optim import metric_driven, momentum_switch, plateau, schedules, transforms
 
@@ -194,11 +195,12 @@ def make_optimizer(
     >>> state = tx.init({'w': jnp.zeros(3)})
   """
   factory = _OPTIMIZERS.get(name)
-  if isinstance(learning_rate, bool) or not isinstance(learning_rate, (int, float)) or not (
-      0 < learning_rate < float("inf")):
+  traced = is_traced(learning_rate)  # a sweep's member value: checked by the member's own build
+  if not traced and (isinstance(learning_rate, bool) or not isinstance(learning_rate, (int, float)) or not (
+      0 < learning_rate < float("inf"))):
     raise ConfigError(f"optimizer.learning_rate must be a positive, finite number, got {learning_rate!r}")
   # Validates the name, the keys and the values, naming the key (optimizer.b2).
-  _OPTIMIZERS.build(name, kwargs, section="optimizer", filled={"learning_rate": float(learning_rate)})
+  _OPTIMIZERS.build(name, kwargs, section="optimizer", filled={"learning_rate": 1.0 if traced else float(learning_rate)})
   if clip_global_norm is not None and (
       isinstance(clip_global_norm, bool) or not isinstance(clip_global_norm, (int, float)) or clip_global_norm <= 0
   ):
@@ -234,7 +236,7 @@ def learning_rate_schedule(learning_rate: float, schedule=None, steps_per_epoch:
   optimizer state, see :mod:`jaxreg.optim.plateau`).
   """
   schedule = dict(schedule or {})
-  rate = float(learning_rate)
+  rate = learning_rate if is_traced(learning_rate) else float(learning_rate)
   if not schedule or schedule.get("name") == "plateau":
     return rate
   if "name" not in schedule:

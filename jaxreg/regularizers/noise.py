@@ -16,6 +16,7 @@ import jax
 from jaxreg import _random
 from jaxreg.regularizers.masks import MaskSpec, flat_selection
 from jaxreg.regularizers.objective import Objective, ObjectiveTransform
+from jaxreg._validation import is_traced
 
 
 def perturb(params, key: jax.Array, sigma: float, mask: MaskSpec = None):
@@ -53,12 +54,13 @@ def weight_noise(sigma: float, *, mask: MaskSpec = None) -> ObjectiveTransform:
   Example:
     >>> objective = weight_noise(0.01)(classification_objective(model.apply))  # doctest: +SKIP
   """
-  if isinstance(sigma, bool) or not isinstance(sigma, (int, float)) or not 0.0 <= sigma < math.inf:
+  if not is_traced(sigma) and (
+      isinstance(sigma, bool) or not isinstance(sigma, (int, float)) or not 0.0 <= sigma < math.inf):
     raise ValueError(f"sigma must be a finite number >= 0, got {sigma!r}")
 
   def transform(objective: Objective) -> Objective:
     def noisy(params, batch, ctx):
-      if not ctx.train or sigma == 0.0:
+      if not ctx.train or (not is_traced(sigma) and sigma == 0.0):
         return objective(params, batch, ctx)
       if ctx.rng is None:
         raise ValueError("weight_noise needs a random key in training (ctx.rng), got None")

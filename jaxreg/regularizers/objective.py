@@ -13,6 +13,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+from jaxreg._validation import is_traced
 
 
 Objective = Callable[[Any, Any, Any], tuple[jax.Array, dict]]
@@ -67,6 +68,8 @@ def coefficient(name: str, alpha) -> Callable[[Any], Any]:
   """``alpha`` as a function of the step: a schedule as it is, a number as a constant."""
   if callable(alpha):
     return alpha
+  if is_traced(alpha):  # a sweep's member value, checked by the member's own build
+    return lambda step: alpha
   if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0 <= alpha < math.inf:
     raise ValueError(f"alpha must be a finite number >= 0 or a schedule, got {alpha!r} (in {name})")
   return lambda step: alpha

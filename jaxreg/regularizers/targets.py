@@ -11,6 +11,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxreg.regularizers.objective import Objective, ObjectiveTransform
+from jaxreg._validation import is_traced
 
 FORMS = ("book", "optax")
 
@@ -62,7 +63,7 @@ def label_smoothing(eps: float, num_classes: int | None = None, *, form: str = "
   Example:
     >>> objective = label_smoothing(0.1)(classification_objective(model.apply))  # doctest: +SKIP
   """
-  if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not 0.0 <= eps < 1.0:
+  if not is_traced(eps) and (isinstance(eps, bool) or not isinstance(eps, (int, float)) or not 0.0 <= eps < 1.0):
     raise ValueError(f"eps must be in [0, 1) (the mass moved off the true class), got {eps!r}")
   if num_classes is not None and (isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2):
     raise ValueError(f"num_classes must be an integer >= 2, got {num_classes!r}")

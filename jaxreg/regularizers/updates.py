@@ -16,6 +16,7 @@ import jax.numpy as jnp
 import optax
 
 from jaxreg.regularizers.masks import MaskSpec, resolve_mask
+from jaxreg._validation import is_traced
 
 ScalarOrSchedule = float | Callable[[Any], Any]
 
@@ -27,7 +28,7 @@ class CountState(NamedTuple):
 
 
 def _check_scalar_or_schedule(name: str, value, *, positive: bool = False) -> None:
-  if callable(value):
+  if callable(value) or is_traced(value):
     return
   ok = not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value) and (
       value > 0 if positive else value >= 0)
@@ -63,7 +64,7 @@ def weight_decay(rate: ScalarOrSchedule, *, mask: MaskSpec = None) -> optax.Grad
     >>> tx = optax.chain(adam(1e-3), weight_decay(1e-4))
   """
   _check_scalar_or_schedule("rate", rate)
-  negated = (lambda count: -rate(count)) if callable(rate) else -float(rate)
+  negated = (lambda count: -rate(count)) if callable(rate) else -rate if is_traced(rate) else -float(rate)
   return _masked(optax.add_decayed_weights(negated), mask)
 
 
@@ -137,7 +138,8 @@ def max_norm(max_value: float, *, axis: int | tuple[int, ...] | None = None, mas
   Example:
     >>> tx = optax.chain(sgd(0.1), max_norm(3.0))
   """
-  if isinstance(max_value, bool) or not isinstance(max_value, (int, float)) or not max_value > 0:
+  if not is_traced(max_value) and (
+      isinstance(max_value, bool) or not isinstance(max_value, (int, float)) or not max_value > 0):
     raise ValueError(f"max_value must be a number > 0, got {max_value!r}")
 
   def project(u, p):

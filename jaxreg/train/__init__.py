@@ -17,15 +17,14 @@ from jaxreg.train.objectives import (
 )
 from jaxreg.train.ensemble import ensemble_metrics, expected_average_error
 from jaxreg.train.population import (
-    PopulationResult,
     bootstrap_population,
     create_population,
     evaluate_ensemble,
-    fit_population,
     make_population_epoch,
     member,
     member_predictions,
 )
+from jaxreg.train.population_fit import PopulationResult, fit_population, make_population_evaluate
 from jaxreg.train.robust import plot_robust_accuracy, robust_accuracy
 from jaxreg.train.rundir import RunLock, StopOnSignal
 from jaxreg.train.state import EarlyStoppingState, TrainState, create_train_state
@@ -62,6 +61,7 @@ __all__ = [
     "make_evaluate",
     "make_objective",
     "make_population_epoch",
+    "make_population_evaluate",
     "make_scan_epoch",
     "make_streaming_epoch",
     "make_train_step",

@@ -248,7 +248,7 @@ def run_loop(start: _Start, runner: EpochRunner, hooks: Sequence, *, epochs: int
     for hook in hooks:
       hooks_lib.call(hook, "before_run", start.epoch)
     for epoch in range(start.epoch + 1, epochs + 1):
-      left = steps_left(int(state.step), max_steps)
+      left = None if max_steps is None else steps_left(int(state.step), max_steps)
       if left is not None and left <= 0:
         reason, epoch = f"reached max_steps={max_steps}", epoch - 1
         break

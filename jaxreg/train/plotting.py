@@ -32,6 +32,8 @@ def plot_learning_curves(run, *, output: str | None = None, title: str | None = 
   records = run if isinstance(run, list) else read_metrics(run)
   if not records:
     raise ValueError(f"no metrics to plot in {run!r}")
+  if is_population(records):
+    return plot_population_curves(records, output=output, title=title or (run if isinstance(run, str) else None))
   epochs = [r["epoch"] for r in records]
   panels = [("loss", "loss (NLL)"), ("accuracy", "accuracy")]
   panels = [(m, label) for m, label in panels if any(f"val_{m}" in r or f"train_{m}" in r for r in records)]
@@ -56,6 +58,57 @@ def plot_learning_curves(run, *, output: str | None = None, title: str | None = 
   if output is not None:
     fig.savefig(output, dpi=100)
   return fig
+
+
+def is_population(records: list[dict]) -> bool:
+  """Whether the records are a population's (a list of values per metric, one per member)."""
+  return bool(records) and isinstance(records[0].get("train_loss"), list)
+
+
+def plot_population_curves(run, *, output: str | None = None, title: str | None = None):
+  """A population's curves: each member's validation (or test) curve thin, the ensemble's thick, the train mean dashed.
+
+  A member's curve ends where it stopped early. The ensemble's curve
+  (averaged probabilities) is there when the run recorded it (a population
+  of one setting, for classification).
+
+  Example:
+    >>> fig = plot_population_curves('runs/digits_mlp/pop')  # doctest: +SKIP
+  """
+  plt = _pyplot()
+  records = run if isinstance(run, list) else read_metrics(run)
+  split = "val" if "val_loss" in records[0] else "test"
+  panels = [m for m in ("loss", "accuracy") if f"{split}_{m}" in records[0]]
+  fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 4), squeeze=False)
+  count = len(records[0]["train_loss"])
+  for ax, metric in zip(axes[0], panels, strict=True):
+    for m in range(count):
+      trained = [r for r in records if r["active"][m]]
+      ax.plot([r["epoch"] for r in trained], [r[f"{split}_{metric}"][m] for r in trained], "-", lw=0.8, alpha=0.5,
+              color="tab:blue", label=f"{split}, each member" if m == 0 else None)
+    if f"train_{metric}" in records[0]:
+      ax.plot([r["epoch"] for r in records], [_mean_of_active(r, f"train_{metric}") for r in records], "--",
+              color="tab:gray", label="train, mean of members training")
+    for ensemble_split, color in (("val", "tab:red"), ("test", "tab:orange")):
+      key = f"{ensemble_split}_ensemble_{metric}"
+      if key in records[0]:
+        ax.plot([r["epoch"] for r in records], [r[key] for r in records], "-", lw=2.2, color=color,
+                label=f"{ensemble_split}, ensemble (mean probabilities)")
+    ax.set(xlabel="epoch", ylabel=metric)
+    if metric == "loss":
+      ax.set_yscale("log")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize="small")
+  fig.suptitle(title or f"population of {count}")
+  fig.tight_layout()
+  if output is not None:
+    fig.savefig(output, dpi=100)
+  return fig
+
+
+def _mean_of_active(record: dict, key: str) -> float:
+  values = [v for v, active in zip(record[key], record["active"], strict=True) if active and v is not None]
+  return sum(values) / len(values) if values else float("nan")
 
 
 def has_diagnostics(records: list[dict]) -> bool:

@@ -13,18 +13,15 @@ Ensemble Methods"); Breiman 1996 (bagging).
 """
 
 from collections.abc import Callable, Sequence
-from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jaxreg.data.datasets import Dataset
-from jaxreg.data.iterators import epoch_batch_indices, eval_layout, padded_batches
+from jaxreg.data.iterators import epoch_batch_indices
 from jaxreg.models.base import ModelFns
-from jaxreg.train.early_stopping import EarlyStopping
-from jaxreg.train.epochs import mean_over_real_batches, scan_epoch_body
+from jaxreg.train.epochs import scan_epoch_body
 from jaxreg.train.state import TrainState, create_train_state
 
 
@@ -156,91 +153,6 @@ def member_predictions(apply: Callable, states: TrainState, x, *, batch_size: in
   parts = [np.asarray(predict(states.params, states.model_state, x[i:i + batch_size]))
            for i in range(0, len(x), batch_size)]
   return np.concatenate(parts, axis=1)
-
-
-class PopulationResult(NamedTuple):
-  """What :func:`fit_population` returns.
-
-  Attributes:
-    states: each member's kept state (its best epoch's with ``restore_best``).
-    history: one record per epoch: ``{'epoch', 'active', <metric>: [one value per member]}``.
-    best_epochs: each member's best epoch (0 if it never improved).
-    stopped_epochs: the epoch after which each member stopped (its last trained epoch).
-  """
-
-  states: TrainState
-  history: list
-  best_epochs: list
-  stopped_epochs: list
-
-
-def make_population_evaluate(eval_step: Callable):
-  """A jitted ``evaluate(states, batches) -> metrics``: each member's exact means over padded batches."""
-  return jax.jit(jax.vmap(lambda state, batches: mean_over_real_batches(eval_step, state, batches),
-                          in_axes=(0, None)))
-
-
-def fit_population(states: TrainState, *, train_step: Callable, eval_step: Callable, dataset: Dataset,
-                   batch_size: int, epochs: int, seeds: Sequence[int], resamples: jax.Array | None = None,
-                   early_stopping: EarlyStopping | None = None, restore_best: bool = True,
-                   eval_batch_size: int = 1024) -> PopulationResult:
-  """Trains every member of ``states`` as one vmapped program per epoch; each stops early on its own.
-
-  Member ``m`` shuffles with ``PRNGKey(seeds[m])`` (as ``fit(...,
-  shuffle_seed=seeds[m])``, epochs numbered from 1 as there) and trains on ``resamples[m]`` if given
-  (:func:`bootstrap_population`). After each epoch every member is
-  evaluated on the validation split (the test split if there is none);
-  ``early_stopping`` tracks each member's monitored metric, and a member
-  out of patience stops: its later epochs are masked out.
-
-  Args:
-    states: the stacked population (:func:`create_population`).
-    train_step: one member's step.
-    eval_step: one member's evaluation step (:func:`jaxreg.train.make_eval_step`).
-    dataset: the splits, shared by the members.
-    batch_size: examples per step.
-    epochs: the most epochs any member trains.
-    seeds: one shuffle seed per member.
-    resamples: ``(members, n)`` bootstrap indices, or ``None``.
-    early_stopping: what is monitored and when a member stops (default: ``val_loss``, never stop).
-    restore_best: return each member's best epoch's state.
-    eval_batch_size: examples per evaluation batch.
-
-  Example:
-    >>> result = fit_population(states, train_step=step, eval_step=eval_step, dataset=data,  # doctest: +SKIP
-    ...                         batch_size=64, epochs=50, seeds=range(8))
-  """
-  count = member_count(states)
-  if len(list(seeds)) != count:
-    raise ValueError(f"seeds must give one shuffle seed per member ({count}), got {len(list(seeds))}")
-  early_stopping = early_stopping or EarlyStopping()
-  held_out = dataset.val if dataset.val is not None else dataset.test
-  prefix = "val" if dataset.val is not None else "test"
-  if held_out is None:
-    raise ValueError("fit_population evaluates each member on a validation or test split; the dataset has neither")
-  x, y = jax.device_put(dataset.train.x), jax.device_put(dataset.train.y)
-  run_epoch = make_population_epoch(train_step, num_examples=len(dataset.train.y), batch_size=batch_size)
-  evaluate = make_population_evaluate(eval_step)
-  size, num_batches = eval_layout(eval_batch_size, len(held_out.y))
-  batches = jax.device_put(padded_batches(held_out.x, held_out.y, size, num_batches))
-  keys, active = shuffle_keys(seeds), np.ones(count, bool)
-  tracked = [early_stopping.initial_state() for _ in range(count)]
-  best, history, stopped = states, [], [0] * count
-  for epoch in range(1, epochs + 1):
-    states, train_metrics = run_epoch(states, keys, resamples, x, y, epoch, jnp.asarray(active))
-    metrics = {f"train_{k}": np.asarray(v) for k, v in train_metrics.items()}
-    metrics.update({f"{prefix}_{k}": np.asarray(v) for k, v in evaluate(states, batches).items()})
-    improved = np.zeros(count, bool)
-    for m in np.flatnonzero(active):
-      tracked[m], improved[m] = early_stopping.update(tracked[m], float(metrics[early_stopping.monitor][m]), epoch)
-      stopped[m] = epoch
-    best = select(jnp.asarray(improved), states, best)
-    history.append({"epoch": epoch, "active": active.tolist(), **{k: v.tolist() for k, v in metrics.items()}})
-    active &= np.array([not early_stopping.should_stop(t) for t in tracked])
-    if not active.any():
-      break
-  return PopulationResult(states=best if restore_best else states, history=history,
-                          best_epochs=[int(t.best_epoch) for t in tracked], stopped_epochs=stopped)
 
 
 def evaluate_ensemble(apply: Callable, states: TrainState, x, y, *, batch_size: int = 1024) -> dict:
