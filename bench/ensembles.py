@@ -5,12 +5,11 @@ Command (from the repository root):
   python bench/ensembles.py                 # both datasets, 3 seeds (about 15 minutes on 2 cores)
   python bench/ensembles.py --data digits --seeds 1
 
-For each dataset, a config without dropout and one with it
-(``digits_mlp`` with ``model.dropout_rate`` 0 and 0.3; ``mnist1d_mlp:none``
-and ``mnist1d_mlp:dropout``), each trained as populations of 5 members
-(``population.size = 5``, :func:`jaxreg.populations.train_population`:
-member ``m`` is the run with ``train.seed = m``, its initialization and
-data order; checkpoints off):
+For each dataset, the packaged configs ``<data>_ensembles:seeds``,
+``:bagging`` and ``:dropout`` (``digits_mlp`` with ``model.dropout_rate`` 0
+and 0.3; ``mnist1d_mlp:none`` and ``:dropout``), each a population of 5
+members (:func:`jaxreg.populations.train_population`: member ``m`` is the
+run with ``train.seed = m``, its initialization and data order; checkpoints off):
 
 * **single model**: the members' mean test accuracy (each member is an
   ordinary run of the config);
@@ -31,21 +30,18 @@ import statistics
 HERE = os.path.dirname(os.path.abspath(__file__))
 RESULTS = os.path.join(HERE, "results", "ensembles.json")
 MEMBERS = 5
-DATA = {  # name -> (config without dropout, overrides; config with dropout, overrides)
-    "digits": (("digits_mlp", [("model.dropout_rate", "0.0")]), ("digits_mlp", [])),
-    "mnist1d": (("mnist1d_mlp:none", []), ("mnist1d_mlp:dropout", [])),
-}
+DATA = ("digits", "mnist1d")  # configs/<name>_ensembles.py
 
 
-def population(config_name: str, overrides, seed: int, bootstrap: bool) -> dict:
+def population(config_name: str, seed: int) -> dict:
   import tempfile
 
   from jaxreg.config import load_config
   from jaxreg.populations import train_population
 
-  config, _ = load_config(config_name, [*overrides, ("data.seed", str(seed)), ("checkpoint.every", "0"),
+  config, _ = load_config(config_name, [("data.seed", str(seed)), ("checkpoint.every", "0"),
                                         ("train.progress_bar", "false"), ("population.size", str(MEMBERS)),
-                                        ("population.bootstrap", str(bootstrap)), ("train.seed", str(MEMBERS * seed))])
+                                        ("train.seed", str(MEMBERS * seed))])
   with tempfile.TemporaryDirectory() as workdir:
     summary = train_population(config, workdir).summary
   return {"members": summary["members"], **summary["ensemble"]}
@@ -82,7 +78,7 @@ def table(results: dict) -> str:
 
 def main():
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument("--data", nargs="*", default=list(DATA), choices=list(DATA))
+  parser.add_argument("--data", nargs="*", default=list(DATA), choices=DATA)
   parser.add_argument("--seeds", type=int, default=3)
   parser.add_argument("--output", default=RESULTS)
   args = parser.parse_args()
@@ -91,12 +87,10 @@ def main():
     with open(args.output) as f:
       results = json.load(f).get("results", {})
   for name in args.data:
-    (plain_config, plain_overrides), (dropout_config, dropout_overrides) = DATA[name]
     summaries = {"plain": [], "bagging": [], "dropout": []}
     for seed in range(args.seeds):
-      summaries["plain"].append(population(plain_config, plain_overrides, seed, bootstrap=False))
-      summaries["bagging"].append(population(plain_config, plain_overrides, seed, bootstrap=True))
-      summaries["dropout"].append(population(dropout_config, dropout_overrides, seed, bootstrap=False))
+      for row, variant in (("plain", "seeds"), ("bagging", "bagging"), ("dropout", "dropout")):
+        summaries[row].append(population(f"{name}_ensembles:{variant}", seed))
       print(name, seed, {k: v[-1]["mean_probabilities"]["accuracy"] for k, v in summaries.items()}, flush=True)
     results[name] = {"summaries": summaries, "rows": rows(summaries)}
     os.makedirs(os.path.dirname(args.output), exist_ok=True)

@@ -54,3 +54,9 @@ def test_notebook_runs(path, tmp_path, monkeypatch):
     assert all(f"{v:12s} test accuracy" in outputs for v in ("mlp", "mlp_tangent", "mlp_augment"))
     assert "1-NN, tangent distance test accuracy" in outputs
     assert len(figures) == 4  # the adversarial example, robust curves, tangent vectors, small-data curves
+  if path.name == "07_ensembles.ipynb":
+    assert "32 members trained in one program" in outputs and "predicted / measured" in outputs
+    assert "seed ensemble" in outputs and "bagging" in outputs and "of the test digits" in outputs
+    assert "geometric  mean of 64 sub-networks" in outputs and "real ensemble of 5 members" in outputs
+    assert "l2 0.001  dropout 0.5:  val_accuracy" in outputs
+    assert len(figures) == 3  # the formula, dropout's predictions, the sweep

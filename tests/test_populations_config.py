@@ -183,3 +183,35 @@ def test_jaxreg_sweep_sequential_runs_keys_that_change_shapes(tmp_path):
   assert len(rows) == 3 and rows[1].startswith("[16],0,") and rows[2].startswith("[64],0,")
   single = json.loads((workdir / "01-hidden_sizes=_64_" / "summary.json").read_text())
   assert f"{single['test_accuracy']}" in rows[2]
+
+
+@pytest.mark.slow  # real processes and a real signal
+def test_ctrl_c_stops_a_population_with_a_checkpoint_and_the_printed_resume_ends_as_the_uninterrupted(tmp_path):
+  import signal
+  import time
+
+  overrides = ["--config.population.size=3", "--config.train.epochs=12", "--config.data.batch_size=16"]
+
+  def command(workdir, *extra):
+    return [sys.executable, "-m", "jaxreg", "train", "--workdir", str(workdir), "--no-progress", *extra]
+
+  straight = tmp_path / "straight"
+  subprocess.run(command(straight, "--config", "digits_mlp:smoke", *overrides), check=True, timeout=300,
+                 capture_output=True)
+  workdir = tmp_path / "interrupted"
+  proc = subprocess.Popen(command(workdir, "--config", "digits_mlp:smoke", *overrides), stderr=subprocess.PIPE,
+                          stdout=subprocess.DEVNULL, text=True)
+  deadline = time.monotonic() + 240
+  while not (workdir / "checkpoints" / "2").exists():
+    assert proc.poll() is None and time.monotonic() < deadline, "the run ended before the signal"
+    time.sleep(0.01)
+  proc.send_signal(signal.SIGINT)
+  _, err = proc.communicate(timeout=240)
+  assert proc.returncode == 130 and "Traceback" not in err, err
+  assert f"jaxreg train --workdir {workdir} --resume" in err
+  assert not (workdir / "summary.json").exists()
+  subprocess.run(command(workdir, "--resume"), check=True, timeout=300, capture_output=True)  # the advice, followed
+  a, b = (json.loads((w / "summary.json").read_text()) for w in (straight, workdir))
+  assert b["resumed"] and a["members"] == b["members"] and a["ensemble"] == b["ensemble"]
+  lines = [json.loads(line)["epoch"] for line in (workdir / "metrics.jsonl").read_text().splitlines()]
+  assert lines == list(range(1, 13))
