@@ -707,7 +707,6 @@ def train_and_evaluate(
     return train_population(config, workdir, resume=resume, exit_on_second_interrupt=exit_on_second_interrupt)
   workdir = os.path.abspath(workdir)
   if is_primary_process():
-    validate_config(config)
     _check_writable(workdir)
     RunLock(workdir).ensure_free()
     _check_workdir(workdir, resolved_config(config.to_dict()), resume, clear=False)  # read-only; run() locks

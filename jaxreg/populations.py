@@ -204,12 +204,15 @@ def _check_traceable(experiment: Experiment, swept: Sequence[str]) -> None:
   """Traces the step with each swept key alone traced (shapes only, nothing runs); refuses a key that fails."""
   train = experiment.dataset.train
   batch = {"x": train.x[:2], "y": train.y[:2]}
+  scalar = jax.ShapeDtypeStruct((), jnp.float32)
   for key in swept:
-    train_for, _ = _traced_steps(experiment, [key])
+    step_for, _ = _traced_steps(experiment, [key])
+
+    def one_step(value, key=key, step_for=step_for):
+      return step_for({key: value})(experiment.initial_state, batch)
+
     try:
-      jax.eval_shape(lambda value, key=key, train_for=train_for: train_for({key: value})(experiment.initial_state,
-                                                                                        batch),
-                     jax.ShapeDtypeStruct((), jnp.float32))
+      jax.eval_shape(one_step, scalar)
     except Exception as e:  # noqa: BLE001  whatever the factories or the model raise on a traced value
       first = str(e).splitlines()[0] if str(e) else type(e).__name__
       raise ConfigError(

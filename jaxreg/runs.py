@@ -99,6 +99,11 @@ def load_run(workdir: str) -> Run:
 
   workdir = os.path.abspath(workdir)
   summary = _read_summary(workdir)
+  if "population" in summary:
+    members = summary["population"]["members"]
+    raise ConfigError(f"{workdir} holds a population of {members} members, not one run: its summary.json has "
+                      "each member's metrics ('members') and the ensemble's ('ensemble'); to evaluate one member "
+                      "alone, train it alone (--config.train.seed=<its seed>, population.size=1)")
   config, _ = load_config(os.path.join(workdir, "config.json"), [])
   config.train.progress_bar = False
   experiment = stored_preprocessing(build(config), workdir, resume=True, primary=False)

@@ -80,6 +80,7 @@ def test_settings_a_population_does_not_take_are_refused():
     build_population(_config(("population.size", "0")))
 
 
+@pytest.mark.slow  # whole runs
 def test_each_member_equals_its_seeds_run_alone_after_100_steps(tmp_path):
   """digits_mlp:smoke, 6 epochs x 19 steps: dropout 0.3, L2, Adam; member m is --config.train.seed=m."""
   config = _config(("population.size", "2"), ("train.epochs", "6"), ("train.seed", "3"))
@@ -99,6 +100,7 @@ def test_each_member_equals_its_seeds_run_alone_after_100_steps(tmp_path):
   assert saved["compilations"]["programs"] > 0
 
 
+@pytest.mark.slow  # whole runs
 def test_a_sweep_member_equals_the_run_with_its_values_alone(tmp_path):
   """Learning rate, L2 strength and dropout rate traced per member in one program."""
   sweep = {"optimizer.learning_rate": "[0.001, 0.004]", "regularizers.l2.alpha": "[0.0001, 0.003]",
@@ -123,6 +125,7 @@ def test_bootstrap_members_train_on_their_own_resamples(tmp_path):
   assert len({tuple(r[:50]) for r in resamples}) == 3
 
 
+@pytest.mark.slow  # whole runs
 def test_a_resumed_population_ends_as_the_uninterrupted_one(tmp_path):
   """Two epochs, then a resume to four: every member's state, best epoch and early stopping as four straight."""
   overrides = [("population.size", "3"), ("train.early_stopping.patience", "1"), ("optimizer.learning_rate", "0.05")]
@@ -150,6 +153,7 @@ def test_a_diverging_member_stops_and_the_others_go_on(tmp_path):
   assert result.summary["members"]["test_accuracy"][0] > 0.5
 
 
+@pytest.mark.slow  # whole runs
 def test_jaxreg_sweep_writes_a_table_and_a_plot(tmp_path):
   workdir = tmp_path / "sweep"
   command = [sys.executable, "-m", "jaxreg", "sweep", "--config", "digits_mlp:smoke", "--workdir", str(workdir),
@@ -215,3 +219,13 @@ def test_ctrl_c_stops_a_population_with_a_checkpoint_and_the_printed_resume_ends
   assert b["resumed"] and a["members"] == b["members"] and a["ensemble"] == b["ensemble"]
   lines = [json.loads(line)["epoch"] for line in (workdir / "metrics.jsonl").read_text().splitlines()]
   assert lines == list(range(1, 13))
+
+
+def test_jaxreg_eval_names_a_population_for_what_it_is(tmp_path, capsys):
+  from jaxreg import cli
+
+  workdir = tmp_path / "population"
+  train_population(_config(("population.size", "2"), ("train.epochs", "1")), str(workdir))
+  assert cli.main(["eval", str(workdir)]) == 2
+  err = capsys.readouterr().err
+  assert "holds a population of 2 members" in err and "population.size=1" in err

@@ -22,8 +22,6 @@ probabilities of ``k`` sampled sub-networks (:func:`mc_dropout_predict`)
 approximates the ensemble the weight-scaling rule approximates in one pass.
 """
 
-from collections.abc import Sequence
-
 import jax
 import jax.numpy as jnp
 
