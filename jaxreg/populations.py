@@ -237,16 +237,47 @@ def _check_supported(config: ml_collections.ConfigDict) -> None:
       raise ConfigError(f"{key}: {why}")
 
 
-def _check_same_shapes(members: list, states: list) -> None:
-  reference = jax.tree.map(lambda a: (a.shape, a.dtype), states[0])
-  for member, state in zip(members, states, strict=True):
-    if jax.tree.map(lambda a: (a.shape, a.dtype), state) != reference:
-      raise ConfigError(f"population.sweep: the setting {member.setting} gives parameters of other shapes than "
-                        f"{members[0].setting}; run the settings one after another: jaxreg sweep --sequential")
+def _check_settings(first: Experiment, members: list) -> None:
+  """Builds every other setting's model, optimizer and regularizers from its real values (nothing is compiled)."""
+  per_epoch = steps_per_epoch(first.dataset, first.options)
+  checked = {tuple(sorted(members[0].setting.items()))}
+  for member in members:
+    key = tuple(sorted(member.setting.items()))
+    if key in checked:
+      continue
+    checked.add(key)
+    sections = copy.deepcopy(first.config)
+    for dotted, value in member.setting.items():
+      _set_dotted(sections, dotted, value)
+    try:
+      make_steps(sections, first.dataset, first.placement, steps_per_epoch=per_epoch)
+    except ConfigError as e:
+      raise ConfigError(f"population.sweep setting {member.setting}: {e}") from None
+
+
+def _initial_states(first: Experiment, members: list, swept: Sequence[str], hyperparameters):
+  """Every member's initial state, the one ``build`` makes for its seed and values, as one compiled program."""
+  per_epoch = steps_per_epoch(first.dataset, first.options)
+  keys = jnp.stack([jax.random.PRNGKey(m.seed) for m in members])
+
+  def init(rng, h):
+    sections = copy.deepcopy(first.config)
+    for key in swept:
+      _set_dotted(sections, key, h[key])  # the member's values, traced: its injected learning rate among them
+    steps = make_steps(sections, first.dataset, first.placement, steps_per_epoch=per_epoch)
+    return create_train_state(steps.model, steps.tx, rng=rng, sample_x=first.dataset.train.x[:1],
+                              early_stopping_mode=first.early_stopping.mode)
+
+  return jax.jit(jax.vmap(init))(keys, hyperparameters)
 
 
 def build_population(config: ml_collections.ConfigDict) -> Population:
   """Builds every member of the config's population (checking each one's values for real); writes nothing.
+
+  The first member's config is built whole (:func:`jaxreg.experiment.build`:
+  data, model, checks against the data); every other setting's sections
+  are built from its real values, and all initial states come from one
+  compiled program, each the state its run alone starts from.
 
   Raises:
     ConfigError: for a bad population section, a swept key that cannot be
@@ -257,18 +288,8 @@ def build_population(config: ml_collections.ConfigDict) -> Population:
   members = population_members(config)
   swept = swept_values(config)
   _refuse_untraceable(config, swept)
-  experiments = {}
-  for member in members:  # one build per setting checks its values; other seeds only change the initial state
-    key = tuple(sorted(member.setting.items()))
-    if key not in experiments:
-      experiments[key] = build(member_config(config, member))
-  first = experiments[tuple(sorted(members[0].setting.items()))]
-  states = []
-  for member in members:
-    experiment = experiments[tuple(sorted(member.setting.items()))]
-    states.append(experiment.initial_state if member.seed == experiment.options.seed else
-                  _initial_state(experiment, member.seed))
-  _check_same_shapes(members, states)
+  first = build(member_config(config, members[0]))
+  _check_settings(first, members)
   train_step, eval_step, hyperparameters = first.train_step, first.eval_step, None
   if swept:
     _check_traceable(first, list(swept))
@@ -280,16 +301,8 @@ def build_population(config: ml_collections.ConfigDict) -> Population:
     resamples = jnp.stack([bootstrap_indices(jax.random.fold_in(jax.random.PRNGKey(m.seed), BOOTSTRAP_STREAM), n)
                            for m in members])
   return Population(config=resolved_config(config.to_dict()), experiment=first, members=members,
-                    states=stack(states), train_step=train_step, eval_step=eval_step,
-                    hyperparameters=hyperparameters, resamples=resamples)
-
-
-def _initial_state(experiment: Experiment, seed: int):
-  """The state ``build`` makes for ``train.seed = seed``, without building the experiment again."""
-  tx = make_steps(experiment.config, experiment.dataset, experiment.placement,
-                  steps_per_epoch=steps_per_epoch(experiment.dataset, experiment.options)).tx
-  return create_train_state(experiment.model, tx, rng=jax.random.PRNGKey(seed),
-                            sample_x=experiment.dataset.train.x[:1], early_stopping_mode=experiment.early_stopping.mode)
+                    states=_initial_states(first, members, list(swept), hyperparameters), train_step=train_step,
+                    eval_step=eval_step, hyperparameters=hyperparameters, resamples=resamples)
 
 
 def member_logits_fn(experiment: Experiment):
