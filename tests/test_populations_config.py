@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from jaxreg.config import load_config, sweep_over
-from jaxreg.errors import ConfigError
+from jaxreg.errors import ConfigError, TrainingError
 from jaxreg.experiment import train_and_evaluate
 from jaxreg.populations import (
     build_population,
@@ -151,6 +151,9 @@ def test_a_diverging_member_stops_and_the_others_go_on(tmp_path):
   assert result.diverged == [1]
   assert result.stopped_epochs[0] == 4 and result.stopped_epochs[1] < 4
   assert result.summary["members"]["test_accuracy"][0] > 0.5
+  every = _config(("optimizer.name", "sgd"), ("population.sweep.optimizer.learning_rate", "[1e6, 1e7]"))
+  with pytest.raises(TrainingError, match="every member's training loss became non-finite"):
+    train_population(every, str(tmp_path / "diverged"))
 
 
 @pytest.mark.slow  # whole runs

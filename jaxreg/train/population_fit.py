@@ -209,7 +209,7 @@ class PopulationNanGuard(hooks_lib.Hook):
     bad_epochs[bad] = DIVERGED
     end.state = end.state.replace(early_stopping=es.replace(bad_epochs=jax.device_put(bad_epochs)))
     end.record["diverged"] = bad.tolist()
-    if np.all(bad_epochs[active] >= DIVERGED) and np.all(bad_epochs >= DIVERGED):
+    if np.all(bad_epochs >= DIVERGED):
       raise TrainingError(
           f"every member's training loss became non-finite by epoch {end.epoch}: the runs diverged. Lower "
           "optimizer.learning_rate or the regularization strength (or sweep it, population.sweep)")
@@ -277,7 +277,7 @@ class PopulationProgressBar(hooks_lib.ProgressBar):
     postfix = {"training": f"{sum(record['active'])}/{len(record['active'])}"}
     for key in ("val_accuracy", "test_accuracy"):
       if key in record:
-        postfix[f"mean_{key}"] = f"{np.mean(record[key]):.4f}"
+        postfix[f"mean_{key}"] = f"{np.nanmean(np.asarray(record[key], np.float64)):.4f}"
         break
     for key in ("val_ensemble_accuracy", "test_ensemble_accuracy"):
       if key in record:
