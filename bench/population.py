@@ -22,7 +22,9 @@ Printed: the examples per second of each (K x training examples /
 seconds), their ratios to the population, the rate of the matrix products
 in GFLOP/s (3 x 2 (64 W + W^2 + 10 W) per example: is the machine the
 limit?), the population's compile time and how many XLA programs it
-compiled. Results go to
+compiled. Then the bound: the rate of one member's ``(64, W) x (W, W)``
+product and of the K members' batched product, each in a compiled loop of
+2,000 products (the most a step made of them could reach). Results go to
 ``bench/results/population.json``.
 """
 
@@ -154,6 +156,34 @@ def measure(members: int, width: int, repeats: int) -> dict:
   return report
 
 
+def product_rates(members: int, width: int, loops: int = 2000) -> dict:
+  """GFLOP/s of one member's layer product and of the K members' batched product, in compiled loops."""
+  import jax
+  import jax.numpy as jnp
+
+  def rate(fn, x, w, flops):
+    fn(x, w).block_until_ready()
+    best = 0.0
+    for _ in range(5):
+      start = time.perf_counter()
+      fn(x, w).block_until_ready()
+      best = max(best, flops / (time.perf_counter() - start) / 1e9)
+    return best
+
+  key = jax.random.PRNGKey(0)
+  one = jax.jit(lambda x, w: jax.lax.fori_loop(0, loops, lambda i, h: jnp.tanh(h @ w), x))
+  stacked = jax.jit(lambda x, w: jax.lax.fori_loop(
+      0, loops // members, lambda i, h: jnp.tanh(jnp.einsum("kbi,kio->kbo", h, w)), x))
+  flops = 2 * BATCH * width * width * loops
+  return {
+      "one_member_gflops": rate(one, jax.random.normal(key, (BATCH, width)),
+                                0.01 * jax.random.normal(key, (width, width)), flops),
+      "batched_members_gflops": rate(stacked, jax.random.normal(key, (members, BATCH, width)),
+                                     0.01 * jax.random.normal(key, (members, width, width)),
+                                     2 * BATCH * width * width * (loops // members) * members),
+  }
+
+
 def main():
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--members", type=int, default=8)
@@ -173,6 +203,9 @@ def main():
         print(f"  {name:20s} {r['examples_per_second']:10.0f}   x{r['population_speedup']:.2f}   "
               f"{r['matmul_gflops']:6.1f} GFLOP/s in matrix products")
     print(f"  population compiled {results['widths'][str(width)]['population_compile']}")
+    bound = results["widths"][str(width)]["products"] = product_rates(args.members, width)
+    print(f"  the layer's product alone: one member {bound['one_member_gflops']:.1f} GFLOP/s, "
+          f"{args.members} members batched {bound['batched_members_gflops']:.1f} GFLOP/s")
   os.makedirs(os.path.dirname(args.output), exist_ok=True)
   with open(args.output, "w") as f:
     json.dump(results, f, indent=2)
