@@ -233,12 +233,14 @@ def _train(args, overrides) -> int:
 
 def _sweep(args, overrides) -> int:
   from jaxreg.config import load_config
-  from jaxreg.populations import train_population
-  from jaxreg.sweeps import plot_sweep, run_sequential, sweep_rows, write_sweep_table
+  from jaxreg.populations import swept_values, train_population
+  from jaxreg.sweeps import run_sequential, sweep_rows
 
   _use_compilation_cache(args.compilation_cache)
   if args.resume and not args.workdir:
     raise ConfigError("--resume needs --workdir: the sweep to continue")
+  if args.metric is not None and not args.metric.startswith(("val_", "test_")):
+    raise ConfigError(f"--metric names a validation or test metric (val_accuracy, test_loss, ...), got {args.metric!r}")
   spec = args.config
   if args.resume and spec is None and not args.sequential:
     spec = os.path.join(args.workdir, "config.json")
@@ -247,14 +249,17 @@ def _sweep(args, overrides) -> int:
     config.train.progress_bar = False
   workdir = os.path.abspath(args.workdir or os.path.join(
       "runs", f"{name}-sweep", f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"))
-  from jaxreg.populations import swept_values
-
   if not swept_values(config):
     raise ConfigError("jaxreg sweep needs population.sweep, e.g. "
                       "--config.population.sweep.optimizer.learning_rate=[0.001,0.01]")
   if args.sequential:
     os.makedirs(workdir, exist_ok=True)
-    rows = run_sequential(config, workdir, resume=args.resume)
+    rows, stop_signal = run_sequential(config, workdir, resume=args.resume, exit_on_second_interrupt=True)
+    if stop_signal is not None:
+      print(f"jaxreg: interrupted by {signal.Signals(stop_signal).name}; the finished settings and the "
+            f"checkpoints are kept in {workdir}: run the same command with --resume --workdir {shlex.quote(workdir)}",
+            file=sys.stderr)
+      return 128 + stop_signal
   else:
     result = train_population(config, workdir, resume=args.resume, exit_on_second_interrupt=True)
     if result.summary.get("stop_signal") is not None:
@@ -262,6 +267,14 @@ def _sweep(args, overrides) -> int:
       return 128 + result.summary["stop_signal"]
     rows = sweep_rows(result.summary)
   print(f"workdir: {workdir}")
+  _write_sweep(rows, workdir, args.metric, name)
+  return 0
+
+
+def _write_sweep(rows: list, workdir: str, metric: str | None, name: str) -> None:
+  """``sweep.csv``, ``sweep.md`` (also printed) and ``sweep.png`` in ``workdir``."""
+  from jaxreg.sweeps import plot_sweep, write_sweep_table
+
   for path in write_sweep_table(rows, workdir):
     print(path)
   with open(os.path.join(workdir, "sweep.md")) as f:
@@ -271,13 +284,12 @@ def _sweep(args, overrides) -> int:
 
     matplotlib.use("Agg")
     output = os.path.join(workdir, "sweep.png")
-    plot_sweep(rows, metric=args.metric, output=output, title=f"{name}: sweep")
+    plot_sweep(rows, metric=metric, output=output, title=f"{name}: sweep")
     print(output)
   except ImportError:
     print("(no plot: pip install 'jaxreg[plot]' for sweep.png)", file=sys.stderr)
-  except ValueError as e:
-    raise ConfigError(f"--metric: {e}") from None
-  return 0
+  except ValueError as e:  # the table is written: only the plot is missing
+    raise ConfigError(f"--metric: {e}; the table is in {workdir}/sweep.csv") from None
 
 
 def _interrupted_message(summary: dict, workdir: str) -> str:

@@ -138,13 +138,19 @@ def _folder_name(index: int, setting: dict) -> str:
   return re.sub(r"[^A-Za-z0-9_.=-]+", "_", "-".join([f"{index:02d}", *parts]))
 
 
-def run_sequential(config: ml_collections.ConfigDict, workdir: str, *, resume: bool = False) -> list[dict]:
-  """Runs each setting of ``config``'s sweep as a run of its own (``workdir/<NN-key=value...>``); returns the rows.
+def run_sequential(config: ml_collections.ConfigDict, workdir: str, *, resume: bool = False,
+                   exit_on_second_interrupt: bool = False) -> tuple[list[dict], int | None]:
+  """Runs each setting of ``config``'s sweep as a run of its own (``workdir/<NN-key=value...>``).
 
   For keys that cannot be traced (layer sizes, model names, data
   settings). Each setting's run is a population of ``population.size``
   seeds (or one run); a setting whose directory already holds a finished
-  run is read, not trained again, so an interrupted sweep goes on where it stopped.
+  run is read, not trained again, so an interrupted sweep goes on where it
+  stopped (with ``resume``, an interrupted setting resumes from its checkpoint).
+
+  Returns:
+    The rows of every finished setting, and the signal that stopped the
+    sweep (SIGINT, SIGTERM; the setting in progress is checkpointed) or ``None``.
   """
   import json
 
@@ -165,11 +171,14 @@ def run_sequential(config: ml_collections.ConfigDict, workdir: str, *, resume: b
     folder = os.path.join(workdir, _folder_name(index, setting))
     summary_path = os.path.join(folder, "summary.json")
     if not os.path.exists(summary_path):
-      train_and_evaluate(one, folder, resume=resume and os.path.isdir(os.path.join(folder, "checkpoints")))
+      result = train_and_evaluate(one, folder, resume=resume and os.path.isdir(os.path.join(folder, "checkpoints")),
+                                  exit_on_second_interrupt=exit_on_second_interrupt)
+      if result.summary.get("stop_signal") is not None:
+        return rows, result.summary["stop_signal"]
     with open(summary_path) as f:
       summary = json.load(f)
     rows += _setting_rows(setting, summary, one.train.seed)
-  return rows
+  return rows, None
 
 
 def _set(config: ml_collections.ConfigDict, dotted: str, value) -> None:

@@ -232,3 +232,15 @@ def test_jaxreg_eval_names_a_population_for_what_it_is(tmp_path, capsys):
   assert cli.main(["eval", str(workdir)]) == 2
   err = capsys.readouterr().err
   assert "holds a population of 2 members" in err and "population.size=1" in err
+
+
+def test_jaxreg_sweep_refuses_a_bad_metric_or_no_sweep_before_training(tmp_path, capsys):
+  from jaxreg import cli
+
+  workdir = tmp_path / "sweep"
+  assert cli.main(["sweep", "--config", "digits_mlp:smoke", "--workdir", str(workdir), "--metric", "accuracy",
+                   "--config.population.sweep.optimizer.learning_rate=[0.001,0.01]"]) == 2
+  assert "--metric names a validation or test metric" in capsys.readouterr().err
+  assert cli.main(["sweep", "--config", "digits_mlp:smoke", "--workdir", str(workdir)]) == 2
+  assert "jaxreg sweep needs population.sweep" in capsys.readouterr().err
+  assert not workdir.exists()
