@@ -98,7 +98,7 @@ def resolved_config(config_dict: dict) -> dict:
   return resolved
 
 
-def _check_data(workdir: str, dataset: Dataset, resume: bool) -> None:
+def check_data_fingerprint(workdir: str, dataset: Dataset, resume: bool) -> None:
   """Records the data's fingerprint at a run's start; on a resume, refuses data that is not the same."""
   path = os.path.join(workdir, DATA_FINGERPRINT)
   now = {"fingerprint": dataset.fingerprint(), "dataset": dataset.describe()}
@@ -115,7 +115,7 @@ def _check_data(workdir: str, dataset: Dataset, resume: bool) -> None:
   write_json(path, now)
 
 
-def _check_writable(workdir: str) -> None:
+def check_writable(workdir: str) -> None:
   """Refuses a work directory that cannot be created or written, before anything is built."""
   if os.path.exists(workdir) and not os.path.isdir(workdir):
     raise CheckpointError(f"--workdir {workdir} is a file, not a directory; choose another --workdir")
@@ -128,7 +128,7 @@ def _check_writable(workdir: str) -> None:
     raise CheckpointError(f"--workdir {workdir} cannot be written ({existing} is not writable); choose another")
 
 
-def _check_workdir(workdir: str, config_dict: dict, resume: bool, *, clear: bool = True) -> dict:
+def check_workdir(workdir: str, config_dict: dict, resume: bool, *, clear: bool = True) -> dict:
   """Refuses a work directory that cannot take the run; clears one whose run never committed a checkpoint.
 
   A directory holds a run once a checkpoint has been committed or the run has
@@ -545,8 +545,8 @@ def run(experiment: Experiment, workdir: str, *, resume: bool = False, exit_on_s
   with RunLock(workdir) if primary else contextlib.nullcontext():
     changes = {}
     if primary:
-      changes = _check_workdir(workdir, experiment.config, resume)
-      _check_data(workdir, experiment.raw_dataset or experiment.dataset, resume)
+      changes = check_workdir(workdir, experiment.config, resume)
+      check_data_fingerprint(workdir, experiment.raw_dataset or experiment.dataset, resume)
     experiment = stored_preprocessing(experiment, workdir, resume, primary)
     return _run_locked(experiment, workdir, resume=resume, exit_at_once=exit_on_second_interrupt, changes=changes)
 
@@ -707,9 +707,9 @@ def train_and_evaluate(
     return train_population(config, workdir, resume=resume, exit_on_second_interrupt=exit_on_second_interrupt)
   workdir = os.path.abspath(workdir)
   if is_primary_process():
-    _check_writable(workdir)
+    check_writable(workdir)
     RunLock(workdir).ensure_free()
-    _check_workdir(workdir, resolved_config(config.to_dict()), resume, clear=False)  # read-only; run() locks
+    check_workdir(workdir, resolved_config(config.to_dict()), resume, clear=False)  # read-only; run() locks
   with count_compilations() as compilations:
     result = run(build(config), workdir, resume=resume, exit_on_second_interrupt=exit_on_second_interrupt)
   result.summary["compilations"] = compilations.as_dict()

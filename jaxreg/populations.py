@@ -43,9 +43,9 @@ from jaxreg.errors import CheckpointError, ConfigError
 from jaxreg.experiment import (
     CHECKPOINT_SUBDIR,
     Experiment,
-    _check_data,
-    _check_workdir,
-    _check_writable,
+    check_data_fingerprint,
+    check_workdir,
+    check_writable,
     build,
     evaluation_variables,
     make_steps,
@@ -404,12 +404,12 @@ def run_population(population: Population, workdir: str, *, resume: bool = False
   if resume and not os.path.isdir(workdir):
     raise CheckpointError(f"nothing to resume: {workdir} does not exist; start the run without --resume")
   with RunLock(workdir):
-    changes = _check_workdir(workdir, population.config, resume)
+    changes = check_workdir(workdir, population.config, resume)
     if "optimizer.learning_rate" in changes:
       raise ConfigError("a population resumes with the learning rates it started with; sweep "
                         "optimizer.learning_rate in a new run instead")
     experiment = population.experiment
-    _check_data(workdir, experiment.raw_dataset or experiment.dataset, resume)
+    check_data_fingerprint(workdir, experiment.raw_dataset or experiment.dataset, resume)
     experiment = stored_preprocessing(experiment, workdir, resume, True)
     return _run_locked(dataclasses.replace(population, experiment=experiment), workdir, resume,
                        exit_on_second_interrupt)
@@ -457,9 +457,9 @@ def train_population(config: ml_collections.ConfigDict, workdir: str, *, resume:
   """
   workdir = os.path.abspath(workdir)
   validate_config(config)
-  _check_writable(workdir)
+  check_writable(workdir)
   RunLock(workdir).ensure_free()
-  _check_workdir(workdir, resolved_config(config.to_dict()), resume, clear=False)
+  check_workdir(workdir, resolved_config(config.to_dict()), resume, clear=False)
   with count_compilations() as compilations:
     result = run_population(build_population(config), workdir, resume=resume,
                             exit_on_second_interrupt=exit_on_second_interrupt)
