@@ -295,6 +295,7 @@ def test_fitted_augmentations_from_a_config_are_fitted_on_the_training_inputs_on
     augment.make_augmentation([{"name": "background_mix", "min_snr_db": 9, "max_snr_db": 1}], train_x=BANK)
 
 
+@pytest.mark.slow  # many compiled steps; the fast tier stays under 3 minutes
 def test_the_hand_written_resampling_equals_dm_pixs_affine_transform_and_elastic_deformation():
   """jaxreg resamples by one 2-D gather per corner (fast under vmap); dm-pix's functions give the same values."""
   import dm_pix as pix

@@ -44,6 +44,7 @@ def _solo(data, model, tx, step, seed, x, y, epochs):
   return state
 
 
+@pytest.mark.slow  # many compiled steps; the fast tier stays under 3 minutes
 @pytest.mark.parametrize("bootstrap", [False, True])
 def test_each_member_equals_the_same_run_alone_after_100_steps(setup, bootstrap):
   data, model, tx, step = setup
@@ -128,6 +129,7 @@ def test_member_predictions_stack_every_member(setup):
   assert len(report["members"]["accuracy"]) == len(SEEDS)
 
 
+@pytest.mark.slow  # many compiled steps; the fast tier stays under 3 minutes
 def test_a_masked_member_keeps_its_state_while_the_others_train(setup):
   data, model, tx, step = setup
   x, y = jnp.asarray(data.train.x), jnp.asarray(data.train.y)
@@ -177,6 +179,7 @@ def test_fit_population_stops_each_member_on_its_own_and_keeps_its_best(setup):
   assert report["mean_probabilities"]["accuracy"] >= np.mean(report["members"]["accuracy"])
 
 
+@pytest.mark.slow  # many compiled steps; the fast tier stays under 3 minutes
 def test_a_sweep_member_equals_the_run_with_its_hyperparameters_alone(setup):
   """Learning rate and L2 strength differ per member, traced inside one vmapped program."""
   from jaxreg.optim import adam

@@ -115,6 +115,7 @@ def test_a_sweep_member_equals_the_run_with_its_values_alone(tmp_path):
     assert result.summary["members"]["test_loss"][m] == pytest.approx(solo.summary["test_loss"], rel=1e-5)
 
 
+@pytest.mark.slow  # many compiled steps; the fast tier stays under 3 minutes
 def test_bootstrap_members_train_on_their_own_resamples(tmp_path):
   population = build_population(_config(("population.size", "3"), ("population.bootstrap", "True")))
   resamples = np.asarray(population.resamples)
@@ -143,6 +144,7 @@ def test_a_resumed_population_ends_as_the_uninterrupted_one(tmp_path):
   assert resumed.summary["members"]["test_loss"] == pytest.approx(straight.summary["members"]["test_loss"])
 
 
+@pytest.mark.slow  # many compiled steps; the fast tier stays under 3 minutes
 def test_a_diverging_member_stops_and_the_others_go_on(tmp_path):
   config = _config(("optimizer.name", "sgd"), ("population.sweep.optimizer.learning_rate", "[0.05, 1e6]"),
                    ("train.epochs", "4"))
@@ -224,6 +226,7 @@ def test_ctrl_c_stops_a_population_with_a_checkpoint_and_the_printed_resume_ends
   assert lines == list(range(1, 13))
 
 
+@pytest.mark.slow  # many compiled steps; the fast tier stays under 3 minutes
 def test_jaxreg_eval_names_a_population_for_what_it_is(tmp_path, capsys):
   from jaxreg import cli
 

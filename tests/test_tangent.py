@@ -117,6 +117,7 @@ def _finite_difference_penalty(apply, params, x, rng, h=1e-5):
   return total
 
 
+@pytest.mark.slow  # many compiled steps; the fast tier stays under 3 minutes
 @pytest.mark.parametrize("dropout", [0.0, 0.4])
 def test_penalty_equals_the_central_finite_difference_and_so_does_its_gradient(dropout):
   with jax.enable_x64(True):
