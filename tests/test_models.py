@@ -66,7 +66,7 @@ def test_unknown_names_are_refused_with_the_valid_ones():
     make_mlp(num_outputs=2, activation="relu6")
   with pytest.raises(ConfigError, match="unknown model 'transformer'; valid names: mlp, .*, cnn"):
     make_model("transformer", num_outputs=2)
-  with pytest.raises(ConfigError, match="model.widths.*valid keys: activation, batch_norm, batch_norm_momentum, dropout_inference"):
+  with pytest.raises(ConfigError, match="model.widths.*valid keys: activation, batch_norm, batch_norm_momentum, batch_norm_variance, dropout_inference"):
     make_model("mlp", num_outputs=2, widths=(3,))
   with pytest.raises(ValueError, match="^dropout_rate must be in \\[0, 1\\)"):  # the library's words
     make_mlp(num_outputs=2, dropout_rate=1.0)
@@ -77,10 +77,13 @@ def test_unknown_names_are_refused_with_the_valid_ones():
   assert "he_normal" in initializer_names()
 
 
-def test_batch_norm_matches_the_seeds_equations_in_numpy(rng):
-  """Training: gamma (a - mu_B) / sqrt(var_B + eps) + beta with the biased batch variance; the running
-  averages move by (1 - momentum); evaluation uses them (Wang 2023, Ioffe and Szegedy 2015)."""
-  model = make_mlp(num_outputs=3, hidden_sizes=(6,), activation="identity", batch_norm=True, batch_norm_momentum=0.8)
+@pytest.mark.parametrize("variance", ["unbiased", "biased"])
+def test_batch_norm_matches_the_seeds_equations_in_numpy(rng, variance):
+  """Training: gamma (a - mu_B) / sqrt(var_B + eps) + beta with the batch variance; the running averages move
+  by (1 - momentum), the variance as m/(m-1) var_B (the notes' inference rule) or var_B (Flax's); evaluation
+  uses them (Wang 2023, Ioffe and Szegedy 2015)."""
+  model = make_mlp(num_outputs=3, hidden_sizes=(6,), activation="identity", batch_norm=True, batch_norm_momentum=0.8,
+                   batch_norm_variance=variance)
   x = rng.normal(loc=2.0, scale=3.0, size=(16, 5)).astype(np.float32)
   variables = model.init(jax.random.PRNGKey(0), x[:1])
   params = jax.tree.map(np.asarray, variables["params"])
@@ -100,7 +103,8 @@ def test_batch_norm_matches_the_seeds_equations_in_numpy(rng):
   np.testing.assert_allclose(logits, expected, rtol=1e-4, atol=1e-4)
   stats = new_state["batch_stats"]["batch_norm_0"]
   np.testing.assert_allclose(stats["mean"], 0.2 * mu, rtol=1e-4, atol=1e-5)  # from 0
-  np.testing.assert_allclose(stats["var"], 0.8 * 1.0 + 0.2 * var, rtol=1e-4)  # from 1
+  kept = var * 16 / 15 if variance == "unbiased" else var
+  np.testing.assert_allclose(stats["var"], 0.8 * 1.0 + 0.2 * kept, rtol=1e-4)  # from 1
 
   eval_logits, _ = model.apply({"params": params, **new_state}, x, train=False)
   running = gamma * (a - stats["mean"]) / np.sqrt(stats["var"] + 1e-5) + beta

@@ -12,7 +12,7 @@ from jaxreg.config import load_config
 from jaxreg.data import load_digits
 from jaxreg.errors import ConfigError
 from jaxreg.experiment import train_and_evaluate
-from jaxreg.models import make_mlp, make_model
+from jaxreg.models import make_cnn, make_mlp, make_model
 from jaxreg.parallel import (
     Pmap,
     Sharded,
@@ -146,8 +146,17 @@ def test_with_dropout_runs_with_the_same_seed_are_identical(digits):
   assert _max_relative_difference(runs["single"].state.params, runs["sharded"].state.params) < 1e-5
 
 
-def _batch_norm_setup(rng, axis_name=None):
-  model = make_mlp(num_outputs=3, hidden_sizes=(16, 16), batch_norm=True, batch_norm_axis_name=axis_name)
+NORMALIZED_MODELS = {  # every model with batch statistics: their sync under pmap
+    "mlp": lambda axis: make_mlp(num_outputs=3, hidden_sizes=(16, 16), batch_norm=True, batch_norm_axis_name=axis),
+    "mlp_mean_only": lambda axis: make_mlp(num_outputs=3, hidden_sizes=(16,), normalization="mean_only",
+                                           weight_norm=True, batch_norm_axis_name=axis),
+    "cnn": lambda axis: make_cnn(num_outputs=3, channels=(4,), dims=1, kernel_size=3, pool=1, dense_sizes=(8,),
+                                 batch_norm=True, batch_norm_axis_name=axis),
+}
+
+
+def _batch_norm_setup(rng, axis_name=None, name="mlp"):
+  model = NORMALIZED_MODELS[name](axis_name)
   tx = optax.sgd(0.1)
   state = create_train_state(model, tx, rng=jax.random.PRNGKey(0), sample_x=jnp.zeros((1, 5)))
   objective = classification_objective(model.apply)
@@ -157,11 +166,12 @@ def _batch_norm_setup(rng, axis_name=None):
 
 
 @pytest.mark.slow
-def test_batch_norm_under_pmap_uses_the_global_batch_statistics(rng):
-  state, objective, tx, batch = _batch_norm_setup(rng)
+@pytest.mark.parametrize("name", list(NORMALIZED_MODELS))
+def test_batch_norm_under_pmap_uses_the_global_batch_statistics(rng, name):
+  state, objective, tx, batch = _batch_norm_setup(rng, name=name)
   single, _ = jax.jit(make_train_step(objective, tx))(state, batch)
 
-  synced_state, synced_objective, _, _ = _batch_norm_setup(rng, axis_name="batch")
+  synced_state, synced_objective, _, _ = _batch_norm_setup(rng, axis_name="batch", name=name)
   step = pmap_step(make_train_step(synced_objective, tx, axis_name="batch"))
   synced, _ = step(replicate(synced_state), split_batch(batch, 8))
   synced = unreplicate(synced)

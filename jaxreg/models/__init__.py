@@ -12,6 +12,15 @@ from jaxreg.models.dropout import check_options as check_dropout_options
 from jaxreg.models.dropout import layer_rates, mc_dropout_predict
 from jaxreg.models.initializers import get_initializer, initializer_names
 from jaxreg.models.mlp import MLP, get_activation
+from jaxreg.models.normalization import (
+    BatchNorm,
+    MeanOnlyBatchNorm,
+    WeightNormConv,
+    WeightNormDense,
+    check_normalization,
+    fold_batch_norm,
+    weight_norm_data_init,
+)
 from jaxreg.models.multitask import MultiTaskMLP
 from jaxreg.models.recurrent import RecurrentLayer, SequenceModel, validate_sequence_model
 from jaxreg.models.tangent_distance import (
@@ -32,6 +41,13 @@ def _dropout_fields(rate, layers: int, input_dropout, kind: str, inference: str,
           "dropout_kind": kind, "dropout_inference": inference, "mc_dropout": bool(mc_dropout)}
 
 
+def _normalization_fields(normalization, batch_norm, momentum, variance, axis_name, weight_norm, scale_init) -> dict:
+  """A model's normalization attributes, checked (:mod:`jaxreg.models.normalization`)."""
+  return {"normalization": check_normalization(normalization, bool(batch_norm), variance, scale_init),
+          "batch_norm_momentum": check_rate("batch_norm_momentum", momentum), "batch_norm_variance": variance,
+          "batch_norm_axis_name": axis_name, "weight_norm": bool(weight_norm), "weight_norm_scale_init": scale_init}
+
+
 def make_mlp(
     *,
     num_outputs: int,
@@ -46,6 +62,10 @@ def make_mlp(
     batch_norm: bool = False,
     batch_norm_momentum: float = 0.9,
     batch_norm_axis_name: str | None = None,
+    normalization: str = "none",
+    batch_norm_variance: str = "unbiased",
+    weight_norm: bool = False,
+    weight_norm_scale_init: str = "norm",
 ) -> ModelFns:
   """Builds an :class:`MLP` as ``ModelFns``.
 
@@ -60,11 +80,19 @@ def make_mlp(
     kernel_init: the kernel initializer: a name (see ``initializer_names()``)
       or ``{'name': ..., <arguments>}``, e.g. ``{'name': 'sparse', 'k': 15}``.
     batch_norm: batch-normalize each hidden layer's pre-activations (its
-      dense layer then has no bias; ``beta`` takes its place).
+      dense layer then has no bias; ``beta`` takes its place): the same as
+      ``normalization='batch_norm'``.
     batch_norm_momentum: decay of the running statistics, in [0, 1).
     batch_norm_axis_name: the ``pmap`` axis name to synchronize batch
       statistics over; :func:`make_model` sets it from the run's placement,
       configs leave it out.
+    normalization: ``'none'``, ``'batch_norm'`` or ``'mean_only'``
+      (:mod:`jaxreg.models.normalization`).
+    batch_norm_variance: the running variance: ``'unbiased'`` (``m/(m-1)``,
+      the notes' inference rule) or ``'biased'`` (Flax's).
+    weight_norm: every dense layer ``w = g v / ||v||`` per output unit.
+    weight_norm_scale_init: ``g``'s start: ``'norm'`` (``||v||``: the plain
+      layer's function) or ``'one'`` (Flax's ``WeightNorm``).
 
   Example:
     >>> model = make_mlp(num_outputs=10, hidden_sizes=(32,))
@@ -82,9 +110,8 @@ def make_mlp(
       activation=get_activation(activation),
       **_dropout_fields(dropout_rate, len(hidden_sizes), input_dropout, dropout_kind, dropout_inference, mc_dropout),
       kernel_init=get_initializer(kernel_init),
-      batch_norm=bool(batch_norm),
-      batch_norm_momentum=check_rate("batch_norm_momentum", batch_norm_momentum),
-      batch_norm_axis_name=batch_norm_axis_name,
+      **_normalization_fields(normalization, batch_norm, batch_norm_momentum, batch_norm_variance,
+                              batch_norm_axis_name, weight_norm, weight_norm_scale_init),
   )
   return from_linen(module)
 
@@ -232,6 +259,10 @@ def make_cnn(
     batch_norm_momentum: float = 0.9,
     batch_norm_axis_name: str | None = None,
     input_shape: Sequence[int] | None = None,
+    normalization: str = "none",
+    batch_norm_variance: str = "unbiased",
+    weight_norm: bool = False,
+    weight_norm_scale_init: str = "norm",
 ) -> ModelFns:
   """Builds a :class:`CNN` (1-D for signals, 2-D for images) as ``ModelFns``.
 
@@ -250,10 +281,12 @@ def make_cnn(
     input_dropout: dropout on the inputs, in [0, 1).
     dropout_kind, dropout_inference, mc_dropout: see :mod:`jaxreg.models.dropout`.
     kernel_init: the kernel initializer, as for :func:`make_mlp`.
-    batch_norm: batch-normalize each layer's pre-activations.
+    batch_norm: batch-normalize each layer's pre-activations (``normalization='batch_norm'``).
     batch_norm_momentum: decay of the running statistics, in [0, 1).
     batch_norm_axis_name: set by :func:`make_model` from the run's placement.
     input_shape: read flat inputs as this shape, e.g. ``(8, 8)`` for digits' 64 pixels.
+    normalization, batch_norm_variance, weight_norm, weight_norm_scale_init: as for :func:`make_mlp`,
+      on every conv and dense layer.
 
   Example:
     >>> model = make_cnn(num_outputs=10, channels=(8,), dims=2, input_shape=(8, 8))
@@ -278,9 +311,9 @@ def make_cnn(
       dense_sizes=dense_sizes, activation=get_activation(activation),
       **_dropout_fields(dropout_rate, len(channels) + len(dense_sizes), input_dropout, dropout_kind,
                         dropout_inference, mc_dropout),
-      kernel_init=get_initializer(kernel_init), batch_norm=bool(batch_norm),
-      batch_norm_momentum=check_rate("batch_norm_momentum", batch_norm_momentum),
-      batch_norm_axis_name=batch_norm_axis_name, input_shape=input_shape,
+      kernel_init=get_initializer(kernel_init), input_shape=input_shape,
+      **_normalization_fields(normalization, batch_norm, batch_norm_momentum, batch_norm_variance,
+                              batch_norm_axis_name, weight_norm, weight_norm_scale_init),
   )
   return from_linen(module)
 
@@ -317,8 +350,12 @@ def make_model(name: str, *, num_outputs: int, axis_name: str | None = None, **k
 
 
 __all__ = [
+    "BatchNorm",
     "CNN",
     "MLP",
+    "MeanOnlyBatchNorm",
+    "WeightNormConv",
+    "WeightNormDense",
     "MODEL_NAMES",
     "MultiTaskMLP",
     "RecurrentLayer",
@@ -326,6 +363,7 @@ __all__ = [
     "ModelFns",
     "TangentDistanceModel",
     "fit_tangent_distance",
+    "fold_batch_norm",
     "from_linen",
     "get_activation",
     "get_initializer",
@@ -338,4 +376,5 @@ __all__ = [
     "mc_dropout_predict",
     "predict_tangent_distance",
     "tangent_distances",
+    "weight_norm_data_init",
 ]

@@ -31,11 +31,15 @@ class ModelFns(NamedTuple):
       to ``aux.intermediates``; they are never carried as state).
     captures_intermediates: whether ``apply`` takes ``capture_intermediates``
       (every :func:`from_linen` model does).
+    module: the Linen module of a :func:`from_linen` model (for what needs
+      more of Flax than ``apply``, e.g.
+      :func:`~jaxreg.models.weight_norm_data_init`), else ``None``.
   """
 
   init: Callable[[jax.Array, jax.Array], Variables]
   apply: Callable[..., tuple[jax.Array, ModelState]]
   captures_intermediates: bool = False
+  module: nn.Module | None = None
 
 
 def from_linen(module: nn.Module) -> ModelFns:
@@ -69,4 +73,4 @@ def from_linen(module: nn.Module) -> ModelFns:
     outputs = module.apply(variables, x, train=train, rngs=rngs)
     return outputs, {k: variables[k] for k in state_collections}
 
-  return ModelFns(init=init, apply=apply, captures_intermediates=True)
+  return ModelFns(init=init, apply=apply, captures_intermediates=True, module=module)

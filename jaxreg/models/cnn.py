@@ -13,6 +13,7 @@ import jax
 
 from jaxreg.models.dropout import layer_rates, module_dropout
 from jaxreg.models.initializers import Initializer
+from jaxreg.models.normalization import NormalizedLayers
 
 
 def as_feature_maps(x: jax.Array, dims: int, input_shape: Sequence[int] | None) -> jax.Array:
@@ -43,7 +44,7 @@ def as_feature_maps(x: jax.Array, dims: int, input_shape: Sequence[int] | None) 
   return x
 
 
-class CNN(nn.Module):
+class CNN(NormalizedLayers, nn.Module):
   """Conv blocks ``Conv -> [BatchNorm] -> activation -> pool -> Dropout``, then dense layers and the output.
 
   ``h_l = dropout(pool(act(K_l * h_{l-1} + b_l)))`` with ``*`` the
@@ -70,9 +71,13 @@ class CNN(nn.Module):
     dropout_inference: ``'inverted'`` or ``'weight_scaling'``.
     mc_dropout: keep dropout sampling at evaluation (Monte-Carlo dropout).
     kernel_init: initializer of every kernel.
-    batch_norm: normalize each layer's pre-activations.
+    normalization: ``'none'``, ``'batch_norm'`` or ``'mean_only'``, of each layer's pre-activations
+      (:mod:`jaxreg.models.normalization`).
     batch_norm_momentum: decay of the running statistics.
+    batch_norm_variance: ``'unbiased'`` (the notes' inference rule) or ``'biased'`` (Flax).
     batch_norm_axis_name: the ``pmap`` axis of the batch statistics, or ``None``.
+    weight_norm: weight-normalize every conv and dense layer (per output channel or unit).
+    weight_norm_scale_init: ``'norm'`` (``g = ||v||``) or ``'one'``.
     input_shape: the shape to read flat inputs as (e.g. ``(8, 8)``), or ``None``.
   """
 
@@ -91,16 +96,13 @@ class CNN(nn.Module):
   dropout_inference: str = "inverted"
   mc_dropout: bool = False
   kernel_init: Initializer = nn.initializers.lecun_normal()
-  batch_norm: bool = False
+  normalization: str = "none"
   batch_norm_momentum: float = 0.9
+  batch_norm_variance: str = "unbiased"
   batch_norm_axis_name: str | None = None
+  weight_norm: bool = False
+  weight_norm_scale_init: str = "norm"
   input_shape: Sequence[int] | None = None
-
-  def _normalize(self, h, name: str, train: bool):
-    if not self.batch_norm:
-      return h
-    return nn.BatchNorm(use_running_average=not train, momentum=self.batch_norm_momentum,
-                        axis_name=self.batch_norm_axis_name, name=name)(h)
 
   @nn.compact
   def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
@@ -108,17 +110,15 @@ class CNN(nn.Module):
     window = (self.pool,) * self.dims
     rates = layer_rates("dropout_rate", self.dropout_rate, len(self.channels) + len(self.dense_sizes))
     for level, width in enumerate(self.channels):
-      h = nn.Conv(width, (self.kernel_size,) * self.dims, strides=(self.strides,) * self.dims, padding="SAME",
-                  use_bias=not self.batch_norm, kernel_init=self.kernel_init, name=f"conv_{level}")(h)
-      h = self.activation(self._normalize(h, f"conv_batch_norm_{level}", train))
+      conv = self.conv(width, (self.kernel_size,) * self.dims, (self.strides,) * self.dims, f"conv_{level}")
+      h = self.activation(self.normalize(conv(h), f"conv_batch_norm_{level}", train))
       self.sow("intermediates", f"hidden_conv_{level}", h)
       if self.pool > 1:
         h = (nn.max_pool if self.pooling == "max" else nn.avg_pool)(h, window, strides=window, padding="SAME")
       h = module_dropout(self, h, rates[level], train)
     h = h.reshape((h.shape[0], -1))
     for level, width in enumerate(self.dense_sizes):
-      h = nn.Dense(width, use_bias=not self.batch_norm, kernel_init=self.kernel_init, name=f"dense_{level}")(h)
-      h = self.activation(self._normalize(h, f"batch_norm_{level}", train))
+      h = self.activation(self.normalize(self.dense(width, f"dense_{level}")(h), f"batch_norm_{level}", train))
       self.sow("intermediates", f"hidden_{level}", h)
       h = module_dropout(self, h, rates[len(self.channels) + level], train)
-    return nn.Dense(self.num_outputs, kernel_init=self.kernel_init, name="output")(h)
+    return self.dense(self.num_outputs, "output", output=True)(h)

@@ -8,6 +8,7 @@ import jax
 from jaxreg.errors import ConfigError
 from jaxreg.models.dropout import layer_rates, module_dropout
 from jaxreg.models.initializers import Initializer
+from jaxreg.models.normalization import NormalizedLayers
 
 _ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
     "relu": nn.relu,
@@ -31,7 +32,7 @@ def get_activation(name: str) -> Callable[[jax.Array], jax.Array]:
     ) from None
 
 
-class MLP(nn.Module):
+class MLP(NormalizedLayers, nn.Module):
   """A fully connected network ``Dense -> activation -> Dropout`` per hidden layer.
 
   ``h_0 = flatten(x)``, ``h_l = dropout(act(W_l h_{l-1} + b_l))``,
@@ -47,14 +48,17 @@ class MLP(nn.Module):
   probability 0.8 and hidden units with 0.5), and each hidden layer may have
   its own.
 
-  With ``batch_norm``, each hidden layer is ``Dense -> BatchNorm ->
-  activation -> Dropout`` (batch normalization as in the lecture notes, Wang 2023; Ioffe and Szegedy
-  2015): in training each unit's pre-activation is normalized with the
-  mini-batch mean and (biased) variance,
-  ``y = gamma * (a - mu_B) / sqrt(var_B + eps) + beta`` with ``eps = 1e-5``
-  (the notes' delta), and the running averages
-  ``m <- momentum * m + (1 - momentum) * mu_B`` (likewise ``var_B``) kept in
-  the ``'batch_stats'`` collection are used at test time. Under ``pmap`` set
+  With ``normalization='batch_norm'``, each hidden layer is ``Dense -> BatchNorm
+  -> activation -> Dropout`` (:class:`~jaxreg.models.normalization.BatchNorm`,
+  the lecture notes' form: Wang 2023; Ioffe and Szegedy 2015): in training
+  each unit's pre-activation is normalized with the mini-batch mean and
+  variance, ``y = gamma * (a - mu_B) / sqrt(var_B + eps) + beta`` with
+  ``eps = 1e-5`` (the notes' delta), and the running averages
+  ``m <- momentum * m + (1 - momentum) * mu_B`` (likewise the variance,
+  unbiased ``m / (m - 1) var_B`` by default, ``batch_norm_variance='biased'``
+  as Flax) kept in the ``'batch_stats'`` collection are used at test time.
+  ``'mean_only'`` subtracts the batch mean only. ``weight_norm`` makes every
+  dense layer ``w = g v / ||v||``. Under ``pmap`` set
   ``batch_norm_axis_name`` to the mapped axis so the statistics are the
   global batch's, not each device's shard's; on the sharded path they are
   global without it.
@@ -73,9 +77,12 @@ class MLP(nn.Module):
     dropout_inference: ``'inverted'`` or ``'weight_scaling'``.
     mc_dropout: keep dropout sampling at evaluation (Monte-Carlo dropout).
     kernel_init: initializer of every kernel.
-    batch_norm: normalize each hidden layer's pre-activations.
+    normalization: ``'none'``, ``'batch_norm'`` or ``'mean_only'``, of each hidden layer's pre-activations.
     batch_norm_momentum: decay of the running mean and variance.
+    batch_norm_variance: ``'unbiased'`` (the notes' inference rule) or ``'biased'`` (Flax).
     batch_norm_axis_name: the ``pmap`` axis to average the batch statistics over, or ``None``.
+    weight_norm: weight-normalize every dense layer.
+    weight_norm_scale_init: ``'norm'`` (``g = ||v||``) or ``'one'``.
   """
 
   hidden_sizes: Sequence[int]
@@ -87,22 +94,20 @@ class MLP(nn.Module):
   dropout_inference: str = "inverted"
   mc_dropout: bool = False
   kernel_init: Initializer = nn.initializers.lecun_normal()
-  batch_norm: bool = False
+  normalization: str = "none"
   batch_norm_momentum: float = 0.9
+  batch_norm_variance: str = "unbiased"
   batch_norm_axis_name: str | None = None
+  weight_norm: bool = False
+  weight_norm_scale_init: str = "norm"
 
   @nn.compact
   def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
     h = module_dropout(self, x.reshape((x.shape[0], -1)), self.input_dropout, train)
     rates = layer_rates("dropout_rate", self.dropout_rate, len(self.hidden_sizes))
     for layer, width in enumerate(self.hidden_sizes):
-      h = nn.Dense(width, kernel_init=self.kernel_init, use_bias=not self.batch_norm, name=f"dense_{layer}")(h)
-      if self.batch_norm:
-        h = nn.BatchNorm(
-            use_running_average=not train, momentum=self.batch_norm_momentum,
-            axis_name=self.batch_norm_axis_name, name=f"batch_norm_{layer}",
-        )(h)
+      h = self.normalize(self.dense(width, f"dense_{layer}")(h), f"batch_norm_{layer}", train)
       h = self.activation(h)
       self.sow("intermediates", f"hidden_{layer}", h)
       h = module_dropout(self, h, rates[layer], train)
-    return nn.Dense(self.num_outputs, kernel_init=self.kernel_init, name="output")(h)
+    return self.dense(self.num_outputs, "output", output=True)(h)
