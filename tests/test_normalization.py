@@ -171,3 +171,32 @@ def _pre_activations(model, variables, x) -> dict:
   _, state = model.module.apply(variables, x, train=False, capture_intermediates=True, mutable=["intermediates"])
   inter = state["intermediates"]
   return {name: np.asarray(inter[name]["__call__"][0]) for name in ("dense_0", "dense_1", "output")}
+
+
+def test_batch_norm_between_recurrent_layers_uses_the_real_steps_only(rng):
+  """Statistics over the batch and the steps before each sequence's end; padding changes nothing."""
+  from jaxreg.models import make_model
+
+  x = rng.normal(loc=1.5, size=(6, 7, 3)).astype(np.float32)
+  lengths = np.array([7, 5, 3, 7, 2, 6])
+  model = make_model("gru", num_outputs=2, hidden_sizes=(5, 4), normalization="batch_norm", output="mean")
+  variables = model.init(jax.random.PRNGKey(0), x[:1])
+  assert set(variables["batch_stats"]) == {"batch_norm_0"}  # between the two layers only
+  module = model.module
+
+  def run(inputs):
+    _, state = module.apply(variables, inputs, train=True, lengths=lengths, mutable=["batch_stats", "intermediates"],
+                            capture_intermediates=True)
+    return state
+
+  state = run(x)
+  hidden = np.asarray(state["intermediates"]["hidden_0"][0])
+  real = np.concatenate([hidden[i, :n] for i, n in enumerate(lengths)])
+  kept = real.var(0) * len(real) / (len(real) - 1)
+  np.testing.assert_allclose(state["batch_stats"]["batch_norm_0"]["mean"], 0.1 * real.mean(0), rtol=1e-4, atol=1e-6)
+  np.testing.assert_allclose(state["batch_stats"]["batch_norm_0"]["var"], 0.9 + 0.1 * kept, rtol=1e-4)
+  padded = x.copy()
+  for i, n in enumerate(lengths):
+    padded[i, n:] = 100.0  # garbage after the end
+  np.testing.assert_allclose(run(padded)["batch_stats"]["batch_norm_0"]["var"],
+                             state["batch_stats"]["batch_norm_0"]["var"], rtol=1e-5)

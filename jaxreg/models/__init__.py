@@ -176,6 +176,10 @@ def make_sequence_model(
     recurrent_init: str | Mapping[str, object] = "orthogonal",
     sequence_length: int | None = None,
     unroll: int = 1,
+    normalization: str = "none",
+    batch_norm_momentum: float = 0.9,
+    batch_norm_variance: str = "unbiased",
+    batch_norm_axis_name: str | None = None,
 ) -> ModelFns:
   """Builds a recurrent :class:`SequenceModel` (``cell`` = ``'rnn'``, ``'lstm'`` or ``'gru'``) as ``ModelFns``.
 
@@ -195,6 +199,10 @@ def make_sequence_model(
     recurrent_init: initializer of each gate's recurrent matrix (default orthogonal).
     sequence_length: read flat inputs ``(batch, d)`` as this many steps.
     unroll: time steps per compiled loop iteration (1 measured fastest on a CPU, see bench/rnn.py --unroll).
+    normalization: ``'none'``, ``'batch_norm'`` or ``'mean_only'`` between stacked layers (statistics over
+      the batch and the real time steps; :mod:`jaxreg.models.normalization`).
+    batch_norm_momentum, batch_norm_variance: as for :func:`make_mlp`.
+    batch_norm_axis_name: set by :func:`make_model` from the run's placement.
 
   Example:
     >>> model = make_sequence_model(cell='gru', num_outputs=10, hidden_sizes=(32,))
@@ -223,6 +231,10 @@ def make_sequence_model(
       recurrent_init=get_initializer(recurrent_init),
       sequence_length=sequence_length,
       unroll=unroll,
+      normalization=check_normalization(normalization, False, batch_norm_variance, "norm"),
+      batch_norm_momentum=check_rate("batch_norm_momentum", batch_norm_momentum),
+      batch_norm_variance=batch_norm_variance,
+      batch_norm_axis_name=batch_norm_axis_name,
   )
   return from_linen(module)
 
@@ -327,7 +339,7 @@ _MODELS = Registry("model", {
     "cnn": make_cnn,
 })
 # Models with batch normalization, whose statistics are synchronized over the pmap axis.
-_BATCH_NORM_MODELS = ("mlp", "cnn")
+_BATCH_NORM_MODELS = ("mlp", "cnn", "rnn", "lstm", "gru")
 
 
 def make_model(name: str, *, num_outputs: int, axis_name: str | None = None, **kwargs) -> ModelFns:

@@ -35,14 +35,21 @@ SCALE_INITS = ("norm", "one")
 WEIGHT_NORM_INIT = "weight_norm_init"  # the collection that, made mutable, runs the data-dependent initialization
 
 
-def batch_moments(x: jax.Array, axis_name: str | None) -> tuple[jax.Array, jax.Array, jax.Array]:
-  """Per-feature mean, biased variance and count ``m`` over every axis but the last (and the ``pmap`` axis)."""
+def batch_moments(x: jax.Array, axis_name: str | None, mask: jax.Array | None = None
+                  ) -> tuple[jax.Array, jax.Array, jax.Array]:
+  """Per-feature mean, biased variance and count ``m`` over every axis but the last (and the ``pmap`` axis).
+
+  ``mask`` (shaped as ``x`` without its last axis, 1 for a real position and
+  0 for padding, e.g. the steps after a sequence's end) leaves positions out.
+  """
   axes = tuple(range(x.ndim - 1))
-  mean, mean_of_squares = jnp.mean(x, axes), jnp.mean(jnp.square(x), axes)
-  count = jnp.asarray(x.size // x.shape[-1], jnp.float32)
+  weights = jnp.ones(x.shape[:-1], x.dtype) if mask is None else mask.astype(x.dtype)
+  count = jnp.sum(weights)
+  sums = jnp.sum(x * weights[..., None], axes), jnp.sum(jnp.square(x) * weights[..., None], axes)
   if axis_name is not None:
-    mean, mean_of_squares = jax.lax.pmean((mean, mean_of_squares), axis_name)
-    count = jax.lax.psum(count, axis_name)
+    sums, count = jax.lax.psum((sums, count), axis_name)
+  safe = jnp.maximum(count, 1.0)
+  mean, mean_of_squares = sums[0] / safe, sums[1] / safe
   return mean, jnp.maximum(mean_of_squares - jnp.square(mean), 0.0), count
 
 
@@ -72,14 +79,14 @@ class BatchNorm(nn.Module):
   param_dtype: jnp.dtype = jnp.float32
 
   @nn.compact
-  def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
+  def __call__(self, x: jax.Array, *, train: bool, mask: jax.Array | None = None) -> jax.Array:
     features, dtype = x.shape[-1], self.param_dtype
     running_mean = self.variable("batch_stats", "mean", jnp.zeros, (features,), dtype)
     running_var = self.variable("batch_stats", "var", jnp.ones, (features,), dtype)
     gamma = self.param("scale", nn.initializers.ones, (features,), dtype)
     beta = self.param("bias", nn.initializers.zeros, (features,), dtype)
     if train:
-      mean, var, count = batch_moments(x.astype(jnp.promote_types(x.dtype, dtype)), self.axis_name)
+      mean, var, count = batch_moments(x.astype(jnp.promote_types(x.dtype, dtype)), self.axis_name, mask)
       if not self.is_initializing():
         kept = var * count / jnp.maximum(count - 1.0, 1.0) if self.variance == "unbiased" else var
         running_mean.value = self.momentum * running_mean.value + (1.0 - self.momentum) * mean
@@ -102,14 +109,12 @@ class MeanOnlyBatchNorm(nn.Module):
   axis_name: str | None = None
 
   @nn.compact
-  def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
+  def __call__(self, x: jax.Array, *, train: bool, mask: jax.Array | None = None) -> jax.Array:
     features = x.shape[-1]
     running_mean = self.variable("batch_stats", "mean", jnp.zeros, (features,), jnp.float32)
     beta = self.param("bias", nn.initializers.zeros, (features,), jnp.float32)
     if train:
-      mean = jnp.mean(x.astype(jnp.float32), tuple(range(x.ndim - 1)))
-      if self.axis_name is not None:
-        mean = jax.lax.pmean(mean, self.axis_name)
+      mean, _, _ = batch_moments(x.astype(jnp.float32), self.axis_name, mask)
       if not self.is_initializing():
         running_mean.value = self.momentum * running_mean.value + (1.0 - self.momentum) * mean
     else:
@@ -230,13 +235,13 @@ class NormalizedLayers:
     return nn.Conv(features, kernel_size, strides=strides, padding="SAME", use_bias=use_bias,
                    kernel_init=self.kernel_init, name=name)
 
-  def normalize(self, h: jax.Array, name: str, train: bool) -> jax.Array:
+  def normalize(self, h: jax.Array, name: str, train: bool, mask: jax.Array | None = None) -> jax.Array:
     if self.normalization == "batch_norm":
       return BatchNorm(momentum=self.batch_norm_momentum, variance=self.batch_norm_variance,
-                       axis_name=self.batch_norm_axis_name, name=name)(h, train=train)
+                       axis_name=self.batch_norm_axis_name, name=name)(h, train=train, mask=mask)
     if self.normalization == "mean_only":
       return MeanOnlyBatchNorm(momentum=self.batch_norm_momentum, axis_name=self.batch_norm_axis_name,
-                               name=name)(h, train=train)
+                               name=name)(h, train=train, mask=mask)
     return h
 
 

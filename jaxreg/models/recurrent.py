@@ -20,6 +20,7 @@ from jaxreg._validation import check_layer_sizes, check_rate
 from jaxreg.errors import ConfigError
 from jaxreg.models.dropout import layer_rates, module_dropout
 from jaxreg.models.initializers import Initializer
+from jaxreg.models.normalization import NormalizedLayers
 
 CELLS = ("rnn", "lstm", "gru")
 OUTPUTS = ("last", "mean", "sequence")
@@ -221,6 +222,9 @@ class SequenceModel(nn.Module):
     sequence_length: read flat inputs as this many steps.
     unroll: time steps per compiled loop iteration.
     hoist_inputs: see :class:`RecurrentLayer`.
+    normalization: ``'none'``, ``'batch_norm'`` or ``'mean_only'`` between stacked layers, over the
+      batch and the real time steps (:mod:`jaxreg.models.normalization`).
+    batch_norm_momentum, batch_norm_variance, batch_norm_axis_name: as for :class:`~jaxreg.models.MLP`.
   """
 
   cell: str
@@ -240,6 +244,10 @@ class SequenceModel(nn.Module):
   sequence_length: int | None = None
   unroll: int = 1
   hoist_inputs: bool = False
+  normalization: str = "none"
+  batch_norm_momentum: float = 0.9
+  batch_norm_variance: str = "unbiased"
+  batch_norm_axis_name: str | None = None
 
   @nn.compact
   def __call__(self, x: jax.Array, *, train: bool, lengths: jax.Array | None = None) -> jax.Array:
@@ -266,6 +274,8 @@ class SequenceModel(nn.Module):
         last = jnp.concatenate([last, back_final[0] if self.cell == "lstm" else back_final], axis=-1)
       self.sow("intermediates", f"hidden_{level}", outputs)
       finals = last
+      if level < len(self.hidden_sizes) - 1:  # between layers: statistics over the batch and the real steps
+        outputs = NormalizedLayers.normalize(self, outputs, f"batch_norm_{level}", train, mask)
       h = module_dropout(self, outputs, rates[level], train)
     if self.output == "last":
       features = module_dropout(self, finals, rates[-1], train)
