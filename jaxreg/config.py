@@ -11,6 +11,8 @@ overridden as ``--config.<section>.<field>=value``:
   ``diagnostics`` (update-to-weight ratios and gradient norm of each epoch's last step),
   ``after_early_stopping`` (``'none'``, ``'retrain_steps'``, ``'retrain_epochs'`` or
   ``'continue'``: train on train + validation afterwards, see :mod:`jaxreg.train.refit`),
+  ``weight_norm_data_init`` (``n > 0``: the weight-normalized layers' data-dependent
+  initialization on the first ``n`` training examples, :func:`jaxreg.models.weight_norm_data_init`),
   ``mc_dropout_samples`` (``k > 0``: the summary adds the test accuracy of the mean of
   ``k`` sampled sub-networks, :func:`jaxreg.models.mc_dropout_predict`), ``robust_eval``
   (``attack``, ``eps``, ``steps``, ``step_size``, ``clip``: with ``eps`` listed, the summary
@@ -86,6 +88,7 @@ def base_config() -> ml_collections.ConfigDict:
       log_grad_norm=False,
       diagnostics=True,
       mc_dropout_samples=0,  # > 0: also report the test accuracy of Monte-Carlo dropout with this many samples
+      weight_norm_data_init=0,  # > 0: Salimans and Kingma's data-dependent init on this many training examples
       # eps non-empty: the summary adds the test accuracy under this attack (jaxreg.train.robust)
       robust_eval=ml_collections.ConfigDict(dict(
           attack="pgd",

@@ -28,7 +28,7 @@ from jaxreg.config import config_differences, validate_config, with_defaults
 from jaxreg.data import Dataset, make_dataset
 from jaxreg.data.preprocess import Preprocessing, fit_preprocessing
 from jaxreg.errors import CheckpointError, ConfigError
-from jaxreg.models import ModelFns, make_model, mc_dropout_predict
+from jaxreg.models import ModelFns, make_model, mc_dropout_predict, weight_norm_data_init
 from jaxreg.optim import Optimizer, make_optimizer, set_learning_rate
 from jaxreg.parallel import is_primary_process, make_placement
 from jaxreg.regularizers import Regularizers, make_regularizers
@@ -465,6 +465,34 @@ def make_steps(sections: dict, dataset: Dataset, placement, *, steps_per_epoch: 
   )
 
 
+def initial_state(steps: Steps, rng: jax.Array, dataset: Dataset, *, early_stopping_mode: str,
+                  data_init_examples: int = 0) -> TrainState:
+  """The state a run starts from: the model and optimizer initialized, then optionally the data-dependent init.
+
+  With ``data_init_examples > 0`` the weight-normalized layers' ``g`` and
+  biases are set on the first that many training examples
+  (:func:`jaxreg.models.weight_norm_data_init`), and the optimizer state is
+  made again for them.
+  """
+  state = create_train_state(steps.model, steps.tx, rng=rng, sample_x=dataset.train.x[:1],
+                             early_stopping_mode=early_stopping_mode)
+  if not data_init_examples:
+    return state
+  data_init = jax.jit(lambda variables, x: weight_norm_data_init(steps.model, variables, x))  # one program
+  variables = data_init({"params": state.params, **state.model_state}, dataset.train.x[:data_init_examples])
+  return state.replace(params=variables["params"], opt_state=steps.tx.init(variables["params"]))
+
+
+def _data_init_examples(config: ml_collections.ConfigDict, model_cfg: dict) -> int:
+  examples = config.train.weight_norm_data_init
+  if isinstance(examples, bool) or not isinstance(examples, int) or examples < 0:
+    raise ConfigError(f"train.weight_norm_data_init must be an integer >= 0 (0: off), got {examples!r}")
+  if examples and not model_cfg.get("weight_norm"):
+    raise ConfigError("train.weight_norm_data_init initializes weight-normalized layers: set model.weight_norm=True, "
+                      "or set it to 0")
+  return examples
+
+
 def build(config: ml_collections.ConfigDict) -> Experiment:
   """Builds everything a config describes, checking each value against the real data; writes nothing.
 
@@ -488,11 +516,10 @@ def build(config: ml_collections.ConfigDict) -> Experiment:
   batch_transform = _augmentation(config, dataset)
   steps = make_steps(config.to_dict(), dataset, placement, steps_per_epoch=steps_per_epoch(dataset, options))
   model, optimizer, model_cfg = steps.model, steps.optimizer, config.model.to_dict()
+  examples = _data_init_examples(config, model_cfg)
   try:
-    state = create_train_state(
-        model, steps.tx, rng=jax.random.PRNGKey(config.train.seed), sample_x=dataset.train.x[:1],
-        early_stopping_mode=early_stopping.mode,
-    )
+    state = initial_state(steps, jax.random.PRNGKey(config.train.seed), dataset,
+                          early_stopping_mode=early_stopping.mode, data_init_examples=examples)
   except (ValueError, TypeError) as e:  # the model cannot take the data's inputs
     raise ConfigError(f"model {model_cfg.get('name')!r} cannot take the data's examples of shape "
                       f"{dataset.train.x.shape[1:]}: {str(e).splitlines()[0]}") from None
@@ -718,4 +745,5 @@ def train_and_evaluate(
   return result
 
 
-__all__ = ["Experiment", "RunOptions", "Steps", "build", "make_steps", "run", "steps_per_epoch", "train_and_evaluate"]
+__all__ = ["Experiment", "RunOptions", "Steps", "build", "initial_state", "make_steps", "run", "steps_per_epoch",
+           "train_and_evaluate"]

@@ -48,12 +48,13 @@ from jaxreg.experiment import (
     check_writable,
     build,
     evaluation_variables,
+    initial_state,
     make_steps,
     resolved_config,
     steps_per_epoch,
     stored_preprocessing,
 )
-from jaxreg.train import Checkpointer, MetricWriter, create_train_state, write_json
+from jaxreg.train import Checkpointer, MetricWriter, write_json
 from jaxreg.train.ensemble import ensemble_metrics, squared_errors
 from jaxreg.train.population import bootstrap_indices, stack
 from jaxreg.train.population_fit import PopulationResult, fit_population
@@ -265,8 +266,8 @@ def _initial_states(first: Experiment, members: list, swept: Sequence[str], hype
     for key in swept:
       _set_dotted(sections, key, h[key])  # the member's values, traced: its injected learning rate among them
     steps = make_steps(sections, first.dataset, first.placement, steps_per_epoch=per_epoch)
-    return create_train_state(steps.model, steps.tx, rng=rng, sample_x=first.dataset.train.x[:1],
-                              early_stopping_mode=first.early_stopping.mode)
+    return initial_state(steps, rng, first.dataset, early_stopping_mode=first.early_stopping.mode,
+                         data_init_examples=first.config["train"]["weight_norm_data_init"])
 
   return jax.jit(jax.vmap(init))(keys, hyperparameters)
 

@@ -170,7 +170,7 @@ def _pre_activations(model, variables, x) -> dict:
   """Every weight-normalized layer's outputs on ``x`` (Flax's captured intermediates)."""
   _, state = model.module.apply(variables, x, train=False, capture_intermediates=True, mutable=["intermediates"])
   inter = state["intermediates"]
-  return {name: np.asarray(inter[name]["__call__"][0]) for name in ("dense_0", "dense_1", "output")}
+  return {name: np.asarray(inter[name]["__call__"][0]) for name in inter if name.startswith(("dense_", "output"))}
 
 
 def test_batch_norm_between_recurrent_layers_uses_the_real_steps_only(rng):
@@ -200,3 +200,21 @@ def test_batch_norm_between_recurrent_layers_uses_the_real_steps_only(rng):
     padded[i, n:] = 100.0  # garbage after the end
   np.testing.assert_allclose(run(padded)["batch_stats"]["batch_norm_0"]["var"],
                              state["batch_stats"]["batch_norm_0"]["var"], rtol=1e-5)
+
+
+def test_a_config_asks_for_the_data_dependent_init_and_a_population_gets_it_too():
+  from jaxreg.config import load_config
+  from jaxreg.experiment import build
+  from jaxreg.populations import build_population
+
+  overrides = [("model.weight_norm", "True"), ("train.weight_norm_data_init", "256"), ("train.progress_bar", "False")]
+  experiment = build(load_config("digits_mlp:smoke", overrides)[0])
+  x = experiment.dataset.train.x[:256]
+  variables = {"params": experiment.initial_state.params, **experiment.initial_state.model_state}
+  t = _pre_activations(experiment.model, variables, x)["dense_0"]
+  np.testing.assert_allclose(t.mean(0), 0.0, atol=1e-4)
+  np.testing.assert_allclose(t.std(0), 1.0, rtol=1e-3)
+  population = build_population(load_config("digits_mlp:smoke", overrides + [("population.size", "2")])[0])
+  first = jax.tree.map(lambda leaf: leaf[0], population.states.params)
+  for got, want in zip(jax.tree.leaves(first), jax.tree.leaves(experiment.initial_state.params), strict=True):
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
