@@ -56,7 +56,7 @@ from jaxreg.experiment import (
 )
 from jaxreg.train import Checkpointer, MetricWriter, write_json
 from jaxreg.train.ensemble import ensemble_metrics, squared_errors
-from jaxreg.train.population import bootstrap_indices, stack
+from jaxreg.train.population import bootstrap_indices
 from jaxreg.train.population_fit import PopulationResult, fit_population
 from jaxreg.train.rundir import RunLock, StopOnSignal
 
