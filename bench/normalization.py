@@ -9,7 +9,7 @@ Command (from the repository root):
 ``results``: each row of ``configs/mnist1d_normalization.py`` trained with
 ``train.seed`` 0, 1, 2 (single runs, streaming their batches: on a CPU a
 population's scanned epoch runs convolutions about 12x slower, see the
-config), its test accuracy mean +- sd over the seeds, and the mean
+config), its test accuracy mean +- sd over the three runs, and the mean
 validation accuracy per epoch (the learning curves, drawn to
 ``docs/normalization_curves.png``).
 
