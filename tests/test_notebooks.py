@@ -60,3 +60,9 @@ def test_notebook_runs(path, tmp_path, monkeypatch):
     assert "geometric  mean of 64 sub-networks" in outputs and "real ensemble of 5 members" in outputs
     assert "l2 0.001  dropout 0.5:  val_accuracy" in outputs
     assert len(figures) == 3  # the formula, dropout's predictions, the sweep
+  if path.name == "08_normalization.ipynb":
+    assert "the notes' m/(m-1) for m = 16:             1.0667" in outputs
+    assert "running variance / batch variance (biased): [1.0667" in outputs
+    assert "data-dependent dense_0: spread of unit means 0.000, mean unit std 1.000" in outputs
+    assert all(f"{row:28s} test accuracy" in outputs for row in ("plain", "batch norm", "weight norm + mean-only BN"))
+    assert len(figures) == 1  # the five rows' learning curves
