@@ -135,6 +135,7 @@ FUSABLE = {
 }
 
 
+@pytest.mark.slow  # trains or compiles whole models
 @pytest.mark.parametrize("name", list(FUSABLE))
 def test_fused_inference_equals_the_unfused_model(rng, name):
   make, kwargs, pairs = FUSABLE[name]
@@ -173,6 +174,7 @@ def _pre_activations(model, variables, x) -> dict:
   return {name: np.asarray(inter[name]["__call__"][0]) for name in inter if name.startswith(("dense_", "output"))}
 
 
+@pytest.mark.slow  # trains or compiles whole models
 def test_batch_norm_between_recurrent_layers_uses_the_real_steps_only(rng):
   """Statistics over the batch and the steps before each sequence's end; padding changes nothing."""
   from jaxreg.models import make_model
@@ -202,6 +204,7 @@ def test_batch_norm_between_recurrent_layers_uses_the_real_steps_only(rng):
                              state["batch_stats"]["batch_norm_0"]["var"], rtol=1e-5)
 
 
+@pytest.mark.slow  # trains or compiles whole models
 def test_a_config_asks_for_the_data_dependent_init_and_a_population_gets_it_too():
   from jaxreg.config import load_config
   from jaxreg.experiment import build
