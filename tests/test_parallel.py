@@ -152,6 +152,8 @@ NORMALIZED_MODELS = {  # every model with batch statistics: their sync under pma
                                            weight_norm=True, batch_norm_axis_name=axis),
     "cnn": lambda axis: make_cnn(num_outputs=3, channels=(4,), dims=1, kernel_size=3, pool=1, dense_sizes=(8,),
                                  batch_norm=True, batch_norm_axis_name=axis),
+    "gru": lambda axis: make_model("gru", num_outputs=3, hidden_sizes=(4, 4), normalization="batch_norm",
+                                   sequence_length=5, axis_name=axis),  # between the two recurrent layers
 }
 
 
