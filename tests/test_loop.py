@@ -51,6 +51,26 @@ def test_scan_and_streaming_paths_take_the_same_steps(digits):
   np.testing.assert_allclose(scan.history[-1]["val_loss"], stream.history[-1]["val_loss"], rtol=1e-4)
 
 
+def test_a_convolutional_model_streams_on_a_cpu_unless_asked_to_scan(digits):
+  """XLA:CPU's convolutions in a loop body are slow (jax-ml/jax#12868): 'auto' streams a CNN's batches there."""
+  from jaxreg.models import make_cnn
+  from jaxreg.train.loop import convolves_on_cpu
+
+  model = make_cnn(num_outputs=10, channels=(4,), dims=2, kernel_size=3, pool=2, input_shape=(8, 8))
+  tx = optax.sgd(0.1)
+  objective = classification_objective(model.apply)
+  state = create_train_state(model, tx, rng=jax.random.PRNGKey(0), sample_x=jnp.zeros((1, 64)))
+  assert convolves_on_cpu(state) == (jax.default_backend() == "cpu")
+  assert not convolves_on_cpu(_setup()[0])  # an MLP's kernels are matrices
+  kwargs = dict(train_step=make_train_step(objective, tx), eval_step=make_eval_step(objective), dataset=digits,
+                batch_size=100, epochs=1, progress=False, restore_best=False)
+  auto, scanned = fit(state, **kwargs), fit(state, data_on_device="always", **kwargs)
+  assert auto.summary["train_path"] == ("streaming" if jax.default_backend() == "cpu" else "scan")
+  assert scanned.summary["train_path"] == "scan"
+  for a, b in zip(jax.tree.leaves(auto.state.params), jax.tree.leaves(scanned.state.params), strict=True):
+    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+
+
 def test_evaluation_matches_a_direct_computation(digits):
   state, train_step, eval_step = _setup()
   result = fit(state, train_step=train_step, eval_step=eval_step, dataset=digits, batch_size=128, epochs=2,
