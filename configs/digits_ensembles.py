@@ -17,26 +17,21 @@ variant within about half a point of 0.98: a single member is already at
 97.9%, and the ensembles' gains are inside the seed-to-seed spread.
 """
 
-import importlib.util
-import os
+from jaxreg.config import load_config
 
 VARIANTS = ("seeds", "bagging", "dropout", "sweep", "smoke")
 
 
-def _digits_mlp(arg=None):
-  """``digits_mlp``'s config of the same folder (packaged or in the checkout)."""
-  path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "digits_mlp.py")
-  spec = importlib.util.spec_from_file_location("jaxreg_config_digits_mlp_base", path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module.get_config(arg)
+def _base_config(arg=None):
+  """The packaged ``digits_mlp`` config (with ``:arg``) these rows start from."""
+  return load_config(f"digits_mlp:{arg}" if arg else "digits_mlp")[0]
 
 
 def get_config(arg=None):
   name = arg or "seeds"
   if name not in VARIANTS:
     raise ValueError(f"unknown config argument {arg!r}; valid: {', '.join(VARIANTS)}")
-  config = _digits_mlp("smoke" if name == "smoke" else None)
+  config = _base_config("smoke" if name == "smoke" else None)
   if name != "dropout":
     config.model.dropout_rate = 0.0
   config.population.size = 3 if name == "smoke" else 5

@@ -19,26 +19,21 @@ below the single members (each sees about 63% of the 3,600 examples); the
 dropout members about 0.73 and their ensemble about 0.76.
 """
 
-import importlib.util
-import os
+from jaxreg.config import load_config
 
 VARIANTS = ("seeds", "bagging", "dropout", "sweep", "smoke")
 
 
-def _base(variant: str):
-  """``mnist1d_mlp``'s config of the same folder (packaged or in the checkout)."""
-  path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "mnist1d_mlp.py")
-  spec = importlib.util.spec_from_file_location("jaxreg_config_mnist1d_mlp_base", path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module.get_config(variant)
+def _base_config(arg=None):
+  """The packaged ``mnist1d_mlp`` config (with ``:arg``) these rows start from."""
+  return load_config(f"mnist1d_mlp:{arg}" if arg else "mnist1d_mlp")[0]
 
 
 def get_config(arg=None):
   name = arg or "seeds"
   if name not in VARIANTS:
     raise ValueError(f"unknown config argument {arg!r}; valid: {', '.join(VARIANTS)}")
-  config = _base("dropout" if name == "dropout" else "none")
+  config = _base_config("dropout" if name == "dropout" else "none")
   config.population.size = 5
   config.population.bootstrap = name == "bagging"
   if name == "sweep":

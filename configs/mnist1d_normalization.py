@@ -25,8 +25,7 @@ measured here 22 ms against 1.9 ms per step).
 Expected result: the table in docs/normalization.md (bench/normalization.py).
 """
 
-import importlib.util
-import os
+from jaxreg.config import load_config
 
 ROWS = {
     "plain": {},
@@ -37,20 +36,16 @@ ROWS = {
 }
 
 
-def _mnist1d_cnn(arg):
-  """``mnist1d_cnn``'s config of the same folder (packaged or in the checkout)."""
-  path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "mnist1d_cnn.py")
-  spec = importlib.util.spec_from_file_location("jaxreg_config_mnist1d_cnn_base", path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module.get_config(arg)
+def _base_config(arg=None):
+  """The packaged ``mnist1d_cnn`` config (with ``:arg``) these rows start from."""
+  return load_config(f"mnist1d_cnn:{arg}" if arg else "mnist1d_cnn")[0]
 
 
 def get_config(arg=None):
   name = arg or "plain"
   if name not in (*ROWS, "smoke"):
     raise ValueError(f"unknown config argument {arg!r}; valid: {', '.join(ROWS)}, smoke")
-  config = _mnist1d_cnn("plain")
+  config = _base_config("plain")
   change = ROWS["wn_mean_only" if name == "smoke" else name]
   for key, value in change.items():
     config.model[key] = value

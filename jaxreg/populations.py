@@ -124,7 +124,7 @@ def population_members(config: ml_collections.ConfigDict) -> list[Member]:
           for setting in sweep_settings(config) for r in range(size)]
 
 
-def _set_dotted(tree, dotted: str, value) -> None:
+def set_dotted(tree, dotted: str, value) -> None:
   """Sets ``tree.<dotted>`` in a ConfigDict or a plain dict, making the open sections' missing levels."""
   parts = dotted.split(".")
   node = tree
@@ -137,11 +137,17 @@ def _set_dotted(tree, dotted: str, value) -> None:
   node[parts[-1]] = value
 
 
+def with_values(sections, values: dict):
+  """A copy of a config (``ConfigDict`` or plain dict) with ``values`` (``{dotted key: value}``) set."""
+  copied = copy.deepcopy(sections)
+  for dotted, value in values.items():
+    set_dotted(copied, dotted, value)
+  return copied
+
+
 def member_config(config: ml_collections.ConfigDict, member: Member) -> ml_collections.ConfigDict:
   """The config of ``member`` trained alone: its seed and values set, the ``population`` section off."""
-  alone = copy.deepcopy(config)
-  for key, value in member.setting.items():
-    _set_dotted(alone, key, value)
+  alone = with_values(config, member.setting)
   alone.train.seed = member.seed
   alone.population = ml_collections.ConfigDict(dict(size=1, bootstrap=False, sweep=ml_collections.ConfigDict(),
                                                     sweep_mode="grid"))
@@ -193,10 +199,8 @@ def _traced_steps(experiment: Experiment, swept: Sequence[str]):
   per_epoch = steps_per_epoch(dataset, experiment.options)
 
   def steps_for(h):
-    sections = copy.deepcopy(base)
-    for key in swept:
-      _set_dotted(sections, key, h[key])
-    return make_steps(sections, dataset, placement, steps_per_epoch=per_epoch)
+    return make_steps(with_values(base, {key: h[key] for key in swept}), dataset, placement,
+                      steps_per_epoch=per_epoch)
 
   return (lambda h: steps_for(h).train_step), (lambda h: steps_for(h).eval_step)
 
@@ -247,11 +251,8 @@ def _check_settings(first: Experiment, members: list) -> None:
     if key in checked:
       continue
     checked.add(key)
-    sections = copy.deepcopy(first.config)
-    for dotted, value in member.setting.items():
-      _set_dotted(sections, dotted, value)
     try:
-      make_steps(sections, first.dataset, first.placement, steps_per_epoch=per_epoch)
+      make_steps(with_values(first.config, member.setting), first.dataset, first.placement, steps_per_epoch=per_epoch)
     except ConfigError as e:
       raise ConfigError(f"population.sweep setting {member.setting}: {e}") from None
 
@@ -261,10 +262,8 @@ def _initial_states(first: Experiment, members: list, swept: Sequence[str], hype
   per_epoch = steps_per_epoch(first.dataset, first.options)
   keys = jnp.stack([jax.random.PRNGKey(m.seed) for m in members])
 
-  def init(rng, h):
-    sections = copy.deepcopy(first.config)
-    for key in swept:
-      _set_dotted(sections, key, h[key])  # the member's values, traced: its injected learning rate among them
+  def init(rng, h):  # the member's values, traced: its injected learning rate among them
+    sections = with_values(first.config, {key: h[key] for key in swept})
     steps = make_steps(sections, first.dataset, first.placement, steps_per_epoch=per_epoch)
     return initial_state(steps, rng, first.dataset, early_stopping_mode=first.early_stopping.mode,
                          data_init_examples=first.config["train"]["weight_norm_data_init"])
@@ -479,7 +478,9 @@ __all__ = [
     "population_members",
     "population_summary",
     "run_population",
+    "set_dotted",
     "sweep_settings",
     "swept_values",
     "train_population",
+    "with_values",
 ]

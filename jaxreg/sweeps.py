@@ -8,7 +8,6 @@ setting) run with ``--sequential``: one run per setting, each in its own
 sub-directory, and the same table over all of them (:func:`run_sequential`).
 """
 
-import copy
 import csv
 import math
 import os
@@ -155,7 +154,7 @@ def run_sequential(config: ml_collections.ConfigDict, workdir: str, *, resume: b
   import json
 
   from jaxreg.experiment import train_and_evaluate
-  from jaxreg.populations import sweep_settings
+  from jaxreg.populations import sweep_settings, with_values
 
   validate_config(config)
   settings = sweep_settings(config)
@@ -164,9 +163,7 @@ def run_sequential(config: ml_collections.ConfigDict, workdir: str, *, resume: b
                       "[0.001,0.01]")
   rows = []
   for index, setting in enumerate(settings):
-    one = copy.deepcopy(config)
-    for key, value in setting.items():
-      _set(one, key, value)
+    one = with_values(config, {key: tuple(v) if isinstance(v, list) else v for key, v in setting.items()})
     one.population.sweep = ml_collections.ConfigDict()
     folder = os.path.join(workdir, _folder_name(index, setting))
     summary_path = os.path.join(folder, "summary.json")
@@ -179,12 +176,6 @@ def run_sequential(config: ml_collections.ConfigDict, workdir: str, *, resume: b
       summary = json.load(f)
     rows += _setting_rows(setting, summary, one.train.seed)
   return rows, None
-
-
-def _set(config: ml_collections.ConfigDict, dotted: str, value) -> None:
-  from jaxreg.populations import _set_dotted
-
-  _set_dotted(config, dotted, tuple(value) if isinstance(value, list) else value)
 
 
 def _setting_rows(setting: dict, summary: dict, seed: int) -> list[dict]:

@@ -128,19 +128,16 @@ def _column_norms(v: jax.Array) -> jax.Array:
 
 
 class _WeightNorm(nn.Module):
-  """The shared part of the weight-normalized layers: ``w = g v / ||v||``, and the data-dependent init."""
+  """The shared part of the weight-normalized layers: ``w = g v / ||v||``, and the data-dependent init.
+
+  A layer defines ``kernel_shape(x)`` (the shape of ``v``) and ``product(x, w)``.
+  """
 
   features: int
   use_bias: bool = True
   kernel_init: nn.initializers.Initializer = nn.initializers.lecun_normal()
   scale_init: str = "norm"
   param_dtype: jnp.dtype = jnp.float32
-
-  def kernel_shape(self, x: jax.Array) -> tuple[int, ...]:
-    raise NotImplementedError
-
-  def product(self, x: jax.Array, w: jax.Array) -> jax.Array:
-    raise NotImplementedError
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:

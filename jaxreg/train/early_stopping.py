@@ -5,7 +5,6 @@ Source: Baskin et al. 2018, "Regularization techniques: early stopping" and Wang
 """
 
 import dataclasses
-import math
 
 import jax
 import numpy as np
@@ -53,12 +52,7 @@ class EarlyStopping:
 
   def update(self, es: EarlyStoppingState, value: float, epoch: int) -> tuple[EarlyStoppingState, bool]:
     """Records ``value`` for ``epoch``; returns the new state and whether it improved."""
-    best = float(es.best_value)
-    if self.mode == "min":
-      improved = value < best - self.min_delta
-    else:
-      improved = value > best + self.min_delta
-    improved = improved and not math.isnan(value)
+    improved = bool(self.improves(value, float(es.best_value)))
     if improved:
       new = EarlyStoppingState(
           best_value=_scalar(value, np.float32), best_epoch=_scalar(epoch, np.int32), bad_epochs=_scalar(0, np.int32)
@@ -66,6 +60,12 @@ class EarlyStopping:
     else:
       new = es.replace(bad_epochs=_scalar(int(es.bad_epochs) + 1, np.int32))
     return new, improved
+
+  def improves(self, value, best):
+    """Whether ``value`` improves on ``best`` (NaN never does); element-wise on NumPy arrays (a population's members)."""
+    value, best = np.asarray(value, np.float64), np.asarray(best, np.float64)
+    better = value < best - self.min_delta if self.mode == "min" else value > best + self.min_delta
+    return better & ~np.isnan(value)
 
   def should_stop(self, es: EarlyStoppingState) -> bool:
     return self.patience is not None and int(es.bad_epochs) >= self.patience

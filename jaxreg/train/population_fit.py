@@ -235,11 +235,7 @@ class TrackPopulationEarlyStopping(hooks_lib.Hook):
     best_value, best_epoch, bad = (np.asarray(a).copy() for a in (es.best_value, es.best_epoch, es.bad_epochs))
     values = np.asarray([np.nan if v is None else v for v in end.record[self.rule.monitor]], np.float64)
     training = np.asarray(end.record["active"]) & (bad < DIVERGED)
-    if self.rule.mode == "min":
-      better = values < best_value - self.rule.min_delta
-    else:
-      better = values > best_value + self.rule.min_delta
-    improved = training & better & ~np.isnan(values)
+    improved = training & self.rule.improves(values, best_value)
     best_value = np.where(improved, values, best_value).astype(np.float32)
     best_epoch = np.where(improved, end.epoch, best_epoch).astype(np.int32)
     bad = np.where(improved, 0, np.where(training, bad + 1, bad)).astype(np.int32)
