@@ -7,7 +7,9 @@ overridden as ``--config.<section>.<field>=value``:
 * ``model``: ``make_model`` arguments (``name`` and the model's own).
 * ``optimizer``: ``make_optimizer`` arguments (``name``, ``learning_rate``, the optimizer's own).
 * ``regularizers``: ``{name: {argument: value}}``; an absent name is off.
-* ``train``: ``seed``, ``epochs``, ``early_stopping``, ``progress_bar``, ``log_grad_norm``,
+* ``train``: ``seed``, ``epochs``, ``early_stopping``, ``progress_bar``, ``tensorboard``,
+  ``log_every_steps``, ``tensorboard_histograms`` (:mod:`jaxreg.train.tensorboard`),
+  ``compute_dtype`` (``'float32'`` or ``'bfloat16'``: mixed precision), ``log_grad_norm``,
   ``diagnostics`` (update-to-weight ratios and gradient norm of each epoch's last step),
   ``after_early_stopping`` (``'none'``, ``'retrain_steps'``, ``'retrain_epochs'`` or
   ``'continue'``: train on train + validation afterwards, see :mod:`jaxreg.train.refit`),
@@ -84,7 +86,11 @@ def base_config() -> ml_collections.ConfigDict:
   c.train = ml_collections.ConfigDict(dict(
       seed=0,
       epochs=50,
-      progress_bar=True,
+      progress_bar=True,  # a bar on a terminal or in a notebook; one line per epoch in a log file
+      tensorboard=True,  # event files in WORKDIR/tensorboard beside metrics.jsonl (jaxreg.train.tensorboard)
+      log_every_steps=0,  # > 0: TensorBoard also gets the training metrics of every N-th step
+      tensorboard_histograms=False,  # TensorBoard also gets a histogram of every parameter array per epoch
+      compute_dtype="float32",  # 'bfloat16': the model computes in bf16; parameters and the loss stay float32
       log_grad_norm=False,
       diagnostics=True,
       mc_dropout_samples=0,  # > 0: also report the test accuracy of Monte-Carlo dropout with this many samples

@@ -52,13 +52,15 @@ from jaxreg.train.refit import check_strategy, refit
 from jaxreg.train.robust import eps_list, robust_accuracy
 from jaxreg.train.rundir import RunLock, StopOnSignal
 from jaxreg.train.runner import logged_metric_names
+from jaxreg.train.tensorboard import TENSORBOARD_SUBDIR, WriteTensorBoard
 
 CHECKPOINT_SUBDIR = "checkpoints"
 REFIT_CHECKPOINT_SUBDIR = "checkpoints_refit"
 REFIT_METRICS = "metrics_refit.jsonl"
 # Keys that may change between an interrupted run and its resume.
 RESUMABLE_CHANGES = (
-    "train.epochs", "train.progress_bar", "train.log_grad_norm", "train.diagnostics",
+    "train.epochs", "train.progress_bar", "train.log_grad_norm", "train.diagnostics", "train.tensorboard",
+    "train.log_every_steps", "train.tensorboard_histograms",
     "train.early_stopping.patience", "train.early_stopping.restore_best", "parallel.mode", "parallel.num_devices",
     "optimizer.learning_rate",  # the explicit way on from a divergence: the restored state gets the new rate
 )
@@ -82,7 +84,7 @@ def _clear_unfinished(workdir: str) -> None:
     path = os.path.join(workdir, name)
     if os.path.exists(path):
       os.remove(path)
-  for name in (CHECKPOINT_SUBDIR, REFIT_CHECKPOINT_SUBDIR):
+  for name in (CHECKPOINT_SUBDIR, REFIT_CHECKPOINT_SUBDIR, TENSORBOARD_SUBDIR):
     shutil.rmtree(os.path.join(workdir, name), ignore_errors=True)
 
 
@@ -190,6 +192,9 @@ class RunOptions:
   after_early_stopping: str
   mc_dropout_samples: int = 0
   robust_eval: dict | None = None
+  tensorboard: bool = True
+  log_every_steps: int = 0
+  tensorboard_histograms: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -288,6 +293,9 @@ def _run_options(config: ml_collections.ConfigDict) -> RunOptions:
     value = config[key.split(".")[0]][key.split(".")[1]]
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
       raise ConfigError(f"{key} must be a positive integer, got {value!r}")
+  every = config.train.log_every_steps
+  if isinstance(every, bool) or not isinstance(every, int) or every < 0:
+    raise ConfigError(f"train.log_every_steps must be an integer >= 0 (0: once per epoch), got {every!r}")
   if config.data.on_device not in DATA_ON_DEVICE_CHOICES:
     raise ConfigError(f"data.on_device must be one of {', '.join(DATA_ON_DEVICE_CHOICES)}, got {config.data.on_device!r}")
   if config.checkpoint.every < 0 or config.checkpoint.keep < 1:
@@ -303,6 +311,8 @@ def _run_options(config: ml_collections.ConfigDict) -> RunOptions:
       after_early_stopping=config.train.after_early_stopping,
       mc_dropout_samples=_mc_dropout_samples(config),
       robust_eval=_robust_eval(config),
+      tensorboard=bool(config.train.tensorboard), log_every_steps=every,
+      tensorboard_histograms=bool(config.train.tensorboard_histograms),
   )
 
 
@@ -627,12 +637,13 @@ def _run_locked(experiment: Experiment, workdir: str, *, resume: bool, exit_at_o
   if options.checkpoint_every > 0:
     checkpointer = Checkpointer(os.path.join(workdir, CHECKPOINT_SUBDIR), keep=options.checkpoint_keep)
   stopper = StopOnSignal(exit_at_once=exit_at_once)  # SIGTERM / Ctrl-C: stop at the epoch's end, checkpointed
+  hooks = [stopper] + (_tensorboard(workdir, options) if primary else [])
   result = fit(
       experiment.initial_state, dataset=experiment.dataset, batch_size=options.batch_size, epochs=options.epochs,
       early_stopping=experiment.early_stopping, restore_best=options.restore_best, checkpointer=checkpointer,
       checkpoint_every=max(options.checkpoint_every, 1), resume=resume,
-      writer=MetricWriter(workdir) if primary else None, hooks=[stopper], on_resume=_on_resume(experiment, changes),
-      **experiment.fit_kwargs(),
+      writer=MetricWriter(workdir) if primary else None, hooks=hooks, on_resume=_on_resume(experiment, changes),
+      trace_steps=options.log_every_steps > 0, **experiment.fit_kwargs(),
   )
   if changes:
     result.summary["changed_on_resume"] = {key: list(values) for key, values in changes.items()}
@@ -644,6 +655,14 @@ def _run_locked(experiment: Experiment, workdir: str, *, resume: bool, exit_at_o
   if primary and stopper.signal_number is None:  # an interrupted run is not finished: it resumes, or reruns
     write_json(os.path.join(workdir, "summary.json"), result.summary)
   return result
+
+
+def _tensorboard(workdir: str, options: RunOptions) -> list:
+  """The TensorBoard writer hook of ``train.tensorboard`` (none when off)."""
+  if not options.tensorboard:
+    return []
+  return [WriteTensorBoard(os.path.join(workdir, TENSORBOARD_SUBDIR), every_steps=options.log_every_steps,
+                           histograms=options.tensorboard_histograms)]
 
 
 def evaluation_variables(experiment: Experiment, state: TrainState) -> dict:

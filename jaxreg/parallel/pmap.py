@@ -177,12 +177,12 @@ class Pmap:
     return jax.device_put(local, _stacked_sharding(self.local_devices, self.axis_name))
 
   def make_epoch(self, train_step, *, on_device: bool, shuffle_key, num_examples: int, batch_size: int,
-                 last_step=None):
+                 last_step=None, trace_steps: bool = False):
     pmap = lambda f: jax.pmap(f, axis_name=self.axis_name, devices=self._pmap_devices)  # noqa: E731
     if not on_device:
       return make_streaming_epoch(
           train_step, shuffle_key=shuffle_key, num_examples=num_examples, batch_size=batch_size,
-          last_step=last_step, place_batch=self._local_shards, compile_step=pmap,
+          last_step=last_step, place_batch=self._local_shards, compile_step=pmap, trace_steps=trace_steps,
       )
     per_device = batch_size // self.num_devices
     axis_name = self.axis_name
@@ -193,7 +193,7 @@ class Pmap:
       return jax.lax.dynamic_slice_in_dim(indices, start, per_device, axis=1)
 
     mapped = jax.pmap(
-        scan_epoch_body(train_step, last_step, batch_indices), axis_name=axis_name,
+        scan_epoch_body(train_step, last_step, batch_indices, trace_steps=trace_steps), axis_name=axis_name,
         in_axes=(0, 0, 0, None), static_broadcasted_argnums=(4,), devices=self._pmap_devices,
     )
 

@@ -124,20 +124,21 @@ class Sharded:
     return jax.lax.with_sharding_constraint(batch, self.batch_sharding)
 
   def make_epoch(self, train_step, *, on_device: bool, shuffle_key, num_examples: int, batch_size: int,
-                 last_step=None):
+                 last_step=None, trace_steps: bool = False):
     if not on_device:
       jit = lambda f: jax.jit(f, out_shardings=self.replicated)  # noqa: E731
       return make_streaming_epoch(
           train_step, shuffle_key=shuffle_key, num_examples=num_examples, batch_size=batch_size,
           last_step=last_step, place_batch=lambda batch: put_sharded(batch, self.mesh, what="data.batch_size"),
-          compile_step=jit,
+          compile_step=jit, trace_steps=trace_steps,
       )
 
     def batch_indices(epoch, num_steps):
       return epoch_batch_indices(shuffle_key, epoch, num_examples, batch_size)[:num_steps]
 
     run = jax.jit(
-        scan_epoch_body(train_step, last_step, batch_indices, constrain=self._constrain),
+        scan_epoch_body(train_step, last_step, batch_indices, constrain=self._constrain,
+                        trace_steps=trace_steps),
         static_argnums=(4,), out_shardings=self.replicated,
     )
 

@@ -1,5 +1,5 @@
-"""Train state, objectives, pure steps, the fit loop and its hooks, early stopping, checkpoints, metric files,
-populations (many members in one vmapped program) and their ensembles, robust evaluation."""
+"""Train state, objectives, pure steps, the fit loop and its hooks, early stopping, checkpoints, metric files
+(JSON lines and TensorBoard), populations (many members in one vmapped program) and their ensembles, robust evaluation."""
 
 from jaxreg.train.checkpoint import Checkpointer
 from jaxreg.train.early_stopping import EarlyStopping
@@ -29,6 +29,7 @@ from jaxreg.train.robust import plot_robust_accuracy, robust_accuracy
 from jaxreg.train.rundir import RunLock, StopOnSignal
 from jaxreg.train.state import EarlyStoppingState, TrainState, create_train_state
 from jaxreg.train.step import make_eval_step, make_train_step, with_batch_transform
+from jaxreg.train.tensorboard import WriteTensorBoard, read_scalars, tensorboard_tag
 from jaxreg.train.writers import MetricWriter, read_metrics, write_json
 
 __all__ = [
@@ -47,6 +48,7 @@ __all__ = [
     "SingleDevice",
     "StopOnSignal",
     "TrainState",
+    "WriteTensorBoard",
     "bootstrap_population",
     "classification_objective",
     "create_population",
@@ -70,7 +72,9 @@ __all__ = [
     "multitask_objective",
     "plot_robust_accuracy",
     "read_metrics",
+    "read_scalars",
     "regression_objective",
     "robust_accuracy",
+    "tensorboard_tag",
     "with_batch_transform",
 ]

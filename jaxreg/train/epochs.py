@@ -24,7 +24,17 @@ def with_last_step(summed: dict, last: dict, num_steps: int) -> dict:
   return {k: (summed[k] + v) / num_steps if k in summed else v for k, v in last.items()}
 
 
-def scan_epoch_body(train_step: Callable, last_step: Callable | None, batch_indices: Callable, constrain=None):
+STEP_TRACE = "per_step"
+
+
+def with_step_trace(means: dict, stacked: dict, last: dict | None) -> dict:
+  """``means`` with the per-step metrics under :data:`STEP_TRACE`: ``stacked`` (one row per step), then ``last``'s."""
+  per_step = stacked if last is None else {k: jnp.append(v, last[k]) for k, v in stacked.items()}
+  return {**means, STEP_TRACE: per_step}
+
+
+def scan_epoch_body(train_step: Callable, last_step: Callable | None, batch_indices: Callable, constrain=None,
+                    trace_steps: bool = False):
   """``run(state, x, y, epoch, num_steps) -> (state, mean_metrics)``: the traced body of one scanned epoch.
 
   Args:
@@ -33,8 +43,11 @@ def scan_epoch_body(train_step: Callable, last_step: Callable | None, batch_indi
     batch_indices: ``fn(epoch, num_steps) -> (steps, batch)`` indices into ``x`` and ``y``.
     constrain: ``fn(batch) -> batch`` applied to every gathered batch (a
       sharding constraint), or ``None``.
+    trace_steps: also return every step's metrics, under :data:`STEP_TRACE`
+      (the scan stacks them anyway: this only keeps them).
   """
   constrain = constrain or (lambda batch: batch)
+  keep = with_step_trace if trace_steps else (lambda means, stacked, last: means)
 
   def run(state, x, y, epoch, num_steps):
     indices = batch_indices(epoch, num_steps)
@@ -44,17 +57,17 @@ def scan_epoch_body(train_step: Callable, last_step: Callable | None, batch_indi
 
     if last_step is None:
       state, metrics = jax.lax.scan(body, state, indices)
-      return state, jax.tree.map(jnp.mean, metrics)
+      return state, keep(jax.tree.map(jnp.mean, metrics), metrics, None)
     state, metrics = jax.lax.scan(body, state, indices[:-1])
     state, last = last_step(state, constrain({"x": x[indices[-1]], "y": y[indices[-1]]}))
-    return state, with_last_step(jax.tree.map(jnp.sum, metrics), last, len(indices))
+    return state, keep(with_last_step(jax.tree.map(jnp.sum, metrics), last, len(indices)), metrics, last)
 
   return run
 
 
 def make_scan_epoch(
     train_step: Callable, *, shuffle_key: jax.Array, num_examples: int, batch_size: int,
-    last_step: Callable | None = None,
+    last_step: Callable | None = None, trace_steps: bool = False,
 ):
   """Returns a jitted ``epoch(state, x, y, epoch) -> (state, mean_metrics)`` running one ``lax.scan``.
 
@@ -63,13 +76,14 @@ def make_scan_epoch(
   ``num_steps`` (static) cuts the epoch short after that many steps.
   With ``last_step`` (e.g. a step with diagnostics), the epoch's last batch
   goes through it instead of ``train_step``; metrics only it reports are
-  returned as its values rather than means.
+  returned as its values rather than means. With ``trace_steps`` the
+  metrics also hold every step's (:func:`scan_epoch_body`).
   """
 
   def batch_indices(epoch, num_steps):
     return epoch_batch_indices(shuffle_key, epoch, num_examples, batch_size)[:num_steps]
 
-  run = scan_epoch_body(train_step, last_step, batch_indices)
+  run = scan_epoch_body(train_step, last_step, batch_indices, trace_steps=trace_steps)
 
   @functools.partial(jax.jit, static_argnames="num_steps")
   def run_epoch(state, x, y, epoch, num_steps=None):
@@ -81,6 +95,7 @@ def make_scan_epoch(
 def make_streaming_epoch(
     train_step: Callable, *, shuffle_key: jax.Array, num_examples: int, batch_size: int,
     last_step: Callable | None = None, place_batch: Callable | None = None, compile_step: Callable = jax.jit,
+    trace_steps: bool = False,
 ):
   """Returns ``epoch(state, x, y, epoch) -> (state, mean_metrics)`` that feeds host batches to a compiled step.
 
@@ -91,7 +106,8 @@ def make_streaming_epoch(
   the function that runs it (``jax.jit``; a ``pmap`` or a sharded ``jit``
   in :mod:`jaxreg.parallel`). The epoch's ``should_stop()``, if given, is
   polled before each step; when it says so the epoch is dropped and
-  ``(state, None)`` returned.
+  ``(state, None)`` returned. With ``trace_steps`` the metrics also hold
+  every step's, as the scanned epoch's (kept on the device until the end).
   """
   step = compile_step(train_step)
   final_step = step if last_step is None else compile_step(last_step)
@@ -100,14 +116,19 @@ def make_streaming_epoch(
 
   def run_epoch(state, x, y, epoch, num_steps=None, should_stop=None):
     indices = np.asarray(order(shuffle_key, epoch, num_examples, batch_size))[:num_steps]
-    totals = {}
+    totals, trace = {}, []
     for idx in indices[:-1]:
       if should_stop is not None and should_stop():
         return state, None  # the epoch is dropped
       state, metrics = step(state, place_batch({"x": x[idx], "y": y[idx]}))
       totals = metrics if not totals else jax.tree.map(jnp.add, totals, metrics)
+      trace += [metrics] if trace_steps else []
     state, last = final_step(state, place_batch({"x": x[indices[-1]], "y": y[indices[-1]]}))
-    return state, with_last_step(totals, last, len(indices))
+    means = with_last_step(totals, last, len(indices))
+    if not trace_steps:
+      return state, means
+    trace.append({k: last[k] for k in (trace[0] if trace else last)})
+    return state, {**means, STEP_TRACE: {k: jnp.stack([m[k] for m in trace], axis=-1) for k in trace[-1]}}
 
   return run_epoch
 

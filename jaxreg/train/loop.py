@@ -17,6 +17,7 @@ import warnings
 from collections.abc import Callable, Sequence
 
 import jax
+import numpy as np
 
 from jaxreg._validation import check_positive_int
 from jaxreg.data.datasets import Dataset
@@ -86,6 +87,7 @@ def fit(
     hooks: Sequence = (),
     batch_transform: Callable | None = None,
     on_resume: Callable[[TrainState], TrainState] | None = None,
+    trace_steps: bool = False,
 ) -> FitResult:
   """Trains ``state`` for ``epochs`` epochs, evaluating after each and calling the hooks.
 
@@ -152,6 +154,9 @@ def fit(
       place for a deliberate change, e.g. a smaller learning rate after a
       divergence (``lambda s: s.replace(opt_state=set_learning_rate(s.opt_state, 0.01))``,
       see :func:`jaxreg.optim.set_learning_rate`).
+    trace_steps: keep every step's training metrics (the scan stacks them
+      anyway) and give them to the hooks as ``end.steps``, e.g. for
+      :class:`~jaxreg.train.tensorboard.WriteTensorBoard` ``(every_steps=N)``.
 
   Returns:
     A :class:`FitResult`.
@@ -178,7 +183,7 @@ def fit(
   runner = EpochRunner(
       train_step=train_step, eval_step=eval_step, dataset=dataset, batch_size=batch_size, placement=placement,
       shuffle_seed=shuffle_seed, eval_batch_size=eval_batch_size, on_device=on_device,
-      last_step=diagnostic_step, batch_transform=batch_transform, optimizer=optimizer,
+      last_step=diagnostic_step, batch_transform=batch_transform, optimizer=optimizer, trace_steps=trace_steps,
   )
   runner.check_monitors(state, _monitors(early_stopping, optimizer))
   start = _start(state, resume=resume, restore_best=restore_best, checkpointer=checkpointer, writer=writer,
@@ -280,7 +285,8 @@ def run_loop(start: _Start, runner: EpochRunner, hooks: Sequence, *, epochs: int
         reason, epoch = f"interrupted during epoch {epoch}, which was dropped", epoch - 1
         break
       before = placement.get_state(placed)
-      end = hooks_lib.EpochEnd(epoch, record, before)
+      end = hooks_lib.EpochEnd(epoch, record, before, first_step=int(np.max(state.step)),
+                               steps=getattr(runner, "last_steps", None))
       for hook in hooks:
         hooks_lib.call(hook, "after_epoch", end)
       placed, state = _place_changes(placement, placed, before, end.state), end.state

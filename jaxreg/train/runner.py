@@ -15,6 +15,7 @@ import numpy as np
 
 from jaxreg.data.datasets import Dataset
 from jaxreg.train.diagnostics import is_diagnostic
+from jaxreg.train.epochs import STEP_TRACE
 from jaxreg.train.step import with_batch_transform
 
 
@@ -42,10 +43,13 @@ class EpochRunner:
       batch inside the compiled step, or ``None``.
     optimizer: the :class:`~jaxreg.optim.Optimizer` bundle, for its logged
       hyperparameters and metric-driven parts, or ``None``.
+    trace_steps: keep every step's training metrics; after each epoch they
+      are in :attr:`last_steps` (``{'step': [...], <metric>: [...]}``).
   """
 
   def __init__(self, *, train_step, eval_step, dataset: Dataset, batch_size: int, placement, shuffle_seed: int,
-               eval_batch_size: int, on_device: bool, last_step=None, batch_transform=None, optimizer=None):
+               eval_batch_size: int, on_device: bool, last_step=None, batch_transform=None, optimizer=None,
+               trace_steps: bool = False):
     self.placement, self.dataset, self.batch_size = placement, dataset, batch_size
     self.train_step, self.eval_step = train_step, eval_step
     if batch_transform is not None:
@@ -57,7 +61,9 @@ class EpochRunner:
     self.run_epoch = placement.make_epoch(
         train_step, on_device=on_device, shuffle_key=jax.random.PRNGKey(shuffle_seed),
         num_examples=len(train.y), batch_size=batch_size, last_step=last_step,
+        **({"trace_steps": True} if trace_steps else {}),
     )
+    self.last_steps = None
     self.x_train, self.y_train = placement.put_train_data(train.x, train.y, on_device)
     self.eval_sets = self._put_eval_sets(eval_batch_size)
     self.evaluate = placement.make_evaluate(eval_step)
@@ -106,6 +112,7 @@ class EpochRunner:
       return placed, None
     host = self.placement.get_state(placed)
     train_metrics, step = jax.device_get((self.placement.host_metrics(train_metrics), host.step))
+    self.last_steps = self._step_trace(train_metrics.pop(STEP_TRACE, None), int(step))
     train_seconds = time.perf_counter() - start
     self._time(train_seconds, short)
     evaluated = {name: self.evaluate(placed, batches) for name, batches in self.eval_sets.items()}
@@ -119,6 +126,14 @@ class EpochRunner:
     if self.observe is not None:
       placed = self.observe(placed, {m: np.float32(record[m]) for m in self.monitors})
     return placed, record
+
+  @staticmethod
+  def _step_trace(trace: dict | None, step: int) -> dict | None:
+    """The per-step metrics with their step numbers, the last being ``step``."""
+    if trace is None:
+      return None
+    count = len(next(iter(trace.values())))
+    return {"step": np.arange(step - count + 1, step + 1), **{k: np.asarray(v) for k, v in trace.items()}}
 
   def _time(self, train_seconds: float, short: bool) -> None:
     if self.first_epoch_seconds is None:
