@@ -14,7 +14,12 @@
                                                    # one program; sweep.csv, sweep.md, sweep.png
   jaxreg sweep --sequential --config digits_mlp --config.population.sweep.model.hidden_sizes=[[64],[256]]
   jaxreg plot runs/x                               # runs/x/curves.png, runs/x/curves_diagnostics.png
-  jaxreg eval runs/x                               # the restored model's test accuracy
+  jaxreg plot runs/a runs/b runs/c                 # compare.png: the runs' curves, named by what differs
+  jaxreg compare runs/a runs/b runs/c              # a table: final metrics and the config keys that differ
+  jaxreg eval runs/x                               # the restored model's test accuracy and loss
+  jaxreg eval runs/x --data new.npz                # ... on arrays x and y of your own
+  jaxreg predict runs/x --input x.npz --output y.npz  # logits, probabilities, labels
+  jaxreg export runs/x model.msgpack               # the parameters, readable with flax.serialization alone
   jaxreg eval runs/x --attack pgd --eps 0.05,0.1   # accuracy under attack: summary.json, runs/x/robust.png
   jaxreg configs                                   # list the packaged configs
 """
@@ -102,17 +107,7 @@ def _parser() -> argparse.ArgumentParser:
   )
   _add_multihost_arguments(train)
   _add_sweep_parser(commands)
-  plot = commands.add_parser(
-      "plot", help="plot a run's learning curves and diagnostics to PNGs",
-      description=(
-          "Plot loss and accuracy per epoch from WORKDIR/metrics.jsonl to curves.png, and the "
-          "update-to-weight ratios, gradient norm and learning rate to curves_diagnostics.png "
-          "(needs matplotlib)."
-      ),
-  )
-  plot.add_argument("workdir", help="the run's work directory")
-  plot.add_argument("--output", default=None, help="PNG path (default: WORKDIR/curves.png)")
-  _add_eval_parser(commands)
+  _add_run_parsers(commands)
   commands.add_parser("configs", help="list the packaged experiment configs")
   return parser
 
@@ -139,6 +134,48 @@ def _add_sweep_parser(commands) -> None:
   sweep.add_argument("--compilation-cache", default=None, metavar="DIR|off", help="as for jaxreg train")
 
 
+def _add_run_parsers(commands) -> None:
+  """The commands that read finished runs: plot, compare, eval, predict, export."""
+  plot = commands.add_parser(
+      "plot", help="plot a run's learning curves and diagnostics to PNGs, or several runs' curves overlaid",
+      description=(
+          "Plot loss and accuracy per epoch from WORKDIR/metrics.jsonl to curves.png, and the "
+          "update-to-weight ratios, gradient norm and learning rate to curves_diagnostics.png. With several "
+          "runs, their curves overlaid in one figure (compare.png), labelled by the config keys they differ in "
+          "(needs matplotlib)."
+      ),
+  )
+  plot.add_argument("workdirs", nargs="+", metavar="WORKDIR", help="the run's work directory (or several)")
+  plot.add_argument("--output", default=None, help="PNG path (default: WORKDIR/curves.png; several: compare.png)")
+  compare = commands.add_parser(
+      "compare", help="a table of several runs' final metrics and the config keys they differ in",
+      description="Print a Markdown table: one row per run, the config keys the runs differ in, its final metrics.",
+  )
+  compare.add_argument("workdirs", nargs="+", metavar="WORKDIR", help="the runs' work directories")
+  compare.add_argument("--metrics", default=None, metavar="M1,M2,...",
+                       help="summary keys to show (default: test_accuracy,test_loss,best_epoch,epochs_run,"
+                            "steps_per_second)")
+  _add_eval_parser(commands)
+  predict = commands.add_parser(
+      "predict", help="a finished run's predictions on new inputs",
+      description=("Restore a finished run's model and write its outputs on --input (an .npz with an array 'x', "
+                   "or an .npy) to --output: logits, and for a classifier probabilities and labels."),
+  )
+  predict.add_argument("workdir", help="the run's work directory")
+  predict.add_argument("--input", required=True, help="x.npz (array 'x') or x.npy, inputs as the run's data has them")
+  predict.add_argument("--output", required=True, help="the .npz to write")
+  predict.add_argument("--batch-size", type=int, default=None, help="default: the run's data.eval_batch_size")
+  predict.add_argument("--epoch", default=None, help="a kept epoch, or 'last' (default: the summary's)")
+  export = commands.add_parser(
+      "export", help="a finished run's parameters as Flax msgpack (no Orbax needed to read them)",
+      description=("Write the restored variables ({'params': ..., 'batch_stats': ...}) with flax.serialization; "
+                   "read them with flax.serialization.msgpack_restore(open(path, 'rb').read())."),
+  )
+  export.add_argument("workdir", help="the run's work directory")
+  export.add_argument("output", help="the file to write, e.g. model.msgpack")
+  export.add_argument("--epoch", default=None, help="a kept epoch, or 'last' (default: the summary's)")
+
+
 def _add_eval_parser(commands) -> None:
   evaluate = commands.add_parser(
       "eval", help="evaluate a finished run's model, clean or under adversarial attack",
@@ -149,6 +186,9 @@ def _add_eval_parser(commands) -> None:
       ),
   )
   evaluate.add_argument("workdir", help="the run's work directory")
+  evaluate.add_argument("--data", default=None, metavar="FILE.npz",
+                        help="evaluate on these arrays ('x' and 'y', as the run's data has them) instead of a split")
+  evaluate.add_argument("--epoch", default=None, help="a kept epoch, or 'last' (default: the summary's)")
   evaluate.add_argument("--split", default="test", choices=("test", "val", "train"), help="default: test")
   evaluate.add_argument("--attack", default=None, choices=("fgsm", "pgd"), help="perturb the inputs first")
   evaluate.add_argument("--eps", default="0.05,0.1", metavar="E1,E2,...",
@@ -158,6 +198,9 @@ def _add_eval_parser(commands) -> None:
   evaluate.add_argument("--clip", default="auto", metavar="LOW,HIGH|none|auto",
                         help="the inputs' valid range (default auto: (0, 1) for digits without preprocessing)")
   evaluate.add_argument("--seed", type=int, default=0, help="PGD's random starts (default: 0)")
+
+
+_RUN_COMMANDS = {"plot": "plot", "compare": "compare", "eval": "evaluate", "predict": "predict", "export": "export"}
 
 
 def _split_overrides(extra: list[str]) -> tuple[list[tuple[str, str]], list[str]]:
@@ -318,91 +361,6 @@ def _use_compilation_cache(flag: str | None) -> None:
     print(f"jaxreg: warning: no compilation cache ({e}); pass --compilation-cache DIR or off", file=sys.stderr)
 
 
-def _plot(args) -> int:
-  try:
-    import matplotlib
-
-    matplotlib.use("Agg")  # this process only writes PNGs: no window, whatever the display
-  except ImportError:
-    pass  # plotting raises the error that says how to install matplotlib
-  from jaxreg.train.plotting import has_diagnostics, plot_diagnostics, plot_learning_curves
-  from jaxreg.train.writers import read_metrics
-
-  output = args.output or os.path.join(args.workdir, "curves.png")
-  diagnostics_output = os.path.splitext(output)[0] + "_diagnostics.png"
-  try:
-    records = read_metrics(args.workdir)
-    if not records:
-      raise ValueError(f"no metrics to plot in {args.workdir} (it has no metrics.jsonl lines)")
-    plot_learning_curves(records, output=output, title=args.workdir)
-    print(output)
-    if has_diagnostics(records):
-      plot_diagnostics(records, output=diagnostics_output, title=args.workdir)
-      print(diagnostics_output)
-  except (ValueError, ImportError, OSError) as e:
-    raise DataError(f"cannot plot {args.workdir}: {e}") from None
-  return 0
-
-
-def _numbers(flag: str, text: str) -> list[float]:
-  try:
-    return [float(part) for part in text.split(",") if part.strip()]
-  except ValueError:
-    raise ConfigError(f"{flag} takes numbers separated by commas, e.g. 0.05,0.1; got {text!r}") from None
-
-
-def _clip(text: str):
-  if text in ("auto", "none"):
-    return None if text == "none" else "auto"
-  values = _numbers("--clip", text)
-  if len(values) != 2:
-    raise ConfigError(f"--clip takes LOW,HIGH (e.g. 0,1), 'none' or 'auto'; got {text!r}")
-  return tuple(values)
-
-
-def _eval(args) -> int:
-  from jaxreg.runs import clean_accuracy, load_run, robust_evaluation
-
-  run = load_run(args.workdir)
-  print(f"{run.workdir}: epoch {run.epoch}, {run.experiment.dataset.describe()}")
-  accuracy = clean_accuracy(run, args.split)
-  print(f"{args.split}_accuracy: {accuracy:.4f}")
-  if args.attack is None:
-    return 0
-  try:
-    result = robust_evaluation(run, eps=_numbers("--eps", args.eps), attack=args.attack, steps=args.steps,
-                               step_size=args.step_size, clip=_clip(args.clip), split=args.split, seed=args.seed)
-  except ValueError as e:
-    raise ConfigError(f"jaxreg eval: {e}") from None
-  steps = f", {result['steps']} steps" if args.attack == "pgd" else ""
-  print(f"{args.attack.upper()}{steps}, clip {result['clip']}:")
-  for eps, acc in zip(result["eps"], result["accuracy"], strict=True):
-    print(f"  eps {eps:<8g} {args.split}_accuracy {acc:.4f}")
-  _plot_robust(run.workdir)
-  return 0
-
-
-def _plot_robust(workdir: str) -> None:
-  """``robust.png``: every attack recorded in the run's summary, accuracy against eps."""
-  import json
-
-  try:
-    import matplotlib
-
-    matplotlib.use("Agg")  # this process only writes PNGs
-  except ImportError:
-    print("(no plot: pip install 'jaxreg[plot]' for robust.png)", file=sys.stderr)
-    return
-  from jaxreg.train.robust import plot_robust_accuracy
-
-  with open(os.path.join(workdir, "summary.json")) as f:
-    recorded = json.load(f)["robust"]
-  output = os.path.join(workdir, "robust.png")
-  plot_robust_accuracy({attack.upper(): result for attack, result in sorted(recorded.items())}, output=output,
-                       title=f"{os.path.basename(workdir)}: accuracy under attack")
-  print(output)
-
-
 def _os_error_message(error: OSError) -> str:
   where = f" ({error.filename})" if error.filename else ""
   if error.errno == errno.ENOSPC:
@@ -476,10 +434,10 @@ def _main(argv: list[str] | None) -> int:
       return _train(args, overrides)
     if args.command == "sweep":
       return _sweep(args, overrides)
-    if args.command == "plot":
-      return _plot(args)
-    if args.command == "eval":
-      return _eval(args)
+    if args.command in _RUN_COMMANDS:
+      from jaxreg import _run_commands
+
+      return getattr(_run_commands, _RUN_COMMANDS[args.command])(args)
     from jaxreg.config import packaged_configs
 
     print("\n".join(packaged_configs()))

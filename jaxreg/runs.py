@@ -41,6 +41,10 @@ class Run:
     state: the restored :class:`~jaxreg.train.TrainState`.
     epoch: the epoch of the restored checkpoint.
     summary: ``summary.json``.
+    config: the run's ``config.json`` as saved (the rebuilt experiment
+      evaluates on one device, whatever ``parallel.mode`` the run trained with).
+
+  A run unpacks as ``model, variables, config = load_run(workdir)``.
   """
 
   workdir: str
@@ -48,6 +52,16 @@ class Run:
   state: object
   epoch: int
   summary: dict
+  config: dict = dataclasses.field(default_factory=dict)
+
+  @property
+  def model(self):
+    """The model's ``ModelFns`` (``init``, ``apply``)."""
+    return self.experiment.model
+
+  def __iter__(self):
+    """``(model, variables, config)``, so that ``model, variables, config = load_run(workdir)``."""
+    return iter((self.model, self.variables, self.config))
 
   @property
   def variables(self) -> dict:
@@ -83,8 +97,14 @@ def _checkpoint_of(workdir: str, summary: dict) -> tuple[str, int | None]:
   return directory, int(summary["best_epoch"]) if summary.get("restored_best") else None
 
 
-def load_run(workdir: str) -> Run:
+def load_run(workdir: str, epoch: int | str | None = None) -> Run:
   """Reads a finished run back: its experiment, and the state its summary's test metrics came from.
+
+  Args:
+    workdir: the run's directory.
+    epoch: the checkpoint to restore: ``None`` for the one the summary's
+      test metrics came from (the best epoch's when the run restored it),
+      ``'last'`` for the latest, or an epoch number that was kept.
 
   Raises:
     CheckpointError: if ``workdir`` holds no finished run, or its
@@ -92,8 +112,8 @@ def load_run(workdir: str) -> Run:
     ConfigError: if the saved config no longer builds.
 
   Example:
-    >>> run = load_run('runs/digits_mlp/x')  # doctest: +SKIP
-    >>> logits, _ = run.experiment.model.apply(run.variables, x, train=False)  # doctest: +SKIP
+    >>> model, variables, config = load_run('runs/digits_mlp/x')  # doctest: +SKIP
+    >>> logits, _ = model.apply(variables, x, train=False, rng=None)  # doctest: +SKIP
   """
   from jaxreg.train.checkpoint import Checkpointer
 
@@ -105,9 +125,12 @@ def load_run(workdir: str) -> Run:
                       "each member's metrics ('members') and the ensemble's ('ensemble'); to evaluate one member "
                       "alone, train it alone (--config.train.seed=<its seed>, population.size=1)")
   config, _ = load_config(os.path.join(workdir, "config.json"), [])
+  saved = config.to_dict()
   config.train.progress_bar = False
+  config.parallel.mode, config.parallel.num_devices = "none", None  # checkpoints hold the one-device view
   experiment = stored_preprocessing(build(config), workdir, resume=True, primary=False)
-  directory, epoch = _checkpoint_of(workdir, summary)
+  directory, chosen = _checkpoint_of(workdir, summary)
+  epoch = chosen if epoch is None else (None if epoch == "last" else epoch)
   if not os.path.isdir(directory):
     raise CheckpointError(f"the run in {workdir} kept no checkpoints ({directory} is missing; checkpoint.every=0?), "
                           "so its parameters cannot be restored; train it again with checkpoint.every >= 1")
@@ -116,10 +139,14 @@ def load_run(workdir: str) -> Run:
     epoch = checkpointer.latest_epoch() if epoch is None else epoch
     if epoch is None:
       raise CheckpointError(f"no checkpoint in {directory}; train the run again")
+    if epoch not in checkpointer.epochs():
+      kept = ", ".join(map(str, checkpointer.epochs()))
+      raise CheckpointError(f"the run in {workdir} kept no checkpoint of epoch {epoch!r}; kept epochs: {kept} "
+                            "(or 'last', or leave it out for the one its summary used)")
     state = checkpointer.restore(epoch, like=experiment.initial_state)
   finally:
     checkpointer.close()
-  return Run(workdir=workdir, experiment=experiment, state=state, epoch=epoch, summary=summary)
+  return Run(workdir=workdir, experiment=experiment, state=state, epoch=epoch, summary=summary, config=saved)
 
 
 def _split(run: Run, split: str):
