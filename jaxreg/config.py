@@ -260,8 +260,9 @@ def apply_override(config: ml_collections.ConfigDict, dotted_key: str, raw_value
 
   In closed sections the key must exist and the value must have its type (an
   int is accepted for a float). In the open sections (``model``,
-  ``optimizer``, ``regularizers``) new keys may be added; the factories
-  check them before training.
+  ``optimizer``, ``regularizers``) new keys may be added, and a whole
+  section may be given as a dict (``--config.model="{'name': ..., ...}"``),
+  replacing it; the factories check them before training.
 
   Raises:
     ConfigError: naming the key, for an unknown key or a value of the wrong type.
@@ -270,6 +271,10 @@ def apply_override(config: ml_collections.ConfigDict, dotted_key: str, raw_value
   if not all(parts):
     raise ConfigError(f"malformed override key --config.{dotted_key}")
   value = _parse_value(raw_value)
+  if len(parts) == 1 and parts[0] in OPEN_SECTIONS and isinstance(value, dict):
+    # A whole open section, e.g. --config.model="{'name': 'my_pkg.models:build', 'width': 48}".
+    config[parts[0]] = ml_collections.ConfigDict(value)
+    return
   node = config
   in_sweep = tuple(parts[:2]) == SWEEP
   for depth, part in enumerate(parts[:-1]):

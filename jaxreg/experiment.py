@@ -28,7 +28,7 @@ from jaxreg.config import config_differences, validate_config, with_defaults
 from jaxreg.data import Dataset, make_dataset
 from jaxreg.data.preprocess import Preprocessing, fit_preprocessing
 from jaxreg.errors import CheckpointError, ConfigError
-from jaxreg.models import ModelFns, make_model, mc_dropout_predict, weight_norm_data_init
+from jaxreg.models import ModelFns, make_model, mc_dropout_predict, weight_norm_data_init, with_compute_dtype
 from jaxreg.optim import Optimizer, make_optimizer, set_learning_rate
 from jaxreg.parallel import is_primary_process, make_placement
 from jaxreg.regularizers import Regularizers, make_regularizers
@@ -334,9 +334,24 @@ def _load_data(config: ml_collections.ConfigDict, options: RunOptions) -> Datase
   return dataset
 
 
+def _accumulate_steps(optimizer_cfg: dict) -> int:
+  k = optimizer_cfg.pop("accumulate_steps", 1)
+  if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+    raise ConfigError(f"optimizer.accumulate_steps must be a positive integer (1: off), got {k!r}")
+  return k
+
+
 def _optimization(sections: dict, steps_per_epoch: int) -> tuple[Optimizer, Regularizers, optax.GradientTransformation]:
-  """The optimizer bundle, the regularizers and the transform the step applies (optimizer, then update regularizers)."""
-  optimizer = make_optimizer(**sections["optimizer"], steps_per_epoch=steps_per_epoch)
+  """The optimizer bundle, the regularizers and the transform the step applies (optimizer, then update regularizers).
+
+  With ``optimizer.accumulate_steps = k > 1`` the whole transform is wrapped
+  in ``optax.MultiSteps``: the gradients of ``k`` steps are averaged and
+  applied once, so schedules count those updates (``steps_per_epoch // k`` an epoch).
+  """
+  optimizer_cfg = dict(sections["optimizer"])
+  k = _accumulate_steps(optimizer_cfg)
+  steps_per_epoch = max(steps_per_epoch // k, 1)
+  optimizer = make_optimizer(**optimizer_cfg, steps_per_epoch=steps_per_epoch)
   regularizer_cfg = sections["regularizers"]
   if "prox_l1" in regularizer_cfg and optimizer.learning_rate_on_metric:
     raise ConfigError(
@@ -347,7 +362,8 @@ def _optimization(sections: dict, steps_per_epoch: int) -> tuple[Optimizer, Regu
       steps_per_epoch=steps_per_epoch, learning_rate=optimizer.learning_rate, **regularizer_cfg
   )
   has_updates = any(name in regularizer_cfg for name in UPDATE_REGULARIZERS)
-  return optimizer, regularizers, optax.chain(optimizer.tx, regularizers.update) if has_updates else optimizer.tx
+  tx = optax.chain(optimizer.tx, regularizers.update) if has_updates else optimizer.tx
+  return optimizer, regularizers, tx if k == 1 else optax.MultiSteps(tx, every_k_schedule=k).gradient_transformation()
 
 
 def _preprocessing(config: ml_collections.ConfigDict, dataset: Dataset) -> Preprocessing | None:
@@ -457,6 +473,11 @@ def make_steps(sections: dict, dataset: Dataset, placement, *, steps_per_epoch: 
   """
   model_cfg = sections["model"]
   model = make_model(num_outputs=dataset.num_outputs, axis_name=placement.axis_name, **model_cfg)
+  compute_dtype = sections["train"].get("compute_dtype", "float32")
+  try:
+    model = with_compute_dtype(model, compute_dtype)
+  except ValueError as e:
+    raise ConfigError(f"train.{e}") from None
   optimizer, regularizers, tx = _optimization(sections, steps_per_epoch)
   _check_tangents(sections, dataset)
   try:

@@ -1,16 +1,27 @@
 """Datasets and shuffling iterators, and the ``make_dataset`` factory."""
 
 import dataclasses
+import inspect
 
 import numpy as np
 
 from jaxreg.data.coloured import load_coloured_digits
-from jaxreg.data.datasets import NPZ_KEYS, TASKS, Dataset, Split, load_digits, load_npz, validate_split
+from jaxreg.data.datasets import (
+    NPZ_KEYS,
+    TASKS,
+    Dataset,
+    Split,
+    dataset_from_arrays,
+    load_digits,
+    load_npz,
+    validate_split,
+)
 from jaxreg.data.iterators import epoch_batch_indices, padded_batches
 from jaxreg.data.mnist1d import load_mnist1d
 from jaxreg.data.preprocess import Preprocessing, fit_preprocessing
 from jaxreg.data.splits import split_off
 from jaxreg.data.sequences import load_adding
+from jaxreg._imports import import_object, is_import_path
 from jaxreg._registry import Registry
 from jaxreg.errors import ConfigError, DataError
 
@@ -37,7 +48,11 @@ def make_dataset(
   Args:
     name: ``'digits'``, ``'coloured_digits'`` (RGB, colour-shifted test split:
       :func:`load_coloured_digits`), ``'mnist1d'`` (generated locally, see
-      :func:`jaxreg.data.mnist1d.load_mnist1d`; its test split is its own) or ``'npz'``.
+      :func:`jaxreg.data.mnist1d.load_mnist1d`; its test split is its own), ``'npz'``,
+      or the import path of a function of the user's, ``'my_pkg.data:load'``
+      (called with ``seed=`` if it takes it), returning a :class:`Dataset`,
+      arrays named as in an ``.npz`` (``{'x_train': ..., 'y_train': ...,
+      ...}``) or a pair ``(x, y)`` (:func:`dataset_from_arrays`).
     path: the ``.npz`` file, for ``name='npz'``.
     task: ``'classification'`` or ``'regression'`` (``npz`` only; digits is classification).
     num_classes: number of classes (``npz`` only; inferred from the labels if ``None``).
@@ -61,7 +76,7 @@ def make_dataset(
   if name != "adding" and (sequence_length is not None or num_examples is not None):
     raise ConfigError("data.sequence_length and data.num_examples apply to data.name='adding' only")
   split = dict(seed=seed, val_fraction=val_fraction, test_fraction=test_fraction)
-  loader = _DATASETS.get(name)
+  loader = _user_data(name) if is_import_path(name) else _DATASETS.get(name)
   try:
     dataset = loader(path=path, task=task, num_classes=num_classes, sequence_length=sequence_length,
                      num_examples=num_examples, **split)
@@ -133,6 +148,31 @@ def with_example_shape(dataset: Dataset, example_shape) -> Dataset:
   return dataclasses.replace(dataset, **splits)
 
 
+def _user_data(spec: str):
+  """The loader of a user's function named by import path (see :func:`make_dataset`)."""
+  fn = import_object(spec, "data.name")
+
+  def load(*, path, task, num_classes, sequence_length, num_examples, seed, val_fraction, test_fraction) -> Dataset:
+    if path is not None:
+      raise ConfigError(f"data.path applies to data.name='npz' only; {spec} loads its own data")
+    takes_seed = "seed" in inspect.signature(fn).parameters
+    try:
+      result = fn(seed=seed) if takes_seed else fn()
+    except (ValueError, TypeError, OSError) as e:
+      raise DataError(f"data.name {spec!r} failed: {e}") from e
+    if isinstance(result, Dataset):
+      return result
+    if not isinstance(result, (dict, tuple)):
+      raise DataError(f"data.name {spec!r} returned {type(result).__name__}; return a jaxreg.data.Dataset, a dict "
+                      f"of arrays named {', '.join(NPZ_KEYS)}, or a pair (x, y)")
+    name = spec.partition(":")[2]
+    return dataset_from_arrays(result, name=name, source=f"what {spec} returned", task=task,
+                               num_classes=num_classes, seed=seed, val_fraction=val_fraction,
+                               test_fraction=test_fraction)
+
+  return load
+
+
 def _adding(*, path, task, num_classes, sequence_length, num_examples, **split) -> Dataset:
   del task  # always regression
   if path or num_classes is not None:
@@ -193,6 +233,7 @@ __all__ = [
     "load_adding",
     "load_digits",
     "load_mnist1d",
+    "dataset_from_arrays",
     "load_npz",
     "make_dataset",
     "padded_batches",

@@ -283,23 +283,46 @@ def load_npz(
                     "arrays only") from e
   except Exception as e:  # zipfile.BadZipFile, OSError: a damaged archive
     raise DataError(f"cannot read {path!r} as an .npz file: {e}") from e
+  name = os.path.splitext(os.path.basename(path))[0]
+  return dataset_from_arrays(arrays, name=name, source=repr(path), task=task, num_classes=num_classes,
+                             seed=seed, val_fraction=val_fraction, test_fraction=test_fraction)
+
+
+def dataset_from_arrays(
+    arrays, *, name: str, source: str | None = None, task: str = "classification", num_classes: int | None = None,
+    seed: int = 0, val_fraction: float = 0.1, test_fraction: float = 0.2,
+) -> Dataset:
+  """A dataset from arrays named as in an ``.npz`` (``x_train``, ``y_train``, optional ``x_val``/``y_val``, ``x_test``/``y_test``).
+
+  A missing validation or test split is carved out of the training split,
+  as in :func:`load_npz`. A pair ``(x, y)`` is taken as the training split.
+
+  Raises:
+    DataError: for an unknown or missing key, a half-given pair, or a malformed split (naming ``source``).
+
+  Example:
+    >>> data = dataset_from_arrays({'x_train': x, 'y_train': y}, name='mine')  # doctest: +SKIP
+  """
+  source = source or name
+  if isinstance(arrays, tuple) and len(arrays) == 2:
+    arrays = {"x_train": arrays[0], "y_train": arrays[1]}
+  arrays = dict(arrays)
   unknown = sorted(set(arrays) - set(NPZ_KEYS))
   if unknown:
-    raise DataError(f"{path!r} has unexpected key(s) {unknown}; valid keys: {', '.join(NPZ_KEYS)}")
+    raise DataError(f"{source} has unexpected key(s) {unknown}; valid keys: {', '.join(NPZ_KEYS)}")
   for key in ("x_train", "y_train"):
     if key not in arrays:
       raise DataError(
-          f"{path!r} is missing the required key {key!r} (it has: {', '.join(sorted(arrays)) or 'nothing'})"
+          f"{source} is missing the required key {key!r} (it has: {', '.join(sorted(arrays)) or 'nothing'})"
       )
   pairs = {}
   for split in ("val", "test"):
     has_x, has_y = f"x_{split}" in arrays, f"y_{split}" in arrays
     if has_x != has_y:
       missing = f"y_{split}" if has_x else f"x_{split}"
-      raise DataError(f"{path!r} has {'x' if has_x else 'y'}_{split} but is missing {missing!r}")
-    pairs[split] = Split(arrays[f"x_{split}"], arrays[f"y_{split}"]) if has_x else None
-  name = os.path.splitext(os.path.basename(path))[0]
+      raise DataError(f"{source} has {'x' if has_x else 'y'}_{split} but is missing {missing!r}")
+    pairs[split] = Split(np.asarray(arrays[f"x_{split}"]), np.asarray(arrays[f"y_{split}"])) if has_x else None
   return _assemble(
-      name, task, Split(arrays["x_train"], arrays["y_train"]), pairs["val"], pairs["test"],
+      name, task, Split(np.asarray(arrays["x_train"]), np.asarray(arrays["y_train"])), pairs["val"], pairs["test"],
       num_classes=num_classes, val_fraction=val_fraction, test_fraction=test_fraction, seed=seed,
   )

@@ -3,10 +3,15 @@
 import inspect
 from collections.abc import Mapping, Sequence
 
+import flax.linen as nn
+
+from jaxreg._imports import import_object, is_import_path
 from jaxreg._registry import Registry
-from jaxreg._validation import check_layer_sizes, check_positive_int, check_rate
+from jaxreg._validation import check_kwargs, check_layer_sizes, check_positive_int, check_rate
 from jaxreg.errors import ConfigError
 from jaxreg.models.base import ModelFns, from_linen
+from jaxreg.models.nnx_adapter import from_nnx
+from jaxreg.models.precision import with_compute_dtype
 from jaxreg.models.cnn import CNN
 from jaxreg.models.dropout import check_options as check_dropout_options
 from jaxreg.models.dropout import layer_rates, mc_dropout_predict
@@ -346,7 +351,8 @@ def make_model(name: str, *, num_outputs: int, axis_name: str | None = None, **k
   """Builds the model called ``name`` from the keyword arguments of a config's ``model`` section.
 
   Args:
-    name: one of ``MODEL_NAMES``.
+    name: one of ``MODEL_NAMES``, or the import path of a function of the
+      user's, ``'my_pkg.models:build'`` (:func:`user_model`).
     num_outputs: width of the output layer (taken from the dataset).
     axis_name: the ``pmap`` axis of the run, if any; models with batch
       normalization synchronize their batch statistics over it.
@@ -355,10 +361,53 @@ def make_model(name: str, *, num_outputs: int, axis_name: str | None = None, **k
   Raises:
     ConfigError: for an unknown model name or argument; the message lists the valid ones.
   """
+  if is_import_path(name):
+    return user_model(name, num_outputs=num_outputs, **kwargs)
   filled = {"num_outputs": num_outputs}
   if name in _BATCH_NORM_MODELS:
     filled["batch_norm_axis_name"] = axis_name
   return _MODELS.build(name, kwargs, section="model", filled=filled)
+
+
+def as_model_fns(model, what: str = "the model") -> ModelFns:
+  """``ModelFns`` from what a user's factory returns: ``ModelFns``, a Linen module (``__call__(x, *, train)``) or an NNX module."""
+  from flax import nnx
+
+  if isinstance(model, ModelFns):
+    return model
+  if isinstance(model, nn.Module):
+    return from_linen(model)
+  if isinstance(model, nnx.Module):
+    return from_nnx(model)
+  raise ConfigError(f"{what} returned {type(model).__name__}; return a jaxreg.models.ModelFns, a Linen module "
+                    "or an NNX module")
+
+
+def user_model(spec: str, *, num_outputs: int, **kwargs) -> ModelFns:
+  """The model of a user's function named by import path, called with the config's ``model`` keys.
+
+  The function gets ``num_outputs`` (from the data) if it takes it. If it
+  takes ``rngs`` it is an NNX factory: it is called by ``init`` with the
+  run's seed (:func:`from_nnx`). Otherwise it returns a ``ModelFns``, a
+  Linen module or an NNX module (:func:`as_model_fns`).
+
+  Example:
+    >>> # my_pkg/models.py: def build(num_outputs, width=64, *, rngs): return Net(width, num_outputs, rngs=rngs)
+    >>> model = make_model('my_pkg.models:build', num_outputs=10, width=128)  # doctest: +SKIP
+  """
+  fn = import_object(spec, "model.name")
+  parameters = inspect.signature(fn).parameters
+  open_keywords = any(p.kind == p.VAR_KEYWORD for p in parameters.values())
+  filled = {"num_outputs": num_outputs} if "num_outputs" in parameters or open_keywords else {}
+  if not open_keywords:
+    check_kwargs(fn, kwargs, section="model", what=f"model {spec!r}", exclude=("num_outputs", "rngs"))
+  if "rngs" in parameters:
+    return from_nnx(lambda rngs: fn(**kwargs, **filled, rngs=rngs))
+  try:
+    built = fn(**kwargs, **filled)
+  except (ValueError, TypeError) as e:
+    raise ConfigError(f"model {spec!r}: {e}") from None
+  return as_model_fns(built, f"model.name {spec!r}")
 
 
 __all__ = [
@@ -374,6 +423,10 @@ __all__ = [
     "SequenceModel",
     "ModelFns",
     "TangentDistanceModel",
+    "as_model_fns",
+    "from_nnx",
+    "with_compute_dtype",
+    "user_model",
     "fit_tangent_distance",
     "fold_batch_norm",
     "from_linen",

@@ -239,6 +239,8 @@ def learning_rate_schedule(learning_rate: float, schedule=None, steps_per_epoch:
   rate = learning_rate if is_traced(learning_rate) else float(learning_rate)
   if not schedule or schedule.get("name") == "plateau":
     return rate
+  if "name" not in schedule and schedule.get("warmup"):
+    schedule["name"] = "constant"  # a warm-up to a constant rate
   if "name" not in schedule:
     raise ConfigError(
         f"optimizer.schedule needs a name; valid names: {', '.join(schedules.schedule_names())}"

@@ -1,11 +1,13 @@
-"""Learning-rate schedules of the lecture notes (Baskin et al. 2018; Wang 2023), counted in steps or in epochs.
+"""Learning-rate schedules of the lecture notes (Baskin et al. 2018; Wang 2023), cosine decay, a linear
+warm-up before any of them, and any ``optax`` schedule by name; counted in steps or in epochs.
 
 Each returns an optax schedule ``count -> value`` and plugs into any
 ``learning_rate`` argument. ``t`` below is the step count, or the epoch
 (``count // steps_per_epoch``) when ``unit='epoch'``.
 """
 
-from collections.abc import Sequence
+import inspect
+from collections.abc import Callable, Sequence
 
 import jax.numpy as jnp
 import optax
@@ -63,8 +65,75 @@ def piecewise(init_value: float, boundaries: Sequence[int], factor: float = 0.1)
   return optax.piecewise_constant_schedule(init_value, {b: factor for b in boundaries})
 
 
+def cosine(init_value: float, decay_steps: int, alpha: float = 0.0) -> optax.Schedule:
+  """Cosine decay (Loshchilov and Hutter 2017, without restarts) to ``alpha*eps_0`` at ``decay_steps``, then constant.
+
+  ``eps_t = eps_0 * ((1 - alpha) * (1 + cos(pi * min(t, T) / T)) / 2 + alpha)`` with ``T = decay_steps``.
+
+  Example:
+    >>> float(cosine(0.1, decay_steps=100)(50))
+    0.05
+  """
+  _positive("decay_steps", decay_steps)
+  if not 0 <= alpha <= 1:
+    raise ValueError(f"alpha must be in [0, 1], got {alpha!r}")
+  return optax.cosine_decay_schedule(init_value, decay_steps=int(decay_steps), alpha=alpha)
+
+
+def with_warmup(schedule: optax.Schedule, warmup: int, init_value: float, start_fraction: float = 0.0
+                ) -> optax.Schedule:
+  """A linear warm-up of ``warmup`` steps (or epochs) before ``schedule``, which then starts from its own ``t = 0``.
+
+  ``eps_t = eps_0 * (f + (1 - f) * t / W)`` for ``t < W``, then
+  ``schedule(t - W)``, with ``W = warmup`` and ``f = start_fraction`` (Goyal et
+  al. 2017's gradual warm-up; ``f = 0`` starts from zero).
+
+  Example:
+    >>> lr = with_warmup(cosine(0.1, decay_steps=900), warmup=100, init_value=0.1)
+    >>> float(lr(50)), float(lr(100))
+    (0.05, 0.1)
+  """
+  _positive("warmup", warmup)
+  if not 0 <= start_fraction <= 1:
+    raise ValueError(f"warmup_start must be in [0, 1], got {start_fraction!r}")
+  ramp = optax.linear_schedule(start_fraction * init_value, init_value, transition_steps=int(warmup))
+  return optax.join_schedules([ramp, schedule], boundaries=[int(warmup)])
+
+
+OPTAX_PREFIX = "optax."
+
+
+def optax_schedule(name: str, init_value: float, section: str = "optimizer.schedule", **kwargs) -> optax.Schedule:
+  """``optax.<name>(**kwargs)``, e.g. ``optax.warmup_cosine_decay_schedule``, with its own arguments.
+
+  ``init_value`` (the optimizer's ``learning_rate``) fills the schedule's
+  ``init_value`` when it takes one and the config does not give it; every
+  other argument is the schedule's own, as optax documents it.
+
+  Raises:
+    ConfigError: if ``optax.<name>`` is not a schedule, or an argument is unknown or missing.
+
+  Example:
+    >>> lr = optax_schedule('optax.polynomial_schedule', 0.1, end_value=0.0, power=2, transition_steps=100)
+  """
+  factory = getattr(optax, name[len(OPTAX_PREFIX):], None)
+  if not callable(factory) or not name.endswith(("_schedule", "_decay")):
+    raise ConfigError(f"{section}.name {name!r} is not an optax schedule (e.g. optax.warmup_cosine_decay_schedule, "
+                      "optax.exponential_decay, optax.polynomial_schedule)")
+  parameters = inspect.signature(factory).parameters
+  if "init_value" in parameters and "init_value" not in kwargs:
+    kwargs = {"init_value": init_value, **kwargs}
+  unknown = sorted(set(kwargs) - set(parameters))
+  missing = [p.name for p in parameters.values() if p.default is inspect.Parameter.empty and p.name not in kwargs]
+  if unknown or missing:
+    what = f"unknown key {section}.{unknown[0]}" if unknown else f"{section}.{missing[0]} is needed"
+    raise ConfigError(f"{what} for {name}; its arguments: {', '.join(parameters)}")
+  return factory(**kwargs)
+
+
 _SCHEDULES = Registry("schedule", {
     "constant": constant,
+    "cosine": cosine,
     "exponential": exponential,
     "inverse_time": inverse_time,
     "linear": linear,
@@ -73,7 +142,7 @@ _SCHEDULES = Registry("schedule", {
 
 
 def schedule_names() -> list[str]:
-  """Schedules by name, including ``'plateau'`` (see :mod:`jaxreg.optim.plateau`)."""
+  """Schedules by name, including ``'plateau'`` (see :mod:`jaxreg.optim.plateau`); also ``'optax.<name>'``."""
   return sorted([*_SCHEDULES.names(), "plateau"])
 
 
@@ -85,26 +154,38 @@ def per_epoch(schedule: optax.Schedule, steps_per_epoch: int) -> optax.Schedule:
 
 def make_schedule(
     name: str, *, init_value: float, unit: str = "step", steps_per_epoch: int | None = None,
-    section: str = "optimizer.schedule", **kwargs
+    section: str = "optimizer.schedule", warmup: int = 0, warmup_start: float = 0.0, **kwargs
 ) -> optax.Schedule:
   """Builds the schedule ``name`` from a config's ``optimizer.schedule`` section.
 
   Args:
-    name: one of :func:`schedule_names`.
+    name: one of :func:`schedule_names`, or ``'optax.<name>'`` (:func:`optax_schedule`).
     init_value: ``eps_0`` (the optimizer's ``learning_rate``).
-    unit: ``'step'`` or ``'epoch'``: what ``t`` counts.
+    unit: ``'step'`` or ``'epoch'``: what ``t`` counts (the warm-up's too).
     steps_per_epoch: needed when ``unit='epoch'`` (filled in by jaxreg).
     section: the config section the arguments come from, named in errors
       (e.g. ``'regularizers.l2.schedule'``).
+    warmup: ``W > 0``: a linear warm-up from ``warmup_start * eps_0`` to
+      ``eps_0`` over the first ``W`` steps (or epochs), then the schedule
+      from its own start (:func:`with_warmup`).
+    warmup_start: the warm-up's first value, as a fraction of ``eps_0``.
     **kwargs: the schedule's own arguments (``rate``, ``k``, ``tau``, ...).
 
   Example:
     >>> lr = make_schedule('exponential', init_value=0.1, rate=0.95, unit='epoch', steps_per_epoch=19)
-    >>> tx = jaxreg.optim.momentum(lr, 0.9)  # doctest: +SKIP
+    >>> lr = make_schedule('cosine', init_value=0.1, decay_steps=1000, warmup=100)
   """
   if unit not in ("step", "epoch"):
     raise ConfigError(f"{section}.unit must be 'step' or 'epoch', got {unit!r}")
-  schedule = _SCHEDULES.build(name, kwargs, section=section, filled={"init_value": init_value})
+  if isinstance(name, str) and name.startswith(OPTAX_PREFIX):
+    schedule = optax_schedule(name, init_value, section=section, **kwargs)
+  else:
+    schedule = _SCHEDULES.build(name, kwargs, section=section, filled={"init_value": init_value})
+  if warmup:
+    try:
+      schedule = with_warmup(schedule, warmup, init_value, warmup_start)
+    except ValueError as e:
+      raise ConfigError(f"{section}.{e}") from None
   if unit == "epoch":
     if steps_per_epoch is None:
       raise ConfigError("a schedule counted in epochs needs steps_per_epoch")
