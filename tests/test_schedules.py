@@ -7,6 +7,7 @@ import pytest
 
 from jaxreg.errors import ConfigError
 from jaxreg.optim import current_learning_rate, make_optimizer
+from jaxreg.optim.factory import learning_rate_schedule
 from jaxreg.optim.schedules import make_schedule
 
 T = np.arange(0, 200)
@@ -20,12 +21,31 @@ T = np.arange(0, 200)
      lambda t: np.where(t <= 120, (1 - np.minimum(t, 120) / 120) * 0.1 + (np.minimum(t, 120) / 120) * 0.001, 0.001)),
     ("piecewise", {"boundaries": (50, 150), "factor": 0.1},
      lambda t: 0.1 * 0.1 ** ((t >= 50).astype(int) + (t >= 150).astype(int))),
+    ("cosine", {"decay_steps": 150, "alpha": 0.05},
+     lambda t: 0.1 * ((1 - 0.05) * 0.5 * (1 + np.cos(np.pi * np.minimum(t, 150) / 150)) + 0.05)),
+    ("cosine", {"decay_steps": 150, "warmup": 20},  # a linear warm-up from 0, then the cosine from its own start
+     lambda t: np.where(t < 20, 0.1 * t / 20, 0.1 * 0.5 * (1 + np.cos(np.pi * np.minimum(t - 20, 150) / 150)))),
+    ("exponential", {"rate": 0.97, "warmup": 10, "warmup_start": 0.1},
+     lambda t: np.where(t < 10, 0.1 * (0.1 + 0.9 * t / 10), 0.97 ** (t - 10) * 0.1)),
+    ("optax.polynomial_schedule", {"end_value": 0.01, "power": 2, "transition_steps": 100},
+     lambda t: (0.1 - 0.01) * (1 - np.minimum(t, 100) / 100) ** 2 + 0.01),
+    ("optax.warmup_cosine_decay_schedule", {"init_value": 0.0, "peak_value": 0.2, "warmup_steps": 30,
+                                            "decay_steps": 180},
+     lambda t: np.where(t < 30, 0.2 * t / 30,
+                        0.2 * 0.5 * (1 + np.cos(np.pi * np.minimum(t - 30, 150) / 150)))),
 ])
 def test_schedule_matches_its_formula(name, kwargs, formula):
   with jax.enable_x64(True):  # float64, so the comparison tests the formula, not float32 round-off
-    schedule = make_schedule(name, init_value=0.1, **kwargs)
+    schedule = learning_rate_schedule(0.1, {"name": name, **kwargs})  # as from a config's optimizer section
     values = np.array([float(schedule(jnp.asarray(t))) for t in T])
-  np.testing.assert_allclose(values, formula(T.astype(np.float64)), rtol=1e-12)
+  np.testing.assert_allclose(values, formula(T.astype(np.float64)), rtol=1e-12, atol=1e-15)
+
+
+def test_a_warmup_alone_ramps_to_the_constant_rate_and_counts_epochs_with_the_schedule():
+  tx = make_optimizer("sgd", learning_rate=0.1, schedule={"warmup": 4})
+  np.testing.assert_allclose([float(tx.learning_rate(t)) for t in range(6)], [0, 0.025, 0.05, 0.075, 0.1, 0.1])
+  schedule = make_schedule("cosine", init_value=0.1, decay_steps=10, warmup=2, unit="epoch", steps_per_epoch=5)
+  np.testing.assert_allclose([float(schedule(t)) for t in (0, 4, 5, 9, 10)], [0, 0, 0.05, 0.05, 0.1])
 
 
 def test_epoch_unit_counts_whole_epochs():
@@ -47,7 +67,15 @@ def test_make_optimizer_follows_the_schedule_and_logs_the_rate():
 
 
 @pytest.mark.parametrize("schedule, message", [
-    ({"name": "cosine"}, "unknown schedule 'cosine'; valid names: constant, exponential, inverse_time, linear, piecewise"),
+    ({"name": "cosin"}, "unknown schedule 'cosin'; valid names: constant, cosine, exponential, inverse_time, linear, "
+                        "piecewise, or optax.<name>"),
+    ({"name": "cosine"}, "schedule 'cosine' needs optimizer.schedule.decay_steps"),
+    ({"name": "cosine", "decay_steps": 10, "warmup": -1}, "optimizer.schedule.warmup must be a positive number"),
+    ({"name": "optax.adamw"}, "'optax.adamw' is not an optax schedule"),
+    ({"name": "optax.exponential_decay", "transition_steps": 5},
+     "optimizer.schedule.decay_rate is needed for optax.exponential_decay; its arguments: init_value"),
+    ({"name": "optax.exponential_decay", "transition_steps": 5, "decay_rate": 0.5, "rate": 1},
+     "unknown key optimizer.schedule.rate for optax.exponential_decay"),
     ({"rate": 0.9}, "optimizer.schedule needs a name"),
     ({"name": "exponential"}, "schedule 'exponential' needs optimizer.schedule.rate"),
     ({"name": "exponential", "rate": 1.5}, "rate must be in \\(0, 1\\]"),

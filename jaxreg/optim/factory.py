@@ -245,9 +245,10 @@ def learning_rate_schedule(learning_rate: float, schedule=None, steps_per_epoch:
     raise ConfigError(
         f"optimizer.schedule needs a name; valid names: {', '.join(schedules.schedule_names())}"
     )
-  return schedules.make_schedule(
-      schedule.pop("name"), init_value=rate, steps_per_epoch=steps_per_epoch, **schedule
-  )
+  name = schedule.pop("name")
+  if isinstance(name, str) and name.startswith(OPTAX_PREFIX) and "init_value" in schedule:
+    rate = schedule.pop("init_value")  # an optax schedule's own start (e.g. a warm-up's), given in the config
+  return schedules.make_schedule(name, init_value=rate, steps_per_epoch=steps_per_epoch, **schedule)
 
 
 def _switchable_momentum(name: str, factory: Callable, kwargs: Mapping[str, object]) -> float:

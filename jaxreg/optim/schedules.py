@@ -138,7 +138,7 @@ _SCHEDULES = Registry("schedule", {
     "inverse_time": inverse_time,
     "linear": linear,
     "piecewise": piecewise,
-})
+}, prefix=OPTAX_PREFIX, from_prefix=lambda name: lambda init_value, **kwargs: optax_schedule(name, init_value, **kwargs))
 
 
 def schedule_names() -> list[str]:
