@@ -27,7 +27,7 @@ class Registry:
       for a bad one.
     from_prefix: see ``prefix``.
 
-  Example:
+  Examples:
     >>> registry = Registry('schedule', {'constant': constant})  # doctest: +SKIP
     >>> registry.build('constant', {}, section='optimizer.schedule', filled={'init_value': 0.1})  # doctest: +SKIP
   """

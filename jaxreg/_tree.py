@@ -9,7 +9,7 @@ def path_keys(path) -> list[str]:
   A parameter of an ``nnx.State`` sits at ``('dense', 'kernel', .value)``; its
   name is ``kernel``, as in a Linen dict or an Equinox module.
 
-  Example:
+  Examples:
     >>> path_keys((jax.tree_util.DictKey('dense'), jax.tree_util.DictKey('bias'), jax.tree_util.GetAttrKey('value')))
     ['dense', 'bias']
   """
@@ -29,7 +29,7 @@ def path_keys(path) -> list[str]:
 def path_name(path) -> str:
   """``'Dense_0/kernel'`` for the key path of ``params['Dense_0']['kernel']`` (or of an ``nnx.State``'s).
 
-  Example:
+  Examples:
     >>> [path_name(p) for p, _ in jax.tree_util.tree_leaves_with_path({'a': {'b': 1}})]
     ['a/b']
   """

@@ -5,7 +5,7 @@ RUN2 ...`` draws :func:`plot_runs`. Each run is named by the values of the
 keys in which the runs' configs differ (e.g. ``optimizer.learning_rate=0.01,
 regularizers.l2.alpha=0.0001``), so a legend says what changed.
 
-Example:
+Examples:
   >>> print(comparison_table(['runs/a', 'runs/b']))  # doctest: +SKIP
   | run | optimizer.name | test_accuracy | test_loss | best_epoch | epochs_run |
   |---|---|---|---|---|---|
@@ -55,7 +55,7 @@ def _value(config: dict, key: str):
 def differing_keys(configs: list[dict]) -> list[str]:
   """The dotted config keys whose values are not the same in every one of ``configs``.
 
-  Example:
+  Examples:
     >>> differing_keys([{'optimizer': {'learning_rate': 0.1}}, {'optimizer': {'learning_rate': 0.01}}])
     ['optimizer.learning_rate']
   """
@@ -68,7 +68,7 @@ def differing_keys(configs: list[dict]) -> list[str]:
 def run_labels(workdirs: list[str]) -> list[str]:
   """Each run's name: ``key=value`` of the keys the runs differ in (its directory when they differ in none).
 
-  Example:
+  Examples:
     >>> run_labels(['runs/lr-0.1', 'runs/lr-0.01'])  # doctest: +SKIP
     ['optimizer.learning_rate=0.1', 'optimizer.learning_rate=0.01']
   """

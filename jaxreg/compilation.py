@@ -50,7 +50,7 @@ class CompilationCount:
 def count_compilations() -> Iterator[CompilationCount]:
   """Counts the XLA programs compiled inside the block (in this process, on any thread).
 
-  Example:
+  Examples:
     >>> with count_compilations() as count:
     ...   jax.jit(lambda x: x + 1)(1.0)  # doctest: +SKIP
     >>> count.programs  # doctest: +SKIP

@@ -134,7 +134,7 @@ def sweep_over(values: dict) -> ml_collections.ConfigDict:
   ``ConfigDict`` keys cannot hold dots, so a sweep is stored as the
   config's own tree with a list of values at each swept key.
 
-  Example:
+  Examples:
     >>> config.population.sweep = sweep_over({'optimizer.learning_rate': [1e-3, 1e-2],
     ...                                        'regularizers.l2.alpha': [0.0, 1e-4]})  # doctest: +SKIP
   """

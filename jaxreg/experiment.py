@@ -221,7 +221,7 @@ class Experiment:
     sampling_model: the model with dropout sampling at evaluation, for
       ``train.mc_dropout_samples`` (``None`` when off).
 
-  Example:
+  Examples:
     >>> experiment = build(load_config('digits_mlp:smoke')[0])  # doctest: +SKIP
     >>> experiment.dataset.describe(), experiment.optimizer.monitors  # doctest: +SKIP
     >>> result = run(experiment, '/tmp/run')  # doctest: +SKIP

@@ -5,7 +5,7 @@ run's data gives them (e.g. digits' pixels in ``[0, 1]``): a run that
 preprocessed its data (``data.preprocess``) applies its stored statistics
 first, as it did in training.
 
-Example:
+Examples:
   >>> run = load_run('runs/digits_mlp/x')  # doctest: +SKIP
   >>> labels = predict(run, x_new, output='labels')  # doctest: +SKIP
   >>> evaluate(run, x_test, y_test)['accuracy']  # doctest: +SKIP
@@ -51,7 +51,7 @@ def predict(run: Run, x, *, batch_size: int | None = None, output: str = "logits
   Returns:
     A host array with one row per example.
 
-  Example:
+  Examples:
     >>> probabilities = predict(load_run(workdir), x, output='probabilities')  # doctest: +SKIP
   """
   if output not in OUTPUTS:
@@ -84,7 +84,7 @@ def evaluate(run: Run, x, y, *, layout: int | None = None) -> dict[str, float]:
     layout: the number of examples the padded batches are laid out for (the
       run lays out validation and test for the larger of the two); default ``len(y)``.
 
-  Example:
+  Examples:
     >>> evaluate(run, x_test, y_test)  # doctest: +SKIP
     {'accuracy': 0.9694, 'loss': 0.1031}
   """
@@ -102,7 +102,7 @@ def evaluate(run: Run, x, y, *, layout: int | None = None) -> dict[str, float]:
 def evaluate_split(run: Run, split: str = "test") -> dict[str, float]:
   """The run's metrics on one of its own splits, laid out as the run laid them out (its summary's numbers).
 
-  Example:
+  Examples:
     >>> evaluate_split(load_run(workdir))['accuracy'] == run.summary['test_accuracy']  # doctest: +SKIP
     True
   """
@@ -126,7 +126,7 @@ def export(run: Run, path: str) -> str:
   Returns:
     ``path``.
 
-  Example:
+  Examples:
     >>> export(load_run(workdir), 'model.msgpack')  # doctest: +SKIP
     >>> variables = flax.serialization.msgpack_restore(open('model.msgpack', 'rb').read())  # doctest: +SKIP
   """

@@ -450,7 +450,7 @@ def train_population(config: ml_collections.ConfigDict, workdir: str, *, resume:
 
   ``jaxreg train`` calls this for a config with a ``population`` section set.
 
-  Example:
+  Examples:
     >>> config = load_config('digits_mlp:smoke', [('population.size', '5')])[0]  # doctest: +SKIP
     >>> result = train_population(config, '/tmp/pop')  # doctest: +SKIP
     >>> result.summary['ensemble']['mean_probabilities']['accuracy']  # doctest: +SKIP

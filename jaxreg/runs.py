@@ -111,7 +111,7 @@ def load_run(workdir: str, epoch: int | str | None = None) -> Run:
       checkpoint cannot be read (the message says what to do).
     ConfigError: if the saved config no longer builds.
 
-  Example:
+  Examples:
     >>> model, variables, config = load_run('runs/digits_mlp/x')  # doctest: +SKIP
     >>> logits, _ = model.apply(variables, x, train=False, rng=None)  # doctest: +SKIP
   """

@@ -81,7 +81,7 @@ def plot_sweep(rows: list[dict], *, metric: str | None = None, output: str | Non
   Returns:
     The matplotlib ``Figure``.
 
-  Example:
+  Examples:
     >>> fig = plot_sweep(sweep_rows(summary), metric='val_accuracy', output='sweep.png')  # doctest: +SKIP
   """
   from jaxreg.train.plotting import _pyplot

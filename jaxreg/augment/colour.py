@@ -17,7 +17,14 @@ from jaxreg.augment.images import image_only
 
 
 def brightness(max_delta: float):
-  """Adds ``d ~ U(-max_delta, max_delta)`` to every channel (dm-pix ``random_brightness``)."""
+  """Adds ``d ~ U(-max_delta, max_delta)`` to every channel (dm-pix ``random_brightness``).
+
+  Examples:
+    >>> aug = brightness(0.2)
+    >>> out = aug(jax.random.key(0), jnp.full((8, 8, 3), 0.5))
+    >>> bool(jnp.all(jnp.abs(out - 0.5) <= 0.2)), float(jnp.ptp(out))  # one shift for the whole image
+    (True, 0.0)
+  """
   max_delta = _checks.number("max_delta", max_delta, low=0.0)
 
   def augment(key, x):
@@ -28,7 +35,13 @@ def brightness(max_delta: float):
 
 
 def contrast(lower: float, upper: float):
-  """Scales each channel's deviation from its mean by ``c ~ U(lower, upper)`` (dm-pix ``random_contrast``)."""
+  """Scales each channel's deviation from its mean by ``c ~ U(lower, upper)`` (dm-pix ``random_contrast``).
+
+  Examples:
+    >>> aug = contrast(0.5, 1.5)
+    >>> aug(jax.random.key(0), jnp.linspace(0, 1, 8 * 8 * 3).reshape(8, 8, 3)).shape
+    (8, 8, 3)
+  """
   _checks.interval("lower", lower, "upper", upper)
 
   def augment(key, x):
@@ -45,7 +58,12 @@ def _rgb(x) -> None:
 
 
 def saturation(lower: float, upper: float):
-  """Scales the saturation by ``s ~ U(lower, upper)`` (dm-pix ``random_saturation``; RGB images)."""
+  """Scales the saturation by ``s ~ U(lower, upper)`` (dm-pix ``random_saturation``; RGB images).
+
+  Examples:
+    >>> saturation(0.5, 1.5)(jax.random.key(0), jnp.full((4, 4, 3), 0.5)).shape
+    (4, 4, 3)
+  """
   _checks.interval("lower", lower, "upper", upper)
 
   def augment(key, x):
@@ -56,7 +74,12 @@ def saturation(lower: float, upper: float):
 
 
 def hue(max_delta: float):
-  """Rotates the hue by ``h ~ U(-max_delta, max_delta)`` turns (dm-pix ``random_hue``; RGB images)."""
+  """Rotates the hue by ``h ~ U(-max_delta, max_delta)`` turns (dm-pix ``random_hue``; RGB images).
+
+  Examples:
+    >>> hue(0.1)(jax.random.key(0), jnp.full((4, 4, 3), 0.5)).shape
+    (4, 4, 3)
+  """
   max_delta = _checks.number("max_delta", max_delta, low=0.0, high=0.5)
 
   def augment(key, x):
@@ -76,6 +99,12 @@ def fit_fancy_pca(images) -> tuple[np.ndarray, np.ndarray]:
 
   Args:
     images: shaped ``(n, height, width, 3)``.
+
+  Examples:
+    >>> images = np.random.default_rng(0).uniform(size=(20, 4, 4, 3))
+    >>> eigenvalues, eigenvectors = fit_fancy_pca(images)
+    >>> eigenvalues.shape, eigenvectors.shape, bool(eigenvalues[0] >= eigenvalues[-1])
+    ((3,), (3, 3), True)
   """
   images = np.asarray(images)
   if images.ndim != 4 or images.shape[-1] != 3:
@@ -102,7 +131,7 @@ def fancy_pca(eigenvalues, eigenvectors, std: float = 0.1, clip: tuple[float, fl
     std: the standard deviation of each ``a_i``.
     clip: ``(low, high)`` the result is clipped to, or ``None``.
 
-  Example:
+  Examples:
     >>> values, vectors = fit_fancy_pca(train_images)  # doctest: +SKIP
     >>> aug = fancy_pca(values, vectors, std=0.1)  # doctest: +SKIP
   """

@@ -19,7 +19,7 @@ def _check_augmentations(augmentations: Sequence) -> None:
 def chain(*augmentations: Augmentation) -> Augmentation:
   """Applies ``augmentations`` in order, each with its own key (``split(key, n)``).
 
-  Example:
+  Examples:
     >>> aug = chain(shift(4), gaussian_noise(0.05))
     >>> aug(jax.random.PRNGKey(0), jnp.zeros(40)).shape
     (40,)
@@ -39,6 +39,11 @@ def random_apply(augmentation: Augmentation, p: float) -> Augmentation:
 
   Both branches are computed and one is selected (``jnp.where``), so the
   function stays a single compiled program under ``vmap``.
+
+  Examples:
+    >>> aug = random_apply(gaussian_noise(0.1), p=0.0)
+    >>> bool(jnp.all(aug(jax.random.key(0), jnp.ones(5)) == 1.0))  # never applied
+    True
   """
   _check_augmentations([augmentation])
   if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0.0 <= p <= 1.0:
@@ -52,7 +57,13 @@ def random_apply(augmentation: Augmentation, p: float) -> Augmentation:
 
 
 def one_of(*augmentations: Augmentation) -> Augmentation:
-  """Applies one of ``augmentations``, chosen uniformly per example (``lax.switch``)."""
+  """Applies one of ``augmentations``, chosen uniformly per example (``lax.switch``).
+
+  Examples:
+    >>> aug = one_of(horizontal_flip(p=1.0), translate(1))
+    >>> aug(jax.random.key(0), jnp.ones((8, 8, 1))).shape
+    (8, 8, 1)
+  """
   _check_augmentations(augmentations)
 
   def chosen(key, x):
@@ -64,7 +75,13 @@ def one_of(*augmentations: Augmentation) -> Augmentation:
 
 
 def per_example(augmentation: Augmentation) -> Callable[[jax.Array, jax.Array], jax.Array]:
-  """``fn(key, batch_x) -> batch_x``: ``augmentation`` vmapped over the leading axis, a key per example."""
+  """``fn(key, batch_x) -> batch_x``: ``augmentation`` vmapped over the leading axis, a key per example.
+
+  Examples:
+    >>> batch_aug = jax.jit(per_example(translate(2)))
+    >>> batch_aug(jax.random.key(0), jnp.ones((16, 8, 8, 1))).shape  # a key per example
+    (16, 8, 8, 1)
+  """
   _check_augmentations([augmentation])
 
   def batched(key, xs):
@@ -76,7 +93,7 @@ def per_example(augmentation: Augmentation) -> Callable[[jax.Array, jax.Array], 
 def as_batch_transform(augmentation: Augmentation) -> Callable[[dict, jax.Array], dict]:
   """The ``batch_transform`` of :func:`jaxreg.train.fit`: ``batch['x']`` augmented per example, the rest untouched.
 
-  Example:
+  Examples:
     >>> fit(state, ..., batch_transform=as_batch_transform(shift(4)))  # doctest: +SKIP
   """
   batched = per_example(augmentation)

@@ -29,7 +29,12 @@ _FITTED = frozenset({"background_mix", "fancy_pca"})
 
 
 def augmentation_names() -> list[str]:
-  """The names ``data.augment`` accepts."""
+  """The names ``data.augment`` accepts.
+
+  Examples:
+    >>> 'translate' in augmentation_names() and 'time_stretch' in augmentation_names()
+    True
+  """
   return _AUGMENTATIONS.names()
 
 
@@ -46,7 +51,7 @@ def make_augmentation(specs: Sequence[Mapping], *, train_x=None, section: str = 
     ConfigError: naming the item (``data.augment[1].max_shift``) for an
       unknown name or argument, or a value the augmentation refuses.
 
-  Example:
+  Examples:
     >>> aug = make_augmentation([{'name': 'shift', 'max_shift': 4}, {'name': 'gaussian_noise', 'sigma': 0.05}])
   """
   if isinstance(specs, Mapping) or isinstance(specs, str) or not isinstance(specs, Sequence):

@@ -46,6 +46,11 @@ def horizontal_flip(p: float = 0.5):
   Caution: a mirror image is not always the same class: it turns a 'b' into
   a 'd', and digits such as 2, 3, 4, 7 and 9 into shapes that are no digit.
   Use it where the class is symmetric (natural images), not blindly on digits.
+
+  Examples:
+    >>> image = jnp.arange(4.0).reshape(1, 4, 1)
+    >>> horizontal_flip(p=1.0)(jax.random.key(0), image)[0, :, 0].tolist()
+    [3.0, 2.0, 1.0, 0.0]
   """
   p = _checks.number("p", p, low=0.0, high=1.0)
 
@@ -64,6 +69,11 @@ def translate(max_pixels: int, mode: str = "constant", fill: float = 0.0):
     mode: what fills the uncovered border: ``'constant'`` (``fill``),
       ``'edge'`` (the nearest edge pixel) or ``'circular'`` (wrap around).
     fill: the value of ``'constant'`` (0: black).
+
+  Examples:
+    >>> moved = translate(2)(jax.random.key(0), jnp.ones((8, 8, 1)))
+    >>> moved.shape, float(moved.min())  # zeros come in at the edges
+    ((8, 8, 1), 0.0)
   """
   max_pixels, mode = _checks.non_negative_int("max_pixels", max_pixels), _checks.pad_mode(mode)
   fill = _checks.number("fill", fill)
@@ -109,7 +119,7 @@ def affine(max_rotation: float = 0.0, zoom: tuple[float, float] = (1.0, 1.0), ma
       ``'nearest'`` (the nearest edge pixel).
     fill: the value of ``'constant'``.
 
-  Example:
+  Examples:
     >>> aug = affine(max_rotation=15, zoom=(0.9, 1.1), max_shear=10)
     >>> aug(jax.random.PRNGKey(0), jnp.zeros((8, 8, 1))).shape
     (8, 8, 1)
@@ -172,7 +182,13 @@ def source_coordinates(height: int, width: int, matrix: jax.Array) -> jax.Array:
 
 
 def warp_affine(x: jax.Array, matrix: jax.Array, *, mode: str = "constant", fill: float = 0.0) -> jax.Array:
-  """``x`` resampled at ``c + matrix (o - c)`` for every output pixel ``o`` (``c``: the centre), channels kept."""
+  """``x`` resampled at ``c + matrix (o - c)`` for every output pixel ``o`` (``c``: the centre), channels kept.
+
+  Examples:
+    >>> image = jnp.arange(16.0).reshape(4, 4, 1)
+    >>> bool(jnp.allclose(warp_affine(image, jnp.eye(2)), image))  # the identity matrix leaves the image
+    True
+  """
   source = source_coordinates(x.shape[0], x.shape[1], matrix)
   return bilinear(x, source[..., 0], source[..., 1], mode=mode, fill=fill)
 
@@ -192,6 +208,11 @@ def elastic(alpha: float, sigma: float, mode: str = "nearest", fill: float = 0.0
     sigma: the smoothing's standard deviation, in pixels (> 0).
     mode: ``'nearest'`` (the edge pixel) or ``'constant'`` (``fill``) outside the image.
     fill: the value of ``'constant'``.
+
+  Examples:
+    >>> aug = elastic(alpha=8.0, sigma=3.0)
+    >>> aug(jax.random.key(0), jnp.ones((8, 8, 1))).shape
+    (8, 8, 1)
   """
   alpha = _checks.number("alpha", alpha, low=0.0)
   sigma = _checks.number("sigma", sigma, low=0.0, low_open=True)

@@ -62,7 +62,7 @@ def shift(max_shift: int, mode: str = "circular", fill: float = 0.0):
     mode: ``'circular'`` (wrap around), ``'constant'`` (pad with ``fill``) or ``'edge'``.
     fill: the padding value of ``'constant'``.
 
-  Example:
+  Examples:
     >>> shift(2, mode='constant')(jax.random.PRNGKey(0), jnp.arange(5.0))  # doctest: +SKIP
     Array([0., 0., 0., 1., 2.], dtype=float32)
   """
@@ -84,6 +84,11 @@ def time_stretch(min_rate: float, max_rate: float, mode: str = "edge", fill: flo
   shift up for audio), ``r < 1`` stretches it. Samples outside the signal
   take the edge value (``'edge'``) or ``fill`` (``'constant'``). ``r = 1``
   is the identity.
+
+  Examples:
+    >>> stretched = time_stretch(0.8, 1.2)(jax.random.key(0), jnp.sin(jnp.linspace(0, 6, 40)))
+    >>> stretched.shape  # the length is kept
+    (40,)
   """
   _checks.interval("min_rate", min_rate, "max_rate", max_rate, low_open=True)
   if mode not in ("edge", "constant"):
@@ -101,7 +106,13 @@ def time_stretch(min_rate: float, max_rate: float, mode: str = "edge", fill: flo
 
 
 def scale_amplitude(min_scale: float, max_scale: float):
-  """Multiplies the whole example by ``a ~ U(min_scale, max_scale)`` (``a = 1``: the identity)."""
+  """Multiplies the whole example by ``a ~ U(min_scale, max_scale)`` (``a = 1``: the identity).
+
+  Examples:
+    >>> out = scale_amplitude(0.5, 2.0)(jax.random.key(0), jnp.ones(10))
+    >>> bool(0.5 <= float(out[0]) <= 2.0 and jnp.all(out == out[0]))  # one factor for the whole example
+    True
+  """
   _checks.interval("min_scale", min_scale, "max_scale", max_scale)
 
   def augment(key, x):
@@ -116,6 +127,12 @@ def gaussian_noise(sigma: float, clip: tuple[float, float] | None = None):
   Args:
     sigma: the noise's standard deviation, in the input's units (0: the identity).
     clip: ``(low, high)`` to clip the result to, e.g. ``(0, 1)`` for images, or ``None``.
+
+  Examples:
+    >>> aug = gaussian_noise(0.1, clip=(0.0, 1.0))
+    >>> out = aug(jax.random.key(0), jnp.full(100, 0.5))
+    >>> 0.05 < float(jnp.std(out)) < 0.15
+    True
   """
   sigma = _checks.number("sigma", sigma, low=0.0)
   if clip is not None:
@@ -137,7 +154,7 @@ def compress_dynamic_range(min_gamma: float, max_gamma: float):
   ``g < 1``, quiet parts come up towards it (a compressor); ``g > 1``
   expands the range. ``g = 1`` is the identity. Signs are kept.
 
-  Example:
+  Examples:
     >>> compress_dynamic_range(0.5, 0.5)(jax.random.PRNGKey(0), jnp.array([0.25, -1.0]))  # doctest: +SKIP
     Array([ 0.5, -1. ], dtype=float32)
   """
@@ -166,6 +183,12 @@ def background_mix(bank, min_snr_db: float, max_snr_db: float):
     bank: backgrounds shaped ``(n, *example_shape)``.
     min_snr_db, max_snr_db: the range of the signal-to-noise ratio, in dB
       (higher: a quieter background).
+
+  Examples:
+    >>> bank = np.random.default_rng(0).normal(size=(8, 40)).astype(np.float32)  # backgrounds, e.g. training examples
+    >>> aug = background_mix(bank, min_snr_db=10.0, max_snr_db=20.0)
+    >>> aug(jax.random.key(0), jnp.ones(40)).shape
+    (40,)
   """
   bank = np.asarray(bank, np.float32)
   if bank.ndim < 2 or bank.shape[0] == 0:

@@ -40,7 +40,12 @@ SIGNAL_TANGENTS = ("shift", "stretch", "amplitude")
 
 
 def tangent_names() -> list[str]:
-  """The built-in tangent generators: images ``(height, width, channels)`` and signals ``(length[, channels])``."""
+  """The built-in tangent generators: images ``(height, width, channels)`` and signals ``(length[, channels])``.
+
+  Examples:
+    >>> tangent_names()[:3]
+    ['translate_x', 'translate_y', 'rotate']
+  """
   return list(IMAGE_TANGENTS + SIGNAL_TANGENTS)
 
 
@@ -124,7 +129,7 @@ def make_tangents(names: Sequence[str], *, smoothing: float = 0.0) -> Callable[[
   Raises:
     ValueError: for an unknown name, none, a repeated name, or a negative smoothing.
 
-  Example:
+  Examples:
     >>> tangents = make_tangents(['translate_x', 'translate_y'])
     >>> tangents(jnp.zeros((5, 8, 8, 1))).shape
     (2, 5, 8, 8, 1)

@@ -92,7 +92,7 @@ def make_dataset(
 def training_subset(dataset: Dataset, fraction: float, seed: int) -> Dataset:
   """``dataset`` with ``fraction`` of its training split (stratified for classification), the other splits kept.
 
-  Example:
+  Examples:
     >>> len(make_dataset('digits', train_fraction=0.1).train.y)
     126
   """
@@ -111,7 +111,7 @@ def upsample_images(dataset: Dataset, factor: int) -> Dataset:
 
   ``jax.image.resize`` with pixels as unit squares (half-pixel centres), as SciPy's ``zoom(grid_mode=True)``.
 
-  Example:
+  Examples:
     >>> make_dataset('digits', example_shape=(8, 8, 1), upsample=4).train.x.shape
     (1257, 32, 32, 1)
   """

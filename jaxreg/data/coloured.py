@@ -62,7 +62,7 @@ def load_coloured_digits(*, seed: int = 0, val_fraction: float = 0.1, test_fract
     train_hues: the foreground hues of the training and validation images, in turns.
     test_hues: those of the test images (``train_hues`` again: no shift).
 
-  Example:
+  Examples:
     >>> data = load_coloured_digits(seed=0)
     >>> data.train.x.shape, data.test.x.shape
     ((1257, 8, 8, 3), (360, 8, 8, 3))

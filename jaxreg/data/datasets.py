@@ -223,7 +223,7 @@ def load_digits(*, seed: int = 0, val_fraction: float = 0.1, test_fraction: floa
   fixed by ``seed``: by default 70% train (1,257), 10% validation (180),
   20% test (360).
 
-  Example:
+  Examples:
     >>> data = load_digits(seed=0)
     >>> data.train.x.shape, data.num_classes
     ((1257, 64), 10)
@@ -300,7 +300,7 @@ def dataset_from_arrays(
   Raises:
     DataError: for an unknown or missing key, a half-given pair, or a malformed split (naming ``source``).
 
-  Example:
+  Examples:
     >>> data = dataset_from_arrays({'x_train': x, 'y_train': y}, name='mine')  # doctest: +SKIP
   """
   source = source or name

@@ -118,7 +118,7 @@ def load_mnist1d(
     train_split: the generator's train share.
     cache_dir: where the generated arrays are cached (default :func:`default_cache_dir`).
 
-  Example:
+  Examples:
     >>> data = load_mnist1d()  # doctest: +SKIP
     >>> data.train.x.shape, data.test.x.shape  # doctest: +SKIP
     ((3600, 40), (1000, 40))

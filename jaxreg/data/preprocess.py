@@ -87,7 +87,7 @@ def fit_preprocessing(method: str, train_x, *, eps: float = 1e-2) -> Preprocessi
     train_x: the training split's inputs only.
     eps: added to each variance (eigenvalue) before the inverse square root, ``> 0``.
 
-  Example:
+  Examples:
     >>> pre = fit_preprocessing('zca_whiten', dataset.train.x, eps=0.1)  # doctest: +SKIP
     >>> dataset = pre.apply_to(dataset)  # doctest: +SKIP
   """

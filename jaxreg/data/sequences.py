@@ -18,10 +18,10 @@ ADDING_BASELINE_MSE = 2.0 / 12.0
 def adding_problem(num_examples: int, sequence_length: int, *, seed: int = 0) -> Split:
   """``num_examples`` adding-problem sequences ``x (n, T, 2)`` and their sums ``y (n,)``.
 
-  Example:
-    >>> split = adding_problem(4, 10)
-    >>> split.x.shape, split.y.shape, split.x[..., 1].sum(1).tolist()
-    ((4, 10, 2), (4,), [2.0, 2.0, 2.0, 2.0])
+  Examples:
+    >>> split = adding_problem(10, 20)
+    >>> split.x.shape, split.y.shape, split.x[:4, :, 1].sum(1).tolist()
+    ((10, 20, 2), (10,), [2.0, 2.0, 2.0, 2.0])
   """
   if isinstance(sequence_length, bool) or not isinstance(sequence_length, int) or sequence_length < 2:
     raise ValueError(f"sequence_length must be an integer >= 2 for the adding problem, got {sequence_length!r}")

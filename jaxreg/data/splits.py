@@ -91,7 +91,7 @@ def split_off(
   The same arrays as ``train_test_split(x, y, test_size=fraction,
   random_state=seed, stratify=y if stratify else None)``.
 
-  Example:
+  Examples:
     >>> y = np.repeat(np.arange(3), 10)
     >>> (_, y_keep), (_, y_out) = split_off(np.zeros((30, 2)), y, 0.2, seed=0, stratify=True)
     >>> np.bincount(y_out).tolist()

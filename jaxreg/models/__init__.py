@@ -99,7 +99,7 @@ def make_mlp(
     weight_norm_scale_init: ``g``'s start: ``'norm'`` (``||v||``: the plain
       layer's function) or ``'one'`` (Flax's ``WeightNorm``).
 
-  Example:
+  Examples:
     >>> model = make_mlp(num_outputs=10, hidden_sizes=(32,))
     >>> variables = model.init(jax.random.key(0), jnp.zeros((1, 64)))
     >>> logits, _ = model.apply(variables, jnp.zeros((5, 64)), train=False)
@@ -142,7 +142,7 @@ def make_multitask_mlp(
     dropout_rate: dropout on the trunk's hidden units, in [0, 1).
     kernel_init: the kernel initializer (a name or a mapping).
 
-  Example:
+  Examples:
     >>> model = make_multitask_mlp(num_outputs=10, tasks={'label': 1.0, 'parity': 0.5}, trunk_sizes=(32,))
     >>> outputs, _ = model.apply(model.init(jax.random.key(0), jnp.zeros((1, 64))), jnp.zeros((5, 64)), train=False)
     >>> {k: v.shape for k, v in outputs.items()}
@@ -209,7 +209,7 @@ def make_sequence_model(
     batch_norm_momentum, batch_norm_variance: as for :func:`make_mlp`.
     batch_norm_axis_name: set by :func:`make_model` from the run's placement.
 
-  Example:
+  Examples:
     >>> model = make_sequence_model(cell='gru', num_outputs=10, hidden_sizes=(32,))
     >>> variables = model.init(jax.random.key(0), jnp.zeros((1, 40)))
     >>> model.apply(variables, jnp.zeros((5, 40)), train=False)[0].shape
@@ -305,7 +305,7 @@ def make_cnn(
     normalization, batch_norm_variance, weight_norm, weight_norm_scale_init: as for :func:`make_mlp`,
       on every conv and dense layer.
 
-  Example:
+  Examples:
     >>> model = make_cnn(num_outputs=10, channels=(8,), dims=2, input_shape=(8, 8))
     >>> variables = model.init(jax.random.key(0), jnp.zeros((1, 64)))
     >>> model.apply(variables, jnp.zeros((5, 64)), train=False)[0].shape
@@ -360,6 +360,12 @@ def make_model(name: str, *, num_outputs: int, axis_name: str | None = None, **k
 
   Raises:
     ConfigError: for an unknown model name or argument; the message lists the valid ones.
+
+  Examples:
+    >>> model = make_model('gru', num_outputs=1, hidden_sizes=(16,))
+    >>> variables = model.init(jax.random.key(0), jnp.zeros((1, 20, 2)))
+    >>> model.apply(variables, jnp.zeros((4, 20, 2)), train=False)[0].shape
+    (4, 1)
   """
   if is_import_path(name):
     return user_model(name, num_outputs=num_outputs, **kwargs)
@@ -370,7 +376,13 @@ def make_model(name: str, *, num_outputs: int, axis_name: str | None = None, **k
 
 
 def as_model_fns(model, what: str = "the model") -> ModelFns:
-  """``ModelFns`` from what a user's factory returns: ``ModelFns``, a Linen module (``__call__(x, *, train)``) or an NNX module."""
+  """``ModelFns`` from what a user's factory returns: ``ModelFns``, a Linen module (``__call__(x, *, train)``) or an NNX module.
+
+  Examples:
+    >>> model = as_model_fns(MLP(hidden_sizes=(8,), num_outputs=2))  # a Linen module
+    >>> model.apply(model.init(jax.random.key(0), jnp.zeros((1, 4))), jnp.zeros((3, 4)), train=False)[0].shape
+    (3, 2)
+  """
   from flax import nnx
 
   if isinstance(model, ModelFns):
@@ -391,7 +403,7 @@ def user_model(spec: str, *, num_outputs: int, **kwargs) -> ModelFns:
   run's seed (:func:`from_nnx`). Otherwise it returns a ``ModelFns``, a
   Linen module or an NNX module (:func:`as_model_fns`).
 
-  Example:
+  Examples:
     >>> # my_pkg/models.py: def build(num_outputs, width=64, *, rngs): return Net(width, num_outputs, rngs=rngs)
     >>> model = make_model('my_pkg.models:build', num_outputs=10, width=128)  # doctest: +SKIP
   """

@@ -34,6 +34,12 @@ class ModelFns(NamedTuple):
     module: the Linen module of a :func:`from_linen` model (for what needs
       more of Flax than ``apply``, e.g.
       :func:`~jaxreg.models.weight_norm_data_init`), else ``None``.
+
+  Examples:
+    >>> model = ModelFns(init=lambda rng, x: {'params': {'w': jnp.ones(x.shape[-1])}},
+    ...                  apply=lambda v, x, *, train, rng=None: (x @ v['params']['w'], {}))
+    >>> model.apply(model.init(None, jnp.zeros((1, 3))), jnp.ones((2, 3)), train=False)[0].tolist()
+    [3.0, 3.0]
   """
 
   init: Callable[[jax.Array, jax.Array], Variables]
@@ -48,7 +54,7 @@ def from_linen(module: nn.Module) -> ModelFns:
   Dropout and noise draw from the ``'dropout'`` rng stream, which ``apply``
   feeds from its ``rng`` argument; no key is hidden in the module.
 
-  Example:
+  Examples:
     >>> model = from_linen(MLP(hidden_sizes=(32,), num_outputs=10, dropout_rate=0.1))
     >>> variables = model.init(jax.random.PRNGKey(0), jnp.zeros((1, 64)))
     >>> logits, state = model.apply(variables, x, train=True, rng=jax.random.PRNGKey(1))  # doctest: +SKIP

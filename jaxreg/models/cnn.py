@@ -79,6 +79,12 @@ class CNN(NormalizedLayers, nn.Module):
     weight_norm: weight-normalize every conv and dense layer (per output channel or unit).
     weight_norm_scale_init: ``'norm'`` (``g = ||v||``) or ``'one'``.
     input_shape: the shape to read flat inputs as (e.g. ``(8, 8)``), or ``None``.
+
+  Examples:
+    >>> model = from_linen(CNN(channels=(8,), num_outputs=10, dims=2, input_shape=(8, 8)))
+    >>> variables = model.init(jax.random.key(0), jnp.zeros((1, 64)))
+    >>> model.apply(variables, jnp.zeros((3, 64)), train=False)[0].shape
+    (3, 10)
   """
 
   channels: Sequence[int]

@@ -99,7 +99,7 @@ def mc_dropout_predict(apply, variables, x: jax.Array, key: jax.Array, samples: 
   Returns:
     ``mean_i softmax(f_i(x))``, shaped ``(batch, classes)``.
 
-  Example:
+  Examples:
     >>> sampling = make_mlp(num_outputs=10, dropout_rate=0.5, mc_dropout=True)  # doctest: +SKIP
     >>> probs = mc_dropout_predict(sampling.apply, variables, x, jax.random.key(0), 32)  # doctest: +SKIP
   """

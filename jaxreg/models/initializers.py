@@ -119,7 +119,12 @@ _INITIALIZERS: dict[str, Callable[..., Initializer]] = {
 
 
 def initializer_names() -> list[str]:
-  """Returns the names accepted by :func:`get_initializer`."""
+  """Returns the names accepted by :func:`get_initializer`.
+
+  Examples:
+    >>> 'glorot_uniform' in initializer_names(), 'he_normal' in initializer_names()
+    (True, True)
+  """
   return sorted(_INITIALIZERS)
 
 
@@ -133,7 +138,7 @@ def get_initializer(spec: str | Mapping[str, object]) -> Initializer:
   Raises:
     ConfigError: for an unknown name or argument; the message lists the valid ones.
 
-  Example:
+  Examples:
     >>> init = get_initializer('he_normal')
     >>> init(jax.random.key(0), (64, 32)).shape
     (64, 32)

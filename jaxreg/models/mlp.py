@@ -23,7 +23,12 @@ _ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
 
 
 def get_activation(name: str) -> Callable[[jax.Array], jax.Array]:
-  """Returns the activation function called ``name`` (``'relu'``, ``'tanh'``, ...)."""
+  """Returns the activation function called ``name`` (``'relu'``, ``'tanh'``, ...).
+
+  Examples:
+    >>> get_activation('relu')(jnp.array([-1.0, 2.0])).tolist()
+    [0.0, 2.0]
+  """
   try:
     return _ACTIVATIONS[name]
   except KeyError:
@@ -83,6 +88,12 @@ class MLP(NormalizedLayers, nn.Module):
     batch_norm_axis_name: the ``pmap`` axis to average the batch statistics over, or ``None``.
     weight_norm: weight-normalize every dense layer.
     weight_norm_scale_init: ``'norm'`` (``g = ||v||``) or ``'one'``.
+
+  Examples:
+    >>> module = MLP(hidden_sizes=(32,), num_outputs=10, dropout_rate=0.1)
+    >>> variables = module.init(jax.random.key(0), jnp.zeros((1, 64)), train=False)
+    >>> module.apply(variables, jnp.zeros((2, 64)), train=False).shape
+    (2, 10)
   """
 
   hidden_sizes: Sequence[int]

@@ -24,6 +24,12 @@ class MultiTaskMLP(nn.Module):
     activation: nonlinearity of the trunk.
     dropout_rate: dropout on the trunk's hidden units in training.
     kernel_init: initializer of every kernel.
+
+  Examples:
+    >>> module = MultiTaskMLP(trunk_sizes=(16,), heads={'digit': 10, 'parity': 2})
+    >>> variables = module.init(jax.random.key(0), jnp.zeros((1, 64)), train=False)
+    >>> {k: v.shape for k, v in module.apply(variables, jnp.zeros((3, 64)), train=False).items()}
+    {'digit': (3, 10), 'parity': (3, 2)}
   """
 
   trunk_sizes: Sequence[int]

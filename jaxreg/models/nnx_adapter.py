@@ -39,7 +39,7 @@ def from_nnx(module_or_factory: "nnx.Module | Callable[..., nnx.Module]") -> Mod
   NNX model and its Linen twin train alike but not to the bit once dropout
   is on (without dropout they do: see ``tests/test_nnx.py``).
 
-  Example:
+  Examples:
     >>> class Net(nnx.Module):
     ...   def __init__(self, rngs):
     ...     self.hidden = nnx.Linear(64, 32, rngs=rngs)

@@ -68,7 +68,7 @@ class BatchNorm(nn.Module):
   Variables: ``params`` ``scale`` (gamma) and ``bias`` (beta);
   ``batch_stats`` ``mean`` and ``var``: the names Flax's layer uses.
 
-  Example:
+  Examples:
     >>> y, updates = BatchNorm().apply(variables, x, train=True, mutable=['batch_stats'])  # doctest: +SKIP
   """
 
@@ -103,6 +103,13 @@ class MeanOnlyBatchNorm(nn.Module):
   Attributes:
     momentum: decay of the running mean.
     axis_name: the ``pmap`` axis to average the mean over, or ``None``.
+
+  Examples:
+    >>> norm = MeanOnlyBatchNorm()
+    >>> variables = norm.init(jax.random.key(0), jnp.zeros((4, 3)), train=False)
+    >>> y, state = norm.apply(variables, jnp.arange(12.0).reshape(4, 3), train=True, mutable=['batch_stats'])
+    >>> y.mean(0).tolist()  # the batch mean removed, the bias (0 at first) added
+    [0.0, 0.0, 0.0]
   """
 
   momentum: float = 0.9
@@ -174,6 +181,13 @@ class WeightNormDense(_WeightNorm):
     scale_init: ``'norm'`` (``g = ||v||``: the plain layer's function at
       init) or ``'one'`` (``g = 1``, as ``flax.linen.WeightNorm``).
     param_dtype: the dtype of ``v``, ``g`` and ``b``.
+
+  Examples:
+    >>> dense = WeightNormDense(features=3)
+    >>> params = dense.init(jax.random.key(0), jnp.zeros((1, 5)))['params']
+    >>> w = params['scale'] * params['kernel'] / jnp.linalg.norm(params['kernel'], axis=0)
+    >>> bool(jnp.allclose(jnp.linalg.norm(w, axis=0), params['scale']))  # ||w|| = g per unit
+    True
   """
 
   def kernel_shape(self, x):
@@ -189,6 +203,12 @@ class WeightNormConv(_WeightNorm):
   Attributes:
     kernel_size: the kernel's extent along each spatial axis.
     strides: the stride along each spatial axis.
+
+  Examples:
+    >>> conv = WeightNormConv(features=4, kernel_size=(3, 3), strides=(1, 1))
+    >>> variables = conv.init(jax.random.key(0), jnp.zeros((1, 8, 8, 1)))
+    >>> conv.apply(variables, jnp.ones((2, 8, 8, 1))).shape
+    (2, 8, 8, 4)
   """
 
   kernel_size: Sequence[int] = (3,)
@@ -272,7 +292,7 @@ def weight_norm_data_init(model, variables: dict, x: jax.Array) -> dict:
   Returns:
     The variables with the new ``params``.
 
-  Example:
+  Examples:
     >>> variables = weight_norm_data_init(model, variables, x_train[:512])  # doctest: +SKIP
   """
   module = getattr(model, "module", model)
@@ -303,6 +323,13 @@ def fold_batch_norm(params: dict, batch_stats: dict, pairs: Sequence[tuple[str, 
   Returns:
     ``params`` of the same model built without normalization (and without
     weight normalization): each layer a plain ``kernel`` and ``bias``.
+
+  Examples:
+    >>> model = make_mlp(num_outputs=10, hidden_sizes=(16,), batch_norm=True)
+    >>> v = model.init(jax.random.key(0), jnp.zeros((1, 64)))
+    >>> folded = fold_batch_norm(v['params'], v['batch_stats'], [('dense_0', 'batch_norm_0')])
+    >>> sorted(folded)  # the plain MLP's parameters, the normalization folded into dense_0
+    ['dense_0', 'output']
   """
   folded = {k: v for k, v in params.items()}
   for layer, norm in pairs:

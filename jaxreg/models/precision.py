@@ -35,7 +35,7 @@ def with_compute_dtype(model: ModelFns, dtype="bfloat16") -> ModelFns:
     model: any ``ModelFns``.
     dtype: one of ``COMPUTE_DTYPES``; ``'float32'`` returns ``model`` unchanged.
 
-  Example:
+  Examples:
     >>> model = with_compute_dtype(make_mlp(num_outputs=10, hidden_sizes=(32,)), 'bfloat16')
     >>> variables = model.init(jax.random.key(0), jnp.zeros((1, 64)))
     >>> logits, _ = model.apply(variables, jnp.ones((2, 64)), train=False)

@@ -69,6 +69,14 @@ class RecurrentLayer(nn.Module):
       2-core CPU (``python bench/rnn.py --hoist``; docs/recurrent.md): the
       backward pass must then write a (batch, 4*hidden) cotangent per step,
       which costs more there than the small per-step product it saves.
+
+  Examples:
+    >>> layer = RecurrentLayer(cell='gru', hidden_size=8)
+    >>> xs, mask = jnp.zeros((2, 5, 3)), jnp.ones((2, 5))  # mask: the real time steps
+    >>> variables = layer.init(jax.random.key(0), xs, mask, train=False)
+    >>> outputs, final = layer.apply(variables, xs, mask, train=False)
+    >>> outputs.shape, final.shape  # every time step's state, and the last
+    ((2, 5, 8), (2, 8))
   """
 
   cell: str
@@ -225,6 +233,12 @@ class SequenceModel(nn.Module):
     normalization: ``'none'``, ``'batch_norm'`` or ``'mean_only'`` between stacked layers, over the
       batch and the real time steps (:mod:`jaxreg.models.normalization`).
     batch_norm_momentum, batch_norm_variance, batch_norm_axis_name: as for :class:`~jaxreg.models.MLP`.
+
+  Examples:
+    >>> module = SequenceModel(cell='lstm', hidden_sizes=(8,), num_outputs=2)
+    >>> variables = module.init(jax.random.key(0), jnp.zeros((1, 5, 3)), train=False)
+    >>> module.apply(variables, jnp.zeros((4, 5, 3)), train=False).shape
+    (4, 2)
   """
 
   cell: str

@@ -31,6 +31,12 @@ class TangentDistanceModel(NamedTuple):
     y: ``(n,)`` labels.
     tangents: ``(n, d, k)``, each example's tangent vectors as columns.
     inverse_gram: ``(n, k, k)``, the pseudo-inverse of each ``T^T T``.
+
+  Examples:
+    >>> x = np.random.default_rng(0).uniform(size=(6, 8, 8, 1)).astype(np.float32)
+    >>> model = fit_tangent_distance(x, np.arange(6) % 2, make_tangents(['translate_x', 'translate_y']))
+    >>> model.x.shape, model.tangents.shape
+    ((6, 64), (6, 64, 2))
   """
 
   x: jax.Array
@@ -49,7 +55,7 @@ def fit_tangent_distance(x: np.ndarray, y: np.ndarray, tangents: Callable[[jax.A
     tangents: ``fn(x) -> (k, *x.shape)``, e.g.
       :func:`jaxreg.augment.make_tangents` of translations and rotation.
 
-  Example:
+  Examples:
     >>> model = fit_tangent_distance(train.x, train.y, make_tangents(['translate_x', 'translate_y']))  # doctest: +SKIP
     >>> accuracy = np.mean(predict_tangent_distance(model, test.x) == test.y)  # doctest: +SKIP
   """
@@ -65,7 +71,15 @@ def fit_tangent_distance(x: np.ndarray, y: np.ndarray, tangents: Callable[[jax.A
 
 @jax.jit
 def tangent_distances(model: TangentDistanceModel, queries: jax.Array) -> jax.Array:
-  """``(m, n)`` squared one-sided tangent distances ``min_a ||x_j + T_j a - q_i||^2``."""
+  """``(m, n)`` squared one-sided tangent distances ``min_a ||x_j + T_j a - q_i||^2``.
+
+  Examples:
+    >>> x = np.random.default_rng(0).uniform(size=(4, 8, 8, 1)).astype(np.float32)
+    >>> model = fit_tangent_distance(x, np.arange(4), make_tangents(['translate_x']))
+    >>> distances = tangent_distances(model, jnp.asarray(x[:2].reshape(2, -1)))
+    >>> distances.shape, bool(jnp.allclose(jnp.diagonal(distances[:, :2]), 0.0, atol=1e-4))
+    ((2, 4), True)
+  """
   q = queries.reshape(len(queries), -1)
   squared = jnp.sum(q**2, 1)[:, None] + jnp.sum(model.x**2, 1)[None, :] - 2 * q @ model.x.T
   # u = T_j^T (q_i - x_j) = T_j^T q_i - T_j^T x_j; the tangent plane takes u^T G_j^+ u of the distance.
@@ -75,7 +89,14 @@ def tangent_distances(model: TangentDistanceModel, queries: jax.Array) -> jax.Ar
 
 
 def predict_tangent_distance(model: TangentDistanceModel, queries, *, batch_size: int = 256) -> np.ndarray:
-  """The label of each query's nearest training example in tangent distance (1-nearest neighbour)."""
+  """The label of each query's nearest training example in tangent distance (1-nearest neighbour).
+
+  Examples:
+    >>> x = np.random.default_rng(0).uniform(size=(6, 8, 8, 1)).astype(np.float32)
+    >>> model = fit_tangent_distance(x, np.arange(6), make_tangents(['translate_x']))
+    >>> predict_tangent_distance(model, x[:3]).tolist()  # each training example is its own nearest neighbour
+    [0, 1, 2]
+  """
   queries = jnp.asarray(queries, jnp.float32)
   nearest = [np.asarray(jnp.argmin(tangent_distances(model, queries[i:i + batch_size]), axis=1))
              for i in range(0, len(queries), batch_size)]

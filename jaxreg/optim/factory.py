@@ -50,7 +50,12 @@ _OPTIMIZERS = Registry(
 
 
 def optimizer_names() -> list[str]:
-  """Returns the names of the lecture notes' optimizers accepted by :func:`make_optimizer` (besides ``optax.<name>``)."""
+  """Returns the names of the lecture notes' optimizers accepted by :func:`make_optimizer` (besides ``optax.<name>``).
+
+  Examples:
+    >>> optimizer_names()
+    ['adagrad', 'adam', 'momentum', 'nesterov', 'rmsprop', 'rmsprop_nesterov', 'sgd']
+  """
   return _OPTIMIZERS.names()
 
 
@@ -71,6 +76,12 @@ class Optimizer:
     learning_rate_on_metric: whether the learning rate changes with a
       monitored metric (a plateau schedule), so that :attr:`learning_rate`
       is only its base value.
+
+  Examples:
+    >>> optimizer = make_optimizer('nesterov', learning_rate=0.1, momentum=0.9)
+    >>> state = optimizer.init({'w': jnp.zeros(3)})
+    >>> optimizer.evaluation_params is not None, optimizer.monitors
+    (True, ())
   """
 
   tx: optax.GradientTransformationExtraArgs
@@ -190,7 +201,7 @@ def make_optimizer(
     ConfigError: for an unknown name, argument or an impossible value; the
       message names the config key (``optimizer.b2``) and lists the valid choices.
 
-  Example:
+  Examples:
     >>> tx = make_optimizer('nesterov', learning_rate=0.1, momentum=0.9)
     >>> state = tx.init({'w': jnp.zeros(3)})
   """
@@ -279,7 +290,7 @@ def make_evaluation_params(
   the model the lecture notes evaluate is ``theta``. Takes the same arguments as
   :func:`make_optimizer`.
 
-  Example:
+  Examples:
     >>> eval_step = make_eval_step(objective, params_fn=make_evaluation_params('nesterov', 0.1))  # doctest: +SKIP
   """
   del learning_rate, schedule, steps_per_epoch
@@ -326,7 +337,7 @@ def set_learning_rate(opt_state, learning_rate: float):
     ValueError: if ``learning_rate`` is not a positive number, or the state
       holds no injected learning rate.
 
-  Example:
+  Examples:
     >>> state = make_optimizer('sgd', learning_rate=0.5).init({'w': jnp.zeros(3)})
     >>> current_learning_rate(set_learning_rate(state, 0.125))
     0.125
@@ -358,6 +369,11 @@ def current_learning_rate(opt_state) -> float | None:
   With a schedule it is the rate the latest update used; with a plateau
   schedule, the base rate times the current plateau scale. Computed on the
   host (it waits for the state), so it compiles nothing.
+
+  Examples:
+    >>> state = make_optimizer('sgd', learning_rate=0.5, schedule={'name': 'exponential', 'rate': 0.5}).init({'w': jnp.zeros(2)})
+    >>> current_learning_rate(state)
+    0.5
   """
   has_hyperparams = lambda x: hasattr(x, "hyperparams")  # noqa: E731  optax's InjectHyperparamsState
   for state in jax.tree.leaves(opt_state, is_leaf=has_hyperparams):

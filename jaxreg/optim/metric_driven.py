@@ -29,7 +29,13 @@ MODES = ("min", "max")
 
 
 class MetricDriven(optax.GradientTransformationExtraArgs):
-  """An ``optax.GradientTransformationExtraArgs`` that records evaluations through ``update(..., value=)``."""
+  """An ``optax.GradientTransformationExtraArgs`` that records evaluations through ``update(..., value=)``.
+
+  Examples:
+    >>> tx = make_optimizer('sgd', learning_rate=0.1, schedule={'name': 'plateau', 'patience': 2}).tx
+    >>> state = tx.init({'w': jnp.zeros(3)})
+    >>> updates, state = tx.update({'w': jnp.ones(3)}, state, value=jnp.asarray(0.5))  # an evaluation of the monitor
+  """
 
 
 def observe(tx: optax.GradientTransformation, opt_state, value):
@@ -40,7 +46,7 @@ def observe(tx: optax.GradientTransformation, opt_state, value):
     opt_state: its state.
     value: the metric, or a mapping of metrics holding every rule's ``monitor``.
 
-  Example:
+  Examples:
     >>> tx = reduce_on_plateau(optax.sgd(0.1), patience=1)  # doctest: +SKIP
     >>> opt_state = observe(tx, opt_state, 0.37)  # doctest: +SKIP
   """

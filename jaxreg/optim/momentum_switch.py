@@ -93,7 +93,7 @@ def momentum_off_on_plateau(
     ValueError: for an impossible argument, and at ``init`` if ``inner``'s
       state has no injected ``momentum``.
 
-  Example:
+  Examples:
     >>> inner = optax.inject_hyperparams(momentum)(learning_rate=0.1, momentum=0.9)  # doctest: +SKIP
     >>> tx = momentum_off_on_plateau(inner, patience=5)  # doctest: +SKIP
   """

@@ -106,7 +106,7 @@ def reduce_on_plateau(
   Raises:
     ValueError: for an impossible argument, named in the message.
 
-  Example:
+  Examples:
     >>> tx = reduce_on_plateau(optax.sgd(0.1), factor=0.5, patience=2)
     >>> opt_state = tx.init({'w': jnp.zeros(2)})
     >>> opt_state = observe(tx, opt_state, 0.7)  # after each evaluation  # doctest: +SKIP

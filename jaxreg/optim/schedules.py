@@ -70,8 +70,8 @@ def cosine(init_value: float, decay_steps: int, alpha: float = 0.0) -> optax.Sch
 
   ``eps_t = eps_0 * ((1 - alpha) * (1 + cos(pi * min(t, T) / T)) / 2 + alpha)`` with ``T = decay_steps``.
 
-  Example:
-    >>> float(cosine(0.1, decay_steps=100)(50))
+  Examples:
+    >>> round(float(cosine(0.1, decay_steps=100)(50)), 6)
     0.05
   """
   _positive("decay_steps", decay_steps)
@@ -88,9 +88,9 @@ def with_warmup(schedule: optax.Schedule, warmup: int, init_value: float, start_
   ``schedule(t - W)``, with ``W = warmup`` and ``f = start_fraction`` (Goyal et
   al. 2017's gradual warm-up; ``f = 0`` starts from zero).
 
-  Example:
+  Examples:
     >>> lr = with_warmup(cosine(0.1, decay_steps=900), warmup=100, init_value=0.1)
-    >>> float(lr(50)), float(lr(100))
+    >>> round(float(lr(50)), 6), round(float(lr(100)), 6)
     (0.05, 0.1)
   """
   _positive("warmup", warmup)
@@ -113,7 +113,7 @@ def optax_schedule(name: str, init_value: float, section: str = "optimizer.sched
   Raises:
     ConfigError: if ``optax.<name>`` is not a schedule, or an argument is unknown or missing.
 
-  Example:
+  Examples:
     >>> lr = optax_schedule('optax.polynomial_schedule', 0.1, end_value=0.0, power=2, transition_steps=100)
   """
   factory = getattr(optax, name[len(OPTAX_PREFIX):], None)
@@ -171,7 +171,7 @@ def make_schedule(
     warmup_start: the warm-up's first value, as a fraction of ``eps_0``.
     **kwargs: the schedule's own arguments (``rate``, ``k``, ``tau``, ...).
 
-  Example:
+  Examples:
     >>> lr = make_schedule('exponential', init_value=0.1, rate=0.95, unit='epoch', steps_per_epoch=19)
     >>> lr = make_schedule('cosine', init_value=0.1, decay_steps=1000, warmup=100)
   """

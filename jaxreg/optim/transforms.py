@@ -87,7 +87,7 @@ def sgd(learning_rate: ScalarOrSchedule) -> optax.GradientTransformation:
   ``theta <- theta - eps_k * g``. Batch, minibatch and single-example SGD
   differ only in how many examples ``g`` averages over: the batch size.
 
-  Example:
+  Examples:
     >>> tx = sgd(0.1)
   """
   _check_learning_rate(learning_rate)
@@ -111,6 +111,14 @@ def momentum(
     learning_rate: ``eps``, a number or a schedule.
     momentum: ``alpha`` in [0, 1).
     form: ``'book'`` (Goodfellow et al.'s, the default) or ``'optax'``.
+
+  Examples:
+    >>> tx = momentum(0.1, 0.9)
+    >>> state = tx.init({'w': jnp.zeros(1)})
+    >>> for _ in range(2):
+    ...   updates, state = tx.update({'w': jnp.ones(1)}, state)
+    >>> round(float(updates['w'][0]), 4)  # v = 0.9 (-0.1) - 0.1
+    -0.19
   """
   _check_learning_rate(learning_rate)
   _check_unit_interval("momentum", momentum)
@@ -134,6 +142,13 @@ def nesterov(learning_rate: ScalarOrSchedule, momentum: float = 0.9) -> optax.Gr
   Args:
     learning_rate: ``eps``, a number or a schedule.
     momentum: ``alpha`` in [0, 1).
+
+  Examples:
+    >>> tx = nesterov(0.1, 0.9)
+    >>> params = {'w': jnp.zeros(1)}
+    >>> updates, state = tx.update({'w': jnp.ones(1)}, tx.init(params), params)
+    >>> round(float(nesterov_theta(optax.apply_updates(params, updates), state, 0.9)['w'][0]), 4)  # theta = -0.1
+    -0.1
   """
   _check_learning_rate(learning_rate)
   _check_unit_interval("momentum", momentum)
@@ -157,6 +172,12 @@ def scale_by_adagrad(
     delta: the stabilising constant ``delta``.
     initial_accumulator_value: the initial ``r`` (0 in the notes and the book; 0.1 in optax and Keras).
     delta_inside_sqrt: use ``g / sqrt(r + delta)`` instead (optax, Keras).
+
+  Examples:
+    >>> tx = optax.chain(scale_by_adagrad(), optax.scale(-0.1))  # adagrad(0.1) as a chain
+    >>> updates, _ = tx.update({'w': jnp.array([3.0])}, tx.init({'w': jnp.zeros(1)}))
+    >>> round(float(updates['w'][0]), 4)
+    -0.1
   """
 
   def init_fn(params):
@@ -195,6 +216,12 @@ def adagrad(
     learning_rate: ``eps``, a number or a schedule.
     delta: ``delta`` > 0, "perhaps 1e-7".
     form: ``'book'`` (Goodfellow et al.'s, the default) or ``'optax'``.
+
+  Examples:
+    >>> tx = adagrad(0.1)
+    >>> updates, _ = tx.update({'w': jnp.array([2.0])}, tx.init({'w': jnp.zeros(1)}))
+    >>> round(float(updates['w'][0]), 4)  # -eps g / (delta + sqrt(g^2))
+    -0.1
   """
   _check_learning_rate(learning_rate)
   _check_positive("delta", delta)
@@ -220,6 +247,12 @@ def rmsprop(
     decay: ``rho`` in [0, 1).
     delta: ``delta`` > 0, "usually 1e-6".
     delta_inside_sqrt: where ``delta`` goes.
+
+  Examples:
+    >>> tx = rmsprop(0.01, decay=0.9)
+    >>> updates, _ = tx.update({'w': jnp.array([1.0])}, tx.init({'w': jnp.zeros(1)}))
+    >>> round(float(updates['w'][0]), 4)  # -eps g / sqrt(delta + 0.1 g^2)
+    -0.0316
   """
   _check_learning_rate(learning_rate)
   _check_unit_interval("decay", decay)
@@ -247,6 +280,13 @@ def rmsprop_nesterov(
     decay: ``rho`` in [0, 1).
     momentum: ``alpha`` in [0, 1).
     delta: the tiny constant inside the root, > 0.
+
+  Examples:
+    >>> tx = rmsprop_nesterov(0.01, decay=0.9, momentum=0.9)
+    >>> state = tx.init({'w': jnp.zeros(3)})
+    >>> updates, state = tx.update({'w': jnp.ones(3)}, state, {'w': jnp.zeros(3)})
+    >>> updates['w'].shape
+    (3,)
   """
   _check_learning_rate(learning_rate)
   _check_unit_interval("decay", decay)
@@ -273,6 +313,12 @@ def adam(
     b1: ``rho_1`` in [0, 1) (suggested 0.9).
     b2: ``rho_2`` in [0, 1) (suggested 0.999).
     delta: ``delta`` > 0 (suggested 1e-8).
+
+  Examples:
+    >>> tx = adam(1e-3)
+    >>> updates, _ = tx.update({'w': jnp.array([4.0])}, tx.init({'w': jnp.zeros(1)}))
+    >>> round(float(updates['w'][0]), 6)  # the first step is -eps sign(g), bias corrected
+    -0.001
   """
   _check_learning_rate(learning_rate)
   _check_unit_interval("b1", b1)
@@ -296,6 +342,14 @@ def nesterov_theta(params, opt_state, momentum: float):
 
   Raises:
     ValueError: if the state holds no velocity (not a Nesterov optimizer).
+
+  Examples:
+    >>> tx = nesterov(0.1, 0.9)
+    >>> params = {'w': jnp.zeros(1)}
+    >>> updates, state = tx.update({'w': jnp.ones(1)}, tx.init(params), params)
+    >>> interim = optax.apply_updates(params, updates)  # theta~ = theta + alpha v
+    >>> round(float(interim['w'][0]), 4), round(float(nesterov_theta(interim, state, 0.9)['w'][0]), 4)
+    (-0.19, -0.1)
   """
   traces = [
       s for s in jax.tree.leaves(opt_state, is_leaf=lambda x: isinstance(x, optax.TraceState))

@@ -26,7 +26,7 @@ def make_placement(mode: str = "none", num_devices: int | None = None):
   Raises:
     ConfigError: for an unknown mode, or more devices than are present.
 
-  Example:
+  Examples:
     >>> placement = make_placement('sharded')  # doctest: +SKIP
     >>> result = fit(state, train_step=step, eval_step=eval_step, dataset=ds, batch_size=128,
     ...              epochs=10, placement=placement)  # doctest: +SKIP

@@ -53,7 +53,7 @@ def initialize_distributed(
     ConfigError: for an address without a process count or index, or an
       index out of range.
 
-  Example:
+  Examples:
     >>> # on each of two machines, before anything else touches JAX:
     >>> initialize_distributed('10.0.0.1:1234', num_processes=2, process_id=0)  # doctest: +SKIP
   """

@@ -48,7 +48,7 @@ def activation_l1(alpha, layers: Sequence[str] | None = None) -> ObjectiveTransf
     ValueError: (when the objective is first traced) if the model sows no
       activations or a named layer does not exist.
 
-  Example:
+  Examples:
     >>> objective = activation_l1(1e-4, layers=['hidden_1'])(classification_objective(model.apply))  # doctest: +SKIP
   """
   alpha_at = coefficient("activation_l1", alpha)

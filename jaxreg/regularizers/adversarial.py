@@ -45,7 +45,7 @@ def fgsm(loss_fn: Callable[[jax.Array], jax.Array], x: jax.Array, eps, *, clip=N
     eps: the perturbation's size per feature, in the inputs' units (may be traced).
     clip: ``(low, high)``, the inputs' valid range, or ``None``.
 
-  Example:
+  Examples:
     >>> x_adv = fgsm(lambda x: jnp.sum(x ** 2), jnp.array([1.0, -2.0]), 0.1)
     >>> x_adv
     Array([ 1.1, -2.1], dtype=float32)
@@ -73,6 +73,12 @@ def pgd(loss_fn: Callable[[jax.Array], jax.Array], x: jax.Array, eps, *, steps: 
     step_size: each step's size; ``None`` for ``2.5 * eps / steps``.
     key: the random start's key, or ``None`` to start at ``x``.
     clip: ``(low, high)``, the inputs' valid range, or ``None``.
+
+  Examples:
+    >>> loss_fn = lambda x: jnp.sum(x ** 2)
+    >>> x_adv = pgd(loss_fn, jnp.array([0.5, -0.5]), eps=0.1, steps=5, clip=(0.0, 1.0))
+    >>> x_adv.tolist()  # pushed away from 0 by eps, then clipped to [0, 1]
+    [0.6000000238418579, 0.0]
   """
   if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
     raise ValueError(f"steps must be an integer >= 1, got {steps!r}")
@@ -146,7 +152,7 @@ def adversarial(eps: float, alpha: float = 0.5, *, attack: str = "fgsm", steps: 
     clip: ``(low, high)``, the inputs' valid range (e.g. ``(0, 1)`` for
       pixels), or ``None``.
 
-  Example:
+  Examples:
     >>> objective = adversarial(0.1, attack='pgd', steps=5, clip=(0.0, 1.0))(base_objective)  # doctest: +SKIP
   """
   check_attack(attack, eps, steps, step_size, clip)

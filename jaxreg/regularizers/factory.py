@@ -58,6 +58,11 @@ class Regularizers(NamedTuple):
     objective: the objective transform (identity if there is none).
     update: the update transform to chain after the optimizer (identity if none).
     names: the regularizers that are on, objective ones first.
+
+  Examples:
+    >>> regs = make_regularizers(l2={'alpha': 1e-4}, max_norm={'max_value': 3.0})
+    >>> objective = regs.objective(classification_objective(make_mlp(num_outputs=10, hidden_sizes=(8,)).apply))
+    >>> tx = optax.chain(optax.sgd(0.1), regs.update)  # the update regularizers after the optimizer
   """
 
   objective: ObjectiveTransform
@@ -66,7 +71,12 @@ class Regularizers(NamedTuple):
 
 
 def regularizer_names() -> list[str]:
-  """Returns the names accepted as keys of the ``regularizers`` config section."""
+  """Returns the names accepted as keys of the ``regularizers`` config section.
+
+  Examples:
+    >>> 'l2' in regularizer_names() and 'max_norm' in regularizer_names()
+    True
+  """
   return sorted({**OBJECTIVE_REGULARIZERS, **UPDATE_REGULARIZERS})
 
 
@@ -133,7 +143,7 @@ def make_regularizers(
   Raises:
     ConfigError: for an unknown name or argument, or an impossible value.
 
-  Example:
+  Examples:
     >>> regs = make_regularizers(l2={'alpha': 1e-4}, max_norm={'max_value': 3.0})
     >>> objective = regs.objective(base_objective)  # doctest: +SKIP
     >>> tx = optax.chain(optimizer, regs.update)  # doctest: +SKIP

@@ -28,7 +28,7 @@ def _leaf_name(path) -> str:
 def exclude_by_name(names: Iterable[str] = DEFAULT_EXCLUDED_NAMES) -> Callable[[Any], Mask]:
   """Returns a mask function that is False for leaves called one of ``names``.
 
-  Example:
+  Examples:
     >>> params = {'dense': {'kernel': jnp.ones((2, 2)), 'bias': jnp.ones(2)}}
     >>> exclude_by_name()(params)
     {'dense': {'bias': False, 'kernel': True}}
@@ -48,7 +48,7 @@ def by_path(
   such as ``'dense_1'`` selects the whole layer. Leaves called one of
   ``exclude_names`` (biases and scales by default) are never selected.
 
-  Example:
+  Examples:
     >>> params = {'dense_0': {'kernel': 1, 'bias': 2}, 'output': {'kernel': 3}}
     >>> by_path(['dense_0'])(params)
     {'dense_0': {'bias': False, 'kernel': True}, 'output': {'kernel': False}}
@@ -72,6 +72,10 @@ def resolve_mask(mask: MaskSpec, params: Any) -> Mask:
 
   ``None`` means the default (every leaf except biases and scales); a callable
   is applied to ``params``; a pytree of bools is returned as it is.
+
+  Examples:
+    >>> resolve_mask(None, {'dense': {'kernel': jnp.zeros((2, 2)), 'bias': jnp.zeros(2)}})
+    {'dense': {'bias': False, 'kernel': True}}
   """
   if mask is None:
     mask = exclude_by_name()

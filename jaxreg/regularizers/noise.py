@@ -24,6 +24,12 @@ def perturb(params, key: jax.Array, sigma: float, mask: MaskSpec = None):
 
   Each selected leaf gets its own key (``fold_in`` of its position), so the
   perturbation is a deterministic function of ``key``.
+
+  Examples:
+    >>> params = {'dense': {'kernel': jnp.zeros((2, 2)), 'bias': jnp.zeros(2)}}
+    >>> noisy = perturb(params, jax.random.key(0), sigma=0.1)
+    >>> bool(jnp.any(noisy['dense']['kernel'] != 0)), bool(jnp.all(noisy['dense']['bias'] == 0))  # kernels only
+    (True, True)
   """
   leaves, treedef, selected = flat_selection(params, mask)
   return treedef.unflatten([
@@ -51,7 +57,7 @@ def weight_noise(sigma: float, *, mask: MaskSpec = None) -> ObjectiveTransform:
     mask: which parameters get noise: ``None`` (kernels, not biases or
       scales), a pytree of bools, or a function of the params returning one.
 
-  Example:
+  Examples:
     >>> objective = weight_noise(0.01)(classification_objective(model.apply))  # doctest: +SKIP
   """
   if not is_traced(sigma) and (

@@ -25,6 +25,10 @@ def chain(*transforms: ObjectiveTransform) -> ObjectiveTransform:
 
   ``chain(a, b)(objective) == b(a(objective))``, mirroring ``optax.chain``.
   With no transforms it is the identity.
+
+  Examples:
+    >>> regularize = chain(l2(1e-4), label_smoothing(0.1))  # l2 innermost, as optax.chain
+    >>> objective = regularize(classification_objective(make_mlp(num_outputs=10, hidden_sizes=(8,)).apply))
   """
 
   def transform(objective: Objective) -> Objective:
@@ -50,6 +54,13 @@ def add_penalty(
 
   The penalty's value is reported as ``aux.metrics[name]``, and the sum as
   ``aux.metrics['objective']``; ``aux.metrics['loss']`` stays the data term.
+
+  Examples:
+    >>> quadratic = lambda params, batch, ctx: (jnp.sum(params['w'] ** 2), Aux(metrics={}))
+    >>> penalized = add_penalty('l1_penalty', lambda params, ctx: jnp.sum(jnp.abs(params['w'])))(quadratic)
+    >>> loss, aux = penalized({'w': jnp.array([1.0, -2.0])}, None, None)
+    >>> float(loss), float(aux.metrics['l1_penalty'])
+    (8.0, 3.0)
   """
 
   def transform(objective: Objective) -> Objective:

@@ -50,7 +50,7 @@ def l2(alpha: Coefficient, *, mask: MaskSpec = None) -> ObjectiveTransform:
     mask: which parameters to penalize: ``None`` (kernels, not biases or
       scales), a pytree of bools, or a function of the params returning one.
 
-  Example:
+  Examples:
     >>> objective = l2(1e-4)(classification_objective(model.apply))  # doctest: +SKIP
     >>> decaying = l2(optax.exponential_decay(1e-3, 1000, 0.5))(objective)  # doctest: +SKIP
   """
@@ -77,7 +77,7 @@ def l1(alpha: Coefficient, *, mask: MaskSpec = None) -> ObjectiveTransform:
     alpha: the penalty's weight ``>= 0``, or a schedule of the step.
     mask: which parameters to penalize (default: kernels, not biases or scales).
 
-  Example:
+  Examples:
     >>> objective = l1(1e-4)(classification_objective(model.apply))  # doctest: +SKIP
   """
   alpha_at = coefficient("l1", alpha)
@@ -99,7 +99,7 @@ def elastic_net(l1_alpha: Coefficient, l2_alpha: Coefficient, *, mask: MaskSpec 
     l2_alpha: the L2 weight ``>= 0``, or a schedule.
     mask: which parameters to penalize (default: kernels, not biases or scales).
 
-  Example:
+  Examples:
     >>> objective = elastic_net(1e-5, 1e-4)(classification_objective(model.apply))  # doctest: +SKIP
   """
   l1_at = coefficient("elastic_net.l1_alpha", l1_alpha)
@@ -146,7 +146,7 @@ def tying(alpha: Coefficient, path_a: str, path_b: str, *, reference: Any = None
     ValueError: (when the objective is first traced) if a path names no
       parameters or the two subtrees differ in structure or shape.
 
-  Example:
+  Examples:
     >>> tied = tying(1e-2, 'dense_1/kernel', 'dense_2/kernel')(objective)  # doctest: +SKIP
     >>> pulled = tying(1e-2, 'dense_0', 'dense_0', reference=pretrained_params)(objective)  # doctest: +SKIP
   """

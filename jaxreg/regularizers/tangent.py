@@ -52,7 +52,7 @@ def tangent_prop(alpha, tangents: Callable[[jax.Array], jax.Array], *,
     outputs_fn: ``fn(params, x) -> outputs`` for objectives that do not
       return output tangents, or ``None``.
 
-  Example:
+  Examples:
     >>> from jaxreg.augment import make_tangents
     >>> reg = tangent_prop(0.01, make_tangents(['translate_x', 'translate_y']))
     >>> objective = reg(classification_objective(model.apply))  # doctest: +SKIP

@@ -24,7 +24,7 @@ def smooth_labels(labels: jax.Array, num_classes: int, eps: float, *, form: str 
   ``1 - eps + eps/K`` and ``eps/K`` (``optax.smooth_labels``, Szegedy et al.
   2016). Both sum to 1.
 
-  Example:
+  Examples:
     >>> smooth_labels(jnp.array([0]), 4, 0.3)
     Array([[0.7, 0.1, 0.1, 0.1]], dtype=float32)
   """
@@ -60,7 +60,7 @@ def label_smoothing(eps: float, num_classes: int | None = None, *, form: str = "
       (when first traced) for an objective that takes no smoothed targets, or
       logits with other than ``num_classes`` classes.
 
-  Example:
+  Examples:
     >>> objective = label_smoothing(0.1)(classification_objective(model.apply))  # doctest: +SKIP
   """
   if not is_traced(eps) and (isinstance(eps, bool) or not isinstance(eps, (int, float)) or not 0.0 <= eps < 1.0):

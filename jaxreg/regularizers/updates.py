@@ -60,7 +60,7 @@ def weight_decay(rate: ScalarOrSchedule, *, mask: MaskSpec = None) -> optax.Grad
       schedule of the step count.
     mask: which parameters decay (default: kernels, not biases or scales).
 
-  Example:
+  Examples:
     >>> tx = optax.chain(adam(1e-3), weight_decay(1e-4))
   """
   _check_scalar_or_schedule("rate", rate)
@@ -90,7 +90,7 @@ def prox_l1(alpha: ScalarOrSchedule, learning_rate: ScalarOrSchedule, *, mask: M
       so that the threshold is ``eps * alpha``.
     mask: which parameters are thresholded (default: kernels, not biases or scales).
 
-  Example:
+  Examples:
     >>> tx = optax.chain(sgd(0.1), prox_l1(1e-3, learning_rate=0.1))
   """
   _check_scalar_or_schedule("alpha", alpha)
@@ -135,7 +135,7 @@ def max_norm(max_value: float, *, axis: int | tuple[int, ...] | None = None, mas
     mask: which parameters are constrained (default: kernels, not biases or
       scales). 1-D leaves among them are left alone.
 
-  Example:
+  Examples:
     >>> tx = optax.chain(sgd(0.1), max_norm(3.0))
   """
   if not is_traced(max_value) and (

@@ -101,7 +101,7 @@ class Checkpointer:
       of :func:`~jaxreg.train.fit`'s early stopping.
     mode: ``'min'`` or ``'max'`` for ``monitor``.
 
-  Example:
+  Examples:
     >>> ckpt = Checkpointer('/tmp/run/checkpoints', keep=3, monitor='val_loss')  # doctest: +SKIP
     >>> ckpt.save(1, state, {'val_loss': 0.3})  # doctest: +SKIP
     >>> state = ckpt.restore(1, like=state)  # doctest: +SKIP

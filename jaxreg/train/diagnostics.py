@@ -32,7 +32,7 @@ def update_ratios(params, updates) -> dict[str, jax.Array]:
   ``||.||_2`` is the Frobenius norm of the matrix; ``W`` is the weight before
   the update ``dW``. Biases and scales (1-D) are left out, as in the lecture notes.
 
-  Example:
+  Examples:
     >>> update_ratios({'k': jnp.ones((2, 2))}, {'k': jnp.full((2, 2), 1e-3)})
     {'update_ratio/k': Array(0.001, dtype=float32)}
   """
@@ -107,7 +107,7 @@ def activation_sparsity(apply, variables, x, *, near_zero: float = 1e-3, max_exa
     ``{layer: {'zero_fraction': f, 'near_zero_fraction': f}}``, plus ``'all'``
     over every layer's units together; ``{}`` if the model sows no activations.
 
-  Example:
+  Examples:
     >>> activation_sparsity(model.apply, {'params': params}, data.test.x)  # doctest: +SKIP
     {'hidden_0': {'zero_fraction': 0.61, 'near_zero_fraction': 0.63}, ...}
   """
@@ -132,7 +132,7 @@ def non_finite_cause(dataset) -> str | None:
   host arrays of every split; ``None`` means the data is clean, so the run
   diverged (the step size, a penalty's strength or the model).
 
-  Example:
+  Examples:
     >>> x = np.ones((4, 2), np.float32); x[1, 0] = np.nan
     >>> non_finite_cause(Dataset('d', 'regression', Split(x, np.zeros(4, np.float32)), None, None, None))
     'x_train holds 1 NaN or infinite value(s)'

@@ -28,7 +28,7 @@ class EarlyStopping:
     patience: evaluations without improvement before stopping, or ``None``.
     min_delta: the smallest change that counts as an improvement, ``>= 0``.
 
-  Example:
+  Examples:
     >>> es = EarlyStopping(monitor='val_accuracy', mode='max', patience=10)
   """
 

@@ -13,7 +13,7 @@ Order: the NaN guard, early stopping, the stopping rules, the user's hooks,
 then the writers, checkpoints and progress bar, so the user's hooks can add
 to the record that is written and stop a run that is then checkpointed.
 
-Example:
+Examples:
   >>> class RecordEpochs(Hook):
   ...   def __init__(self):
   ...     self.seen = []

@@ -168,7 +168,7 @@ def fit(
     TrainingError: when the training loss becomes NaN or infinite; the last
       good checkpoint is kept.
 
-  Example:
+  Examples:
     >>> seen = []
     >>> result = fit(state, train_step=step, eval_step=eval_step, dataset=data, batch_size=128,
     ...              epochs=5, hooks=[lambda end: seen.append(end.record['val_loss'])])  # doctest: +SKIP

@@ -260,7 +260,7 @@ def from_loss(loss: Callable, *, takes_rng: bool = False, has_aux: bool = False)
   apply; :func:`~jaxreg.regularizers.label_smoothing` is refused with an
   error, since a plain loss cannot take smoothed targets.
 
-  Example:
+  Examples:
     >>> def mse(params, batch):
     ...   return jnp.mean((batch['x'] @ params['w'] - batch['y']) ** 2)
     >>> objective = l2(1e-3)(from_loss(mse))  # doctest: +SKIP

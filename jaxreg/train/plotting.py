@@ -25,7 +25,7 @@ def plot_learning_curves(run, *, output: str | None = None, title: str | None = 
   Returns:
     The matplotlib ``Figure``.
 
-  Example:
+  Examples:
     >>> fig = plot_learning_curves('runs/digits_mlp/20261122-101500')  # doctest: +SKIP
   """
   plt = _pyplot()
@@ -72,7 +72,7 @@ def plot_population_curves(run, *, output: str | None = None, title: str | None 
   (averaged probabilities) is there when the run recorded it (a population
   of one setting, for classification).
 
-  Example:
+  Examples:
     >>> fig = plot_population_curves('runs/digits_mlp/pop')  # doctest: +SKIP
   """
   plt = _pyplot()
@@ -135,7 +135,7 @@ def plot_diagnostics(run, *, output: str | None = None, title: str | None = None
   Raises:
     ValueError: if the records hold no diagnostics (``train.diagnostics=False``).
 
-  Example:
+  Examples:
     >>> fig = plot_diagnostics('runs/digits_mlp/20261122-101500')  # doctest: +SKIP
   """
   plt = _pyplot()

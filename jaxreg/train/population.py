@@ -34,7 +34,7 @@ def create_population(model: ModelFns, tx: optax.GradientTransformation, *, seed
                       sample_x, early_stopping_mode: str = "min") -> TrainState:
   """One :func:`~jaxreg.train.create_train_state` per seed, stacked: member ``m`` is the state of seed ``seeds[m]``.
 
-  Example:
+  Examples:
     >>> states = create_population(model, optax.adam(1e-3), seeds=range(8), sample_x=x[:1])  # doctest: +SKIP
   """
   seeds = list(seeds)
@@ -98,7 +98,7 @@ def make_population_epoch(train_step: Callable, *, num_examples: int, batch_size
     batch_size: examples per step.
     sweep: ``train_step`` is a factory of hyperparameters.
 
-  Example:
+  Examples:
     >>> def step_for(h):
     ...   return make_train_step(l2(lambda step: h['l2'])(objective), adam(lambda count: h['lr']))
     >>> epoch = make_population_epoch(step_for, num_examples=n, batch_size=64, sweep=True)  # doctest: +SKIP
@@ -158,7 +158,7 @@ def member_predictions(apply: Callable, states: TrainState, x, *, batch_size: in
 def evaluate_ensemble(apply: Callable, states: TrainState, x, y, *, batch_size: int = 1024) -> dict:
   """Each member's accuracy and loss on ``(x, y)`` and the ensemble's, three ways (:func:`jaxreg.train.ensemble_metrics`).
 
-  Example:
+  Examples:
     >>> evaluate_ensemble(model.apply, result.states, data.test.x, data.test.y)['mean_probabilities']  # doctest: +SKIP
     {'accuracy': 0.986, 'loss': 0.05}
   """

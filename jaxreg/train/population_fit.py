@@ -340,7 +340,7 @@ def fit_population(states: TrainState, *, train_step: Callable, eval_step: Calla
     member_logits: ``fn(states, x) -> (members, n, classes)``: the records
       then hold the ensemble's accuracy and loss on each split.
 
-  Example:
+  Examples:
     >>> result = fit_population(states, train_step=step, eval_step=eval_step, dataset=data,  # doctest: +SKIP
     ...                         batch_size=64, epochs=50, seeds=range(8))
   """

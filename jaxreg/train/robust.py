@@ -68,7 +68,7 @@ def robust_accuracy(apply: Callable, variables, x: np.ndarray, y: np.ndarray, *,
   Returns:
     ``{'attack', 'steps', 'step_size', 'clip', 'eps': [...], 'accuracy': [...]}``.
 
-  Example:
+  Examples:
     >>> robust_accuracy(model.apply, variables, x_test, y_test, eps=[0.05, 0.1], attack='pgd', clip=(0, 1))  # doctest: +SKIP
     {'attack': 'pgd', 'eps': [0.05, 0.1], 'accuracy': [0.91, 0.62], ...}
   """

@@ -46,7 +46,7 @@ class RunLock:
     CheckpointError: (on entering) when another live process holds it; the
       message names its pid.
 
-  Example:
+  Examples:
     >>> with RunLock('/tmp/run'):  # doctest: +SKIP
     ...   train_and_evaluate(config, '/tmp/run')
   """

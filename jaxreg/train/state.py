@@ -76,7 +76,7 @@ def create_train_state(
     sample_x: a batch of inputs with the right shape and dtype (values unused).
     early_stopping_mode: ``'min'`` or ``'max'``, the monitored metric's direction.
 
-  Example:
+  Examples:
     >>> state = create_train_state(model, optax.adam(1e-3), rng=jax.random.PRNGKey(0),
     ...                            sample_x=x_train[:1])  # doctest: +SKIP
   """

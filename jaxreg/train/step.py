@@ -64,7 +64,7 @@ def make_train_step(
     ``step(state, batch) -> (new_state, metrics)``; ``metrics`` holds the
     objective's metrics (and ``grad_norm`` and the diagnostics if asked for).
 
-  Example:
+  Examples:
     >>> step = jax.jit(make_train_step(l2(1e-4)(objective), optax.adam(1e-3)))  # doctest: +SKIP
     >>> state, metrics = step(state, {'x': x_batch, 'y': y_batch})  # doctest: +SKIP
   """
@@ -119,7 +119,7 @@ def with_batch_transform(step: Callable, batch_transform: Callable, *, axis_name
   (:func:`batch_transform_key`). Draw per-example keys with
   ``jax.random.split(key, batch_size)``.
 
-  Example:
+  Examples:
     >>> def input_noise(batch, key):
     ...   return {**batch, 'x': batch['x'] + 0.1 * jax.random.normal(key, batch['x'].shape)}
     >>> step = with_batch_transform(make_train_step(objective, tx), input_noise)  # doctest: +SKIP

@@ -29,7 +29,7 @@ def tensorboard_tag(key: str) -> str:
   The prefix before the first ``/`` is the group TensorBoard draws a tag in,
   so the training, validation and test metrics get a panel each.
 
-  Example:
+  Examples:
     >>> tensorboard_tag('train_loss'), tensorboard_tag('learning_rate')
     ('train/loss', 'learning_rate')
   """
@@ -52,7 +52,7 @@ class WriteTensorBoard(Hook):
       per-step trace (``fit(trace_steps=True)``); ``0``: epochs only.
     histograms: write a histogram of every parameter array after each epoch.
 
-  Example:
+  Examples:
     >>> result = fit(state, ..., hooks=[WriteTensorBoard('/tmp/run/tensorboard')])  # doctest: +SKIP
   """
 
@@ -108,7 +108,7 @@ def read_scalars(logdir: str) -> dict[str, list[tuple[int, float]]]:
   Purged steps (see :class:`WriteTensorBoard`) are left out, as TensorBoard
   shows them. Needs the ``tensorboard`` package (``pip install tensorboard``).
 
-  Example:
+  Examples:
     >>> read_scalars('runs/digits_mlp/x/tensorboard')['val/accuracy'][-1]  # doctest: +SKIP
     (190, 0.9722)
   """
