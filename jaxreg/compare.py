@@ -39,6 +39,10 @@ def read_config(workdir: str) -> dict:
 
   Raises:
     CheckpointError: if ``workdir`` holds no run.
+
+  Examples:
+    >>> read_config('runs/a')['optimizer']  # doctest: +SKIP
+    {'learning_rate': 0.001, 'name': 'adam'}
   """
   config = _read_json(workdir, "config.json")
   if config is None:
@@ -84,6 +88,11 @@ def comparison_rows(workdirs: list[str], metrics=METRICS) -> list[dict]:
 
   A run that has not finished (no ``summary.json``) has its last epoch's
   ``test_*`` metrics from ``metrics.jsonl`` and ``finished: False``.
+
+  Examples:
+    >>> rows = comparison_rows(['runs/a', 'runs/b'], metrics=('test_accuracy',))  # doctest: +SKIP
+    >>> rows[0]  # doctest: +SKIP
+    {'run': 'runs/a', 'optimizer.learning_rate': 0.001, 'test_accuracy': 0.9722, 'finished': True}
   """
   configs = [read_config(w) for w in workdirs]
   keys = differing_keys(configs)
@@ -108,7 +117,11 @@ def _cell(value) -> str:
 
 
 def comparison_table(workdirs: list[str], metrics=METRICS) -> str:
-  """:func:`comparison_rows` as a Markdown table (unfinished runs marked ``*``)."""
+  """:func:`comparison_rows` as a Markdown table (unfinished runs marked ``*``).
+
+  Examples:
+    >>> print(comparison_table(['runs/a', 'runs/b']))  # doctest: +SKIP
+  """
   rows = comparison_rows(workdirs, metrics)
   columns = [c for c in rows[0] if c != "finished"]
   lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
@@ -127,6 +140,9 @@ def plot_runs(workdirs: list[str], *, output: str | None = None, title: str | No
 
   Returns:
     The matplotlib figure (also written to ``output`` if given).
+
+  Examples:
+    >>> figure = plot_runs(['runs/a', 'runs/b'], output='compare.png')  # doctest: +SKIP
   """
   from jaxreg.train.plotting import _pyplot
 

@@ -36,6 +36,12 @@ class CompilationCount:
     programs: programs handed to XLA (compiled, or loaded from the persistent cache).
     cache_hits: how many of them came from the persistent cache.
     seconds: time spent compiling or loading them.
+
+  Examples:
+    >>> with count_compilations() as count:
+    ...   _ = jax.jit(lambda x: x * 3.0)(jnp.ones(7))
+    >>> count.programs >= 1
+    True
   """
 
   programs: int = 0
@@ -79,7 +85,12 @@ def count_compilations() -> Iterator[CompilationCount]:
 
 
 def default_compilation_cache_dir() -> str:
-  """``<jaxreg's cache directory>/jax-compilation`` (beside the MNIST-1D cache: ``~/.cache/jaxreg``)."""
+  """``<jaxreg's cache directory>/jax-compilation`` (beside the MNIST-1D cache: ``~/.cache/jaxreg``).
+
+  Examples:
+    >>> default_compilation_cache_dir().endswith('jax-compilation')
+    True
+  """
   from jaxreg.data.mnist1d import default_cache_dir
 
   return os.path.join(default_cache_dir(), "jax-compilation")
@@ -92,6 +103,10 @@ def resolve_cache_dir(flag: str | None) -> str | None:
   ``$JAXREG_COMPILATION_CACHE`` (the same), then JAX's own
   ``$JAX_COMPILATION_CACHE_DIR`` (left to JAX: ``None`` is returned and
   nothing is changed), else :func:`default_compilation_cache_dir`.
+
+  Examples:
+    >>> resolve_cache_dir('off'), resolve_cache_dir('/tmp/cache')
+    (None, '/tmp/cache')
   """
   for value in (flag, os.environ.get(CACHE_ENV)):
     if value is not None:
@@ -118,6 +133,9 @@ def enable_persistent_cache(directory: str, *, max_bytes: int = DEFAULT_CACHE_BY
 
   Raises:
     OSError: if ``directory`` cannot be created.
+
+  Examples:
+    >>> enable_persistent_cache(os.path.expanduser('~/.cache/jaxreg/jax-compilation'))  # doctest: +SKIP
   """
   os.makedirs(directory, exist_ok=True)
   jax.config.update("jax_compilation_cache_dir", directory)

@@ -83,7 +83,16 @@ def base_config() -> ml_collections.ConfigDict:
   ))
   c.optimizer = ml_collections.ConfigDict(dict(name="adam", learning_rate=1e-3))
   c.regularizers = ml_collections.ConfigDict()
-  c.train = ml_collections.ConfigDict(dict(
+  c.train = train_defaults()
+  c.checkpoint = ml_collections.ConfigDict(dict(every=1, keep=3))
+  c.parallel = ml_collections.ConfigDict(dict(mode="none", num_devices=config_dict.placeholder(int)))
+  c.population = population_defaults()
+  return c
+
+
+def train_defaults() -> ml_collections.ConfigDict:
+  """The ``train`` section's defaults: the loop, what it logs, early stopping, evaluation extras."""
+  return ml_collections.ConfigDict(dict(
       seed=0,
       epochs=50,
       progress_bar=True,  # a bar on a terminal or in a notebook; one line per epoch in a log file
@@ -112,10 +121,6 @@ def base_config() -> ml_collections.ConfigDict:
           restore_best=True,
       )),
   ))
-  c.checkpoint = ml_collections.ConfigDict(dict(every=1, keep=3))
-  c.parallel = ml_collections.ConfigDict(dict(mode="none", num_devices=config_dict.placeholder(int)))
-  c.population = population_defaults()
-  return c
 
 
 def population_defaults() -> ml_collections.ConfigDict:
@@ -271,9 +276,7 @@ def apply_override(config: ml_collections.ConfigDict, dotted_key: str, raw_value
   if not all(parts):
     raise ConfigError(f"malformed override key --config.{dotted_key}")
   value = _parse_value(raw_value)
-  if len(parts) == 1 and parts[0] in OPEN_SECTIONS and isinstance(value, dict):
-    # A whole open section, e.g. --config.model="{'name': 'my_pkg.models:build', 'width': 48}".
-    config[parts[0]] = ml_collections.ConfigDict(value)
+  if _replaces_section(config, parts, value):
     return
   node = config
   in_sweep = tuple(parts[:2]) == SWEEP
@@ -333,6 +336,14 @@ def apply_override(config: ml_collections.ConfigDict, dotted_key: str, raw_value
     raise ConfigError(
         f"--config.{dotted_key}={raw_value!r}: expected a value of type {expected}, got {_type_name(value)}"
     ) from None
+
+
+def _replaces_section(config: ml_collections.ConfigDict, parts: list[str], value) -> bool:
+  """Sets a whole open section given as a dict (``--config.model="{'name': 'my_pkg.models:build', ...}"``)."""
+  if len(parts) == 1 and parts[0] in OPEN_SECTIONS and isinstance(value, dict):
+    config[parts[0]] = ml_collections.ConfigDict(value)
+    return True
+  return False
 
 
 def _set_sweep(node: ml_collections.ConfigDict, parts: list[str], value, raw_value: str) -> None:

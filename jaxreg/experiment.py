@@ -178,7 +178,13 @@ def _dotted(config_dict: dict, key: str):
 
 @dataclasses.dataclass(frozen=True)
 class RunOptions:
-  """How :func:`run` trains a built experiment: the ``data``, ``train`` and ``checkpoint`` settings ``fit`` takes."""
+  """How :func:`run` trains a built experiment: the ``data``, ``train`` and ``checkpoint`` settings ``fit`` takes.
+
+  Examples:
+    >>> options = build(load_config('digits_mlp:smoke')[0]).options  # doctest: +SKIP
+    >>> options.batch_size, options.epochs  # doctest: +SKIP
+    (64, 3)
+  """
 
   batch_size: int
   eval_batch_size: int
@@ -445,7 +451,15 @@ def _check_monitors(early_stopping: EarlyStopping, optimizer: Optimizer, availab
 
 @dataclasses.dataclass(frozen=True)
 class Steps:
-  """What :func:`make_steps` builds from a config's ``model``, ``optimizer`` and ``regularizers`` sections."""
+  """What :func:`make_steps` builds from a config's ``model``, ``optimizer`` and ``regularizers`` sections.
+
+  Examples:
+    >>> config, _ = load_config('digits_mlp:smoke')
+    >>> data = load_digits()
+    >>> steps = make_steps(config.to_dict(), data, SingleDevice(), steps_per_epoch=19)
+    >>> sorted(steps.optimizer.monitors), callable(steps.train_step)
+    ([], True)
+  """
 
   model: ModelFns
   optimizer: Optimizer
@@ -457,7 +471,13 @@ class Steps:
 
 
 def steps_per_epoch(dataset: Dataset, options: RunOptions) -> int:
-  """Full batches per epoch (at least 1: epoch-unit schedules count in them)."""
+  """Full batches per epoch (at least 1: epoch-unit schedules count in them).
+
+  Examples:
+    >>> experiment = build(load_config('digits_mlp:smoke')[0])
+    >>> steps_per_epoch(experiment.dataset, experiment.options)  # 1257 // 64
+    19
+  """
   return max(len(dataset.train.y) // options.batch_size, 1)
 
 
@@ -470,6 +490,12 @@ def make_steps(sections: dict, dataset: Dataset, placement, *, steps_per_epoch: 
 
   Raises:
     ConfigError: for a bad key or value of those sections.
+
+  Examples:
+    >>> config, _ = load_config('digits_mlp:smoke', [('regularizers.weight_decay', "{'rate': 0.01}")])
+    >>> steps = make_steps(config.to_dict(), load_digits(), SingleDevice(), steps_per_epoch=19)
+    >>> sorted(steps.regularizers.names)
+    ['l2', 'weight_decay']
   """
   model_cfg = sections["model"]
   model = make_model(num_outputs=dataset.num_outputs, axis_name=placement.axis_name, **model_cfg)
@@ -504,6 +530,14 @@ def initial_state(steps: Steps, rng: jax.Array, dataset: Dataset, *, early_stopp
   biases are set on the first that many training examples
   (:func:`jaxreg.models.weight_norm_data_init`), and the optimizer state is
   made again for them.
+
+  Examples:
+    >>> config, _ = load_config('digits_mlp:smoke')
+    >>> data = load_digits()
+    >>> steps = make_steps(config.to_dict(), data, SingleDevice(), steps_per_epoch=19)
+    >>> state = initial_state(steps, jax.random.key(0), data, early_stopping_mode='min')
+    >>> int(state.step), sorted(state.params)
+    (0, ['dense_0', 'output'])
   """
   state = create_train_state(steps.model, steps.tx, rng=rng, sample_x=dataset.train.x[:1],
                              early_stopping_mode=early_stopping_mode)
@@ -535,6 +569,11 @@ def build(config: ml_collections.ConfigDict) -> Experiment:
   Raises:
     ConfigError: for any bad key or value, naming it (``optimizer.b2``).
     DataError: for malformed data.
+
+  Examples:
+    >>> experiment = build(load_config('digits_mlp:smoke')[0])  # checks every key against the data; writes nothing
+    >>> experiment.dataset.describe()
+    'digits (classification; train 1257, val 180, test 360; input shape (64,))'
   """
   validate_config(config)
   options = _run_options(config)
@@ -596,6 +635,10 @@ def run(experiment: Experiment, workdir: str, *, resume: bool = False, exit_on_s
 
   Returns:
     The :class:`~jaxreg.train.FitResult`; its summary is also in ``summary.json``.
+
+  Examples:
+    >>> result = run(build(load_config('digits_mlp:smoke')[0]), 'runs/smoke')  # doctest: +SKIP
+    >>> result.summary['test_accuracy']  # doctest: +SKIP
   """
   workdir, primary = os.path.abspath(workdir), is_primary_process()
   if resume and not os.path.isdir(workdir):
@@ -766,6 +809,10 @@ def train_and_evaluate(
     The :class:`~jaxreg.train.FitResult`; its summary is also in ``summary.json``,
     with ``compilations``: how many XLA programs the run compiled (or loaded
     from JAX's persistent cache) and how long that took.
+
+  Examples:
+    >>> config, _ = load_config('digits_mlp:smoke', [('optimizer.learning_rate', '0.003')])  # doctest: +SKIP
+    >>> train_and_evaluate(config, 'runs/smoke').summary['test_accuracy']  # doctest: +SKIP
   """
   from jaxreg.populations import is_population, train_population  # a population's runner builds on this module
 

@@ -28,6 +28,9 @@ def model_inputs(run: Run, x) -> np.ndarray:
 
   Raises:
     ValueError: if ``x``'s example shape is not the run's.
+
+  Examples:
+    >>> x = model_inputs(load_run('runs/x'), raw_x)  # standardized as the run's training data was  # doctest: +SKIP
   """
   x = np.asarray(x, dtype=np.float32)
   expected = run.experiment.dataset.train.x.shape[1:]
@@ -67,7 +70,12 @@ def predict(run: Run, x, *, batch_size: int | None = None, output: str = "logits
 
 
 def softmax(logits) -> np.ndarray:
-  """Class probabilities from logits, in float32 on the host."""
+  """Class probabilities from logits, in float32 on the host.
+
+  Examples:
+    >>> softmax(np.array([[0.0, 0.0], [np.log(3.0), 0.0]])).round(2).tolist()
+    [[0.5, 0.5], [0.75, 0.25]]
+  """
   return np.asarray(jax.nn.softmax(np.asarray(logits, np.float32), axis=-1))
 
 

@@ -65,7 +65,13 @@ BOOTSTRAP_STREAM = 0x626F6F74  # "boot": member m's resample is drawn from fold_
 
 
 def swept_values(config: ml_collections.ConfigDict) -> dict[str, tuple]:
-  """The sweep as ``{dotted key: values}``, in the order the config lists them."""
+  """The sweep as ``{dotted key: values}``, in the order the config lists them.
+
+  Examples:
+    >>> config, _ = load_config('digits_mlp:smoke', [('population.sweep.optimizer.learning_rate', '[0.001,0.01]')])
+    >>> swept_values(config)
+    {'optimizer.learning_rate': (0.001, 0.01)}
+  """
 
   def leaves(node, prefix):
     for key in node.keys():
@@ -85,13 +91,26 @@ def swept_values(config: ml_collections.ConfigDict) -> dict[str, tuple]:
 
 
 def is_population(config: ml_collections.ConfigDict) -> bool:
-  """Whether the config asks for a population: ``size > 1``, ``bootstrap`` or a sweep."""
+  """Whether the config asks for a population: ``size > 1``, ``bootstrap`` or a sweep.
+
+  Examples:
+    >>> is_population(load_config('digits_mlp:smoke', [('population.size', '3')])[0])
+    True
+    >>> is_population(load_config('digits_mlp:smoke')[0])
+    False
+  """
   p = config.population
   return p.size != 1 or bool(p.bootstrap) or bool(swept_values(config))
 
 
 def sweep_settings(config: ml_collections.ConfigDict) -> list[dict]:
-  """The sweep's settings, ``[{dotted key: value}, ...]``: every combination (grid) or the i-th values (zip)."""
+  """The sweep's settings, ``[{dotted key: value}, ...]``: every combination (grid) or the i-th values (zip).
+
+  Examples:
+    >>> config, _ = load_config('digits_mlp:smoke', [('population.sweep.optimizer.learning_rate', '[0.001,0.01]')])
+    >>> sweep_settings(config)
+    [{'optimizer.learning_rate': 0.001}, {'optimizer.learning_rate': 0.01}]
+  """
   swept = swept_values(config)
   mode = config.population.sweep_mode
   if mode not in ("grid", "zip"):
@@ -108,7 +127,13 @@ def sweep_settings(config: ml_collections.ConfigDict) -> list[dict]:
 
 @dataclasses.dataclass(frozen=True)
 class Member:
-  """One member of a population: its seed, its swept values and its replicate index within its setting."""
+  """One member of a population: its seed, its swept values and its replicate index within its setting.
+
+  Examples:
+    >>> config, _ = load_config('digits_mlp:smoke', [('population.size', '2')])
+    >>> population_members(config)[1]
+    Member(seed=1, setting={}, replicate=1)
+  """
 
   seed: int
   setting: dict
@@ -116,7 +141,14 @@ class Member:
 
 
 def population_members(config: ml_collections.ConfigDict) -> list[Member]:
-  """Every member: for each setting of the sweep, ``population.size`` seeds from ``train.seed``."""
+  """Every member: for each setting of the sweep, ``population.size`` seeds from ``train.seed``.
+
+  Examples:
+    >>> config, _ = load_config('digits_mlp:smoke', [('population.sweep.optimizer.learning_rate', '[0.001,0.01]'),
+    ...                                              ('population.size', '2')])
+    >>> [(m.seed, m.setting['optimizer.learning_rate']) for m in population_members(config)]
+    [(0, 0.001), (1, 0.001), (0, 0.01), (1, 0.01)]
+  """
   size = config.population.size
   if isinstance(size, bool) or not isinstance(size, int) or size < 1:
     raise ConfigError(f"population.size must be a positive integer (members per setting), got {size!r}")
@@ -125,7 +157,14 @@ def population_members(config: ml_collections.ConfigDict) -> list[Member]:
 
 
 def set_dotted(tree, dotted: str, value) -> None:
-  """Sets ``tree.<dotted>`` in a ConfigDict or a plain dict, making the open sections' missing levels."""
+  """Sets ``tree.<dotted>`` in a ConfigDict or a plain dict, making the open sections' missing levels.
+
+  Examples:
+    >>> config = {'regularizers': {}}
+    >>> set_dotted(config, 'regularizers.l2.alpha', 1e-4)
+    >>> config
+    {'regularizers': {'l2': {'alpha': 0.0001}}}
+  """
   parts = dotted.split(".")
   node = tree
   for part in parts[:-1]:
@@ -138,7 +177,12 @@ def set_dotted(tree, dotted: str, value) -> None:
 
 
 def with_values(sections, values: dict):
-  """A copy of a config (``ConfigDict`` or plain dict) with ``values`` (``{dotted key: value}``) set."""
+  """A copy of a config (``ConfigDict`` or plain dict) with ``values`` (``{dotted key: value}``) set.
+
+  Examples:
+    >>> with_values({'optimizer': {'learning_rate': 0.1}}, {'optimizer.learning_rate': 0.5})
+    {'optimizer': {'learning_rate': 0.5}}
+  """
   copied = copy.deepcopy(sections)
   for dotted, value in values.items():
     set_dotted(copied, dotted, value)
@@ -146,7 +190,14 @@ def with_values(sections, values: dict):
 
 
 def member_config(config: ml_collections.ConfigDict, member: Member) -> ml_collections.ConfigDict:
-  """The config of ``member`` trained alone: its seed and values set, the ``population`` section off."""
+  """The config of ``member`` trained alone: its seed and values set, the ``population`` section off.
+
+  Examples:
+    >>> config, _ = load_config('digits_mlp:smoke', [('population.sweep.optimizer.learning_rate', '[0.001,0.01]')])
+    >>> alone = member_config(config, population_members(config)[1])
+    >>> alone.optimizer.learning_rate, alone.population.size
+    (0.01, 1)
+  """
   alone = with_values(config, member.setting)
   alone.train.seed = member.seed
   alone.population = ml_collections.ConfigDict(dict(size=1, bootstrap=False, sweep=ml_collections.ConfigDict(),
@@ -167,6 +218,10 @@ class Population:
     eval_step: one member's evaluation step, or its factory.
     hyperparameters: ``{dotted key: (members,) float32}`` of the traced sweep, or ``None``.
     resamples: ``(members, n)`` bootstrap indices, or ``None``.
+
+  Examples:
+    >>> population = build_population(load_config('digits_ensembles:smoke')[0])  # doctest: +SKIP
+    >>> len(population.members)  # doctest: +SKIP
   """
 
   config: dict
@@ -282,6 +337,10 @@ def build_population(config: ml_collections.ConfigDict) -> Population:
   Raises:
     ConfigError: for a bad population section, a swept key that cannot be
       traced (with the sequential alternative), or any member's bad value.
+
+  Examples:
+    >>> population = build_population(load_config('digits_ensembles:smoke')[0])  # doctest: +SKIP
+    >>> result = run_population(population, 'runs/ensemble')  # doctest: +SKIP
   """
   validate_config(config)
   _check_supported(config)
@@ -342,7 +401,12 @@ def _ensemble(population: Population, result: PopulationResult) -> dict | None:
 
 
 def population_summary(population: Population, result: PopulationResult) -> dict:
-  """``summary.json`` of a population: the members' metrics (lists), the ensemble's, and the run's facts."""
+  """``summary.json`` of a population: the members' metrics (lists), the ensemble's, and the run's facts.
+
+  Examples:
+    >>> summary = population_summary(population, fit_population(...))  # doctest: +SKIP
+    >>> summary['ensemble']['mean_probabilities']['accuracy']  # doctest: +SKIP
+  """
   members = population.members
   s = result.summary
   member_metrics = {k: v for k, v in s.items() if k.startswith(("val_", "test_")) and isinstance(v, list)}
@@ -369,7 +433,11 @@ def population_summary(population: Population, result: PopulationResult) -> dict
 
 
 def describe_population(summary: dict) -> str:
-  """A population's summary as a few lines: each member's setting, seed and test (or validation) metrics, the ensemble's."""
+  """A population's summary as a few lines: each member's setting, seed and test (or validation) metrics, the ensemble's.
+
+  Examples:
+    >>> print(describe_population(json.load(open('runs/ensemble/summary.json'))))  # doctest: +SKIP
+  """
   population, members = summary["population"], summary["members"]
   split = "test" if "test_loss" in members else "val"
   metrics = [k for k in (f"{split}_accuracy", f"{split}_loss") if k in members]
@@ -399,6 +467,9 @@ def run_population(population: Population, workdir: str, *, resume: bool = False
   Returns:
     The :class:`~jaxreg.train.PopulationResult`; its summary (the members'
     metrics, the ensemble's, the settings) is also in ``summary.json``.
+
+  Examples:
+    >>> result = run_population(build_population(load_config('digits_ensembles:smoke')[0]), 'runs/e')  # doctest: +SKIP
   """
   workdir = os.path.abspath(workdir)
   if resume and not os.path.isdir(workdir):

@@ -45,6 +45,10 @@ class Run:
       evaluates on one device, whatever ``parallel.mode`` the run trained with).
 
   A run unpacks as ``model, variables, config = load_run(workdir)``.
+
+  Examples:
+    >>> run = load_run('runs/digits_mlp/x')  # doctest: +SKIP
+    >>> run.epoch, run.summary['test_accuracy'], run.config['optimizer']['name']  # doctest: +SKIP
   """
 
   workdir: str
@@ -171,6 +175,10 @@ def robust_evaluation(run: Run, *, eps, attack: str = "pgd", steps: int = 10, st
       (:func:`jaxreg.experiment.input_range`: ``(0, 1)`` for digits).
     split: ``'test'``, ``'val'`` or ``'train'``.
     save: record the result in the run's ``summary.json``.
+
+  Examples:
+    >>> result = robust_evaluation(load_run('runs/digits_mlp/x'), eps=[0.05, 0.1], attack='pgd')  # doctest: +SKIP
+    >>> result['accuracy']  # one per eps, also in summary.json under 'robust'  # doctest: +SKIP
   """
   data = _split(run, split)
   clip = input_range(run.experiment.config) if clip == "auto" else clip
@@ -187,7 +195,11 @@ def robust_evaluation(run: Run, *, eps, attack: str = "pgd", steps: int = 10, st
 
 
 def clean_accuracy(run: Run, split: str = "test") -> float:
-  """The run's accuracy on ``split``, from its restored parameters (evaluation mode)."""
+  """The run's accuracy on ``split``, from its restored parameters (evaluation mode).
+
+  Examples:
+    >>> clean_accuracy(load_run('runs/digits_mlp/x'), 'val')  # doctest: +SKIP
+  """
   import jax
 
   data = _split(run, split)

@@ -23,7 +23,14 @@ MEMBER_COLUMNS = ("seed", "best_epoch", "stopped_epoch", "diverged")
 
 
 def sweep_rows(summary: dict) -> list[dict]:
-  """One row per member of a population's summary: its swept values, seed, epochs and metrics."""
+  """One row per member of a population's summary: its swept values, seed, epochs and metrics.
+
+  Examples:
+    >>> summary = {'population': dict(seeds=[0, 1], settings=[{'optimizer.learning_rate': 0.1}] * 2),
+    ...            'members': {'best_epoch': [3, 4], 'stopped_epoch': [5, 5], 'val_accuracy': [0.9, 0.92]}}
+    >>> sweep_rows(summary)[1]
+    {'optimizer.learning_rate': 0.1, 'seed': 1, 'best_epoch': 4, 'stopped_epoch': 5, 'diverged': False, 'val_accuracy': 0.92}
+  """
   population, members = summary["population"], summary["members"]
   metrics = sorted(k for k in members if k.startswith(("val_", "test_")))
   diverged = set(summary.get("diverged", []))
@@ -43,7 +50,14 @@ def _cell(value) -> str:
 
 
 def write_sweep_table(rows: list[dict], directory: str, name: str = "sweep") -> tuple[str, str]:
-  """Writes ``<name>.csv`` and ``<name>.md`` (one row per member) in ``directory``; returns their paths."""
+  """Writes ``<name>.csv`` and ``<name>.md`` (one row per member) in ``directory``; returns their paths.
+
+  Examples:
+    >>> import tempfile
+    >>> csv_path, md_path = write_sweep_table([{'optimizer.learning_rate': 0.1, 'val_accuracy': 0.9}], tempfile.mkdtemp())
+    >>> open(md_path).read().splitlines()[2]
+    '| 0.1 | 0.9 |'
+  """
   if not rows:
     raise ValueError("no rows to write: the sweep has no members")
   columns = list(dict.fromkeys(k for row in rows for k in row))
@@ -60,7 +74,12 @@ def write_sweep_table(rows: list[dict], directory: str, name: str = "sweep") -> 
 
 
 def default_metric(rows: list[dict]) -> str:
-  """The metric a sweep is read by: validation accuracy where there is one, else validation (or test) loss."""
+  """The metric a sweep is read by: validation accuracy where there is one, else validation (or test) loss.
+
+  Examples:
+    >>> default_metric([{'optimizer.learning_rate': 0.1, 'val_loss': 0.3, 'val_accuracy': 0.9}])
+    'val_accuracy'
+  """
   for name in ("val_accuracy", "val_loss", "test_accuracy", "test_loss"):
     if rows and name in rows[0]:
       return name
@@ -150,6 +169,10 @@ def run_sequential(config: ml_collections.ConfigDict, workdir: str, *, resume: b
   Returns:
     The rows of every finished setting, and the signal that stopped the
     sweep (SIGINT, SIGTERM; the setting in progress is checkpointed) or ``None``.
+
+  Examples:
+    >>> config, _ = load_config('digits_mlp:smoke', [('population.sweep.model.hidden_sizes', '[[32],[64]]')])  # doctest: +SKIP
+    >>> rows, stop_signal = run_sequential(config, 'runs/widths')  # doctest: +SKIP
   """
   import json
 

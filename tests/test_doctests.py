@@ -23,7 +23,9 @@ def _globals() -> dict:
 
   from jaxreg import augment, data, models, optim, regularizers, train
 
-  names = dict(jax=jax, jnp=jnp, np=np, optax=optax, nn=nn, nnx=nnx, jaxreg=jaxreg)
+  from jaxreg.config import load_config
+
+  names = dict(jax=jax, jnp=jnp, np=np, optax=optax, nn=nn, nnx=nnx, jaxreg=jaxreg, load_config=load_config)
   for package in (augment, data, models, train, optim, regularizers):  # regularizers.chain over augment.chain
     names.update({name: getattr(package, name) for name in package.__all__})
   return names

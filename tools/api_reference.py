@@ -18,8 +18,8 @@ import typing
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 PAGE = ROOT / "docs" / "api.md"
 PACKAGES = ("jaxreg.optim", "jaxreg.regularizers", "jaxreg.augment", "jaxreg.models", "jaxreg.data", "jaxreg.train",
-            "jaxreg.parallel", "jaxreg.experiment", "jaxreg.runs", "jaxreg.populations", "jaxreg.sweeps",
-            "jaxreg.compilation")
+            "jaxreg.parallel", "jaxreg.experiment", "jaxreg.runs", "jaxreg.inference", "jaxreg.compare",
+            "jaxreg.populations", "jaxreg.sweeps", "jaxreg.compilation")
 HEADER = """# API reference
 
 Every public name of jaxreg, by subpackage: each subpackage's `__all__`, with the first line of

@@ -16,6 +16,11 @@ def epoch_batch_indices(key: jax.Array, epoch, num_examples: int, batch_size: in
   ``num_examples % batch_size`` of the permutation are left out of this
   epoch (a different subset every epoch), so every step sees a full batch.
   Jit-safe (``epoch`` may be traced).
+
+  Examples:
+    >>> indices = epoch_batch_indices(jax.random.key(0), 0, 10, 4)
+    >>> indices.shape, len(set(np.asarray(indices).ravel().tolist()))  # 2 full batches, no example twice
+    ((2, 4), 8)
   """
   steps = num_examples // batch_size
   perm = jax.random.permutation(jax.random.fold_in(key, epoch), num_examples)
@@ -35,6 +40,11 @@ def padded_batches(
 
   Raises:
     ValueError: if ``num_batches`` is too small to hold the split.
+
+  Examples:
+    >>> batches = padded_batches(np.zeros((5, 2)), np.arange(5), batch_size=2)
+    >>> batches['x'].shape, batches['mask'].tolist()
+    ((3, 2, 2), [[1.0, 1.0], [1.0, 1.0], [1.0, 0.0]])
   """
   n = len(y)
   needed = -(-n // batch_size)

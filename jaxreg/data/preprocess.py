@@ -39,6 +39,13 @@ class Preprocessing:
     mean: the training mean, ``(d,)``.
     matrix: ``(d, d)`` for the whitenings, ``None`` for ``'standardize'``.
     scale: ``(d,)`` per-feature factors (``'standardize'``), else ``None``.
+
+  Examples:
+    >>> train_x = np.random.default_rng(0).normal(3.0, 2.0, size=(500, 4))
+    >>> standardize = fit_preprocessing('standardize', train_x)
+    >>> z = standardize.apply(train_x)
+    >>> bool(np.allclose(z.mean(0), 0.0, atol=1e-5)), np.round(z.std(0), 2).tolist()
+    (True, [1.0, 1.0, 1.0, 1.0])
   """
 
   method: str

@@ -53,6 +53,11 @@ def load_adding(
     seed: seed of the generator and of the split.
     val_fraction: share held out for validation.
     test_fraction: share held out for testing.
+
+  Examples:
+    >>> data = load_adding(sequence_length=20, num_examples=100)
+    >>> data.task, data.train.x.shape
+    ('regression', (70, 20, 2))
   """
   data = adding_problem(num_examples, sequence_length, seed=seed)
   return _assemble(

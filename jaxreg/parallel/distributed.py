@@ -87,5 +87,10 @@ def initialize_distributed(
 
 
 def is_primary_process() -> bool:
-  """Whether this process writes the run's files (process 0; always true with one process)."""
+  """Whether this process writes the run's files (process 0; always true with one process).
+
+  Examples:
+    >>> is_primary_process()  # one process here
+    True
+  """
   return jax.process_index() == 0

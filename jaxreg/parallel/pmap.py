@@ -53,6 +53,10 @@ def replicate(tree, devices: Sequence | None = None, *, axis_name: str = AXIS_NA
     devices: this process's devices to replicate to; default ``jax.local_devices()``.
     axis_name: the axis name of the ``pmap`` it feeds; with the same name the
       arrays have the layout of that pmap's outputs.
+
+  Examples:
+    >>> replicate({'w': jnp.ones(3)}, jax.local_devices()[:1])['w'].shape  # a leading axis of one copy per device
+    (1, 3)
   """
   devices = list(devices) if devices is not None else jax.local_devices()
   sharding = _stacked_sharding(devices, axis_name)
@@ -62,7 +66,12 @@ def replicate(tree, devices: Sequence | None = None, *, axis_name: str = AXIS_NA
 
 
 def unreplicate(tree):
-  """The first device's copy of every leaf of a replicated pytree."""
+  """The first device's copy of every leaf of a replicated pytree.
+
+  Examples:
+    >>> unreplicate(replicate({'w': jnp.ones(3)}, jax.local_devices()[:1]))['w'].shape
+    (3,)
+  """
   return jax.tree.map(lambda a: a.addressable_shards[0].data.reshape(a.shape[1:]), tree)
 
 
@@ -71,6 +80,10 @@ def split_batch(batch, num_devices: int, *, what: str = "the batch"):
 
   Raises:
     ConfigError: if ``B`` is not a multiple of ``num_devices`` (nothing is dropped silently).
+
+  Examples:
+    >>> split_batch({'x': np.zeros((8, 3))}, 2)['x'].shape
+    (2, 4, 3)
   """
 
   def split(a):
@@ -96,6 +109,10 @@ def pmap_step(
     axis_name: the mapped axis; it must match the one the step averages over.
     devices: the devices to map over (default: all local devices).
     donate_state: let XLA reuse the input state's buffers for the output.
+
+  Examples:
+    >>> step = pmap_step(make_train_step(objective, tx, axis_name='batch'))  # doctest: +SKIP
+    >>> state, metrics = step(replicate(state), split_batch(batch, jax.local_device_count()))  # doctest: +SKIP
   """
   return jax.pmap(step, axis_name=axis_name, devices=devices, donate_argnums=(0,) if donate_state else ())
 
@@ -119,6 +136,11 @@ class Pmap:
   Args:
     num_devices: how many devices to use (default: all).
     axis_name: the named axis the steps average over.
+
+  Examples:
+    >>> placement = Pmap(1)  # parallel.mode='pmap' over 1 device; fit(..., placement=placement)
+    >>> placement.mode, placement.num_devices, placement.axis_name
+    ('pmap', 1, 'batch')
   """
 
   mode = "pmap"

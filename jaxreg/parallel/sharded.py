@@ -27,7 +27,13 @@ from jaxreg.train.epochs import make_streaming_epoch, mean_over_real_batches, sc
 
 
 def make_mesh(num_devices: int | None = None, *, axis_name: str = AXIS_NAME) -> Mesh:
-  """A one-dimensional mesh over the first ``num_devices`` devices (default: all, of all processes)."""
+  """A one-dimensional mesh over the first ``num_devices`` devices (default: all, of all processes).
+
+  Examples:
+    >>> mesh = make_mesh(1)
+    >>> mesh.axis_names, mesh.devices.shape
+    (('batch',), (1,))
+  """
   return Mesh(np.array(select_devices(num_devices)), (axis_name,))
 
 
@@ -39,7 +45,13 @@ def _global_array(value, sharding: NamedSharding) -> jax.Array:
 
 
 def put_replicated(tree, mesh: Mesh):
-  """Every leaf replicated on every device of ``mesh`` (each process passes the same values)."""
+  """Every leaf replicated on every device of ``mesh`` (each process passes the same values).
+
+  Examples:
+    >>> params = put_replicated({'w': np.ones(3)}, make_mesh(1))
+    >>> params['w'].sharding.is_fully_replicated
+    True
+  """
   sharding = NamedSharding(mesh, PartitionSpec())
   return jax.tree.map(lambda a: _global_array(a, sharding), tree)
 
@@ -49,6 +61,11 @@ def put_sharded(batch, mesh: Mesh, *, axis: int = 0, what: str = "the batch"):
 
   Raises:
     ConfigError: if that axis is not a multiple of the mesh's size.
+
+  Examples:
+    >>> batch = put_sharded({'x': np.zeros((8, 2))}, make_mesh(1))
+    >>> batch['x'].shape  # the global batch, split over the mesh's devices
+    (8, 2)
   """
   (name,) = mesh.axis_names
   spec = PartitionSpec(*([None] * axis + [name]))
@@ -66,7 +83,12 @@ def local_copy(tree):
 
 
 def sharded_step(step: Callable, mesh: Mesh, *, donate_state: bool = False) -> Callable:
-  """``jax.jit`` of ``step(state, batch)`` with the state replicated and the batch sharded over ``mesh``."""
+  """``jax.jit`` of ``step(state, batch)`` with the state replicated and the batch sharded over ``mesh``.
+
+  Examples:
+    >>> step = sharded_step(make_train_step(objective, tx), make_mesh())  # doctest: +SKIP
+    >>> state, metrics = step(state, put_sharded(batch, make_mesh()))  # doctest: +SKIP
+  """
   (name,) = mesh.axis_names
   replicated = NamedSharding(mesh, PartitionSpec())
   return jax.jit(
@@ -88,6 +110,11 @@ class Sharded:
   Args:
     num_devices: how many devices to use (default: all, of all processes).
     axis_name: the mesh's axis name.
+
+  Examples:
+    >>> placement = Sharded(1)  # parallel.mode='sharded'; fit(..., placement=placement)
+    >>> placement.mode, placement.num_devices
+    ('sharded', 1)
   """
 
   mode = "sharded"

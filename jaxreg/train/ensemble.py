@@ -13,7 +13,14 @@ import numpy as np
 
 
 def expected_average_error(variance: float, covariance: float, k: int) -> float:
-  """``v / k + (k - 1) c / k``: the expected squared error of the average of ``k`` members' predictions."""
+  """``v / k + (k - 1) c / k``: the expected squared error of the average of ``k`` members' predictions.
+
+  Examples:
+    >>> expected_average_error(variance=1.0, covariance=0.0, k=4)  # independent errors: v/k
+    0.25
+    >>> expected_average_error(variance=1.0, covariance=1.0, k=4)  # perfectly correlated: no gain
+    1.0
+  """
   if k < 1:
     raise ValueError(f"k must be at least 1, got {k!r}")
   return variance / k + (k - 1) * covariance / k
@@ -61,6 +68,12 @@ def ensemble_metrics(logits: np.ndarray, labels: np.ndarray) -> dict:
     {'accuracy', 'loss'}, 'geometric_mean': {'accuracy', 'loss'},
     'majority_vote': {'accuracy'}}``; a loss is the mean negative
     log-likelihood of the labels.
+
+  Examples:
+    >>> logits = np.array([[[2.0, 0.0], [0.0, 1.0]], [[1.0, 0.0], [2.0, 0.0]]])  # 2 members, 2 examples
+    >>> metrics = ensemble_metrics(logits, np.array([0, 1]))
+    >>> metrics['members']['accuracy'], metrics['mean_probabilities']['accuracy']
+    ([1.0, 0.5], 0.5)
   """
   logits, labels = np.asarray(logits, np.float64), np.asarray(labels)
   if logits.ndim != 3 or logits.shape[1] != len(labels):

@@ -78,6 +78,10 @@ def make_scan_epoch(
   goes through it instead of ``train_step``; metrics only it reports are
   returned as its values rather than means. With ``trace_steps`` the
   metrics also hold every step's (:func:`scan_epoch_body`).
+
+  Examples:
+    >>> epoch = make_scan_epoch(train_step, shuffle_key=jax.random.key(0), num_examples=len(y), batch_size=64)  # doctest: +SKIP
+    >>> state, metrics = epoch(state, jax.device_put(x), jax.device_put(y), 0)  # doctest: +SKIP
   """
 
   def batch_indices(epoch, num_steps):
@@ -108,6 +112,10 @@ def make_streaming_epoch(
   polled before each step; when it says so the epoch is dropped and
   ``(state, None)`` returned. With ``trace_steps`` the metrics also hold
   every step's, as the scanned epoch's (kept on the device until the end).
+
+  Examples:
+    >>> epoch = make_streaming_epoch(train_step, shuffle_key=jax.random.key(0), num_examples=len(y), batch_size=64)  # doctest: +SKIP
+    >>> state, metrics = epoch(state, x, y, 0)  # host arrays, a batch at a time  # doctest: +SKIP
   """
   step = compile_step(train_step)
   final_step = step if last_step is None else compile_step(last_step)
@@ -170,7 +178,13 @@ def mean_over_real_batches(eval_step: Callable, state, batches: dict, constrain=
 
 
 def make_evaluate(eval_step: Callable):
-  """Returns a jitted ``evaluate(state, batches) -> metrics`` over stacked, padded batches."""
+  """Returns a jitted ``evaluate(state, batches) -> metrics`` over stacked, padded batches.
+
+  Examples:
+    >>> evaluate = make_evaluate(make_eval_step(objective))  # doctest: +SKIP
+    >>> evaluate(state, jax.device_put(padded_batches(x, y, 256)))  # doctest: +SKIP
+    {'accuracy': ..., 'loss': ...}
+  """
 
   @jax.jit
   def evaluate(state, batches):
@@ -185,6 +199,10 @@ class Placement(Protocol):
 
   :class:`SingleDevice` here, ``Pmap`` and ``Sharded`` in :mod:`jaxreg.parallel`;
   see :class:`SingleDevice` for what each method does.
+
+  Examples:
+    >>> isinstance(SingleDevice(), Placement)
+    True
   """
 
   mode: str
@@ -218,6 +236,11 @@ class SingleDevice:
     num_devices: devices that share each batch.
     axis_name: the named axis the steps must be built with
       (``make_train_step(..., axis_name=)``), or ``None``.
+
+  Examples:
+    >>> placement = SingleDevice()
+    >>> placement.mode, placement.num_devices, placement.axis_name
+    ('none', 1, None)
   """
 
   mode = "none"

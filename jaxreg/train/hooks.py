@@ -42,19 +42,25 @@ class EpochEnd:
     record: its metrics, the line of ``metrics.jsonl``; hooks may add keys.
     state: the host view of the ``TrainState`` after the epoch; a hook may
       replace it (``end.state = end.state.replace(...)``).
-    stop_reason: why the run stops after this epoch, or ``None``.
     first_step: the step count before the epoch.
     steps: the epoch's training metrics per step, ``{'step': [...], 'loss':
       [...], ...}`` (host arrays, ``step`` counting from ``first_step + 1``)
       when ``fit(trace_steps=True)``, else ``None``.
+    stop_reason: why the run stops after this epoch, or ``None``.
+
+  Examples:
+    >>> def stop_at_97(end):  # a hook: a function of the EpochEnd, or a Hook
+    ...   if end.record.get('val_accuracy', 0) > 0.97:
+    ...     end.stop('reached 97% validation accuracy')
+    >>> result = fit(state, ..., hooks=[stop_at_97])  # doctest: +SKIP
   """
 
   epoch: int
   record: dict
   state: object
-  stop_reason: str | None = None
   first_step: int = 0
   steps: dict | None = None
+  stop_reason: str | None = None
 
   def stop(self, reason: str) -> None:
     """Asks the loop to stop after this epoch; the first reason given is kept."""
@@ -71,6 +77,12 @@ class Hook:
   ``interrupted()`` is polled between the steps of a streamed epoch (data
   not on the device): ``True`` drops the epoch in progress and ends the run
   at its last completed epoch, so a long epoch stops within a step.
+
+  Examples:
+    >>> class PrintLoss(Hook):
+    ...   def after_epoch(self, end):
+    ...     print(end.epoch, round(end.record['train_loss'], 3))
+    >>> result = fit(state, ..., hooks=[PrintLoss()])  # doctest: +SKIP
   """
 
   def before_run(self, start_epoch: int) -> None:

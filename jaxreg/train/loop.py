@@ -43,6 +43,10 @@ class FitResult:
     state: the final state, or the best epoch's state if ``restore_best``.
     history: one record per epoch (the lines of ``metrics.jsonl``).
     summary: test and validation metrics of ``state``, the best epoch, speed.
+
+  Examples:
+    >>> result = fit(state, train_step=step, eval_step=eval_step, dataset=data, batch_size=64, epochs=5)  # doctest: +SKIP
+    >>> result.summary['test_accuracy'], len(result.history), result.state.step  # doctest: +SKIP
   """
 
   state: TrainState
@@ -86,8 +90,7 @@ def fit(
     placement=None,
     hooks: Sequence = (),
     batch_transform: Callable | None = None,
-    on_resume: Callable[[TrainState], TrainState] | None = None,
-    trace_steps: bool = False,
+    on_resume: Callable[[TrainState], TrainState] | None = None, trace_steps: bool = False,
 ) -> FitResult:
   """Trains ``state`` for ``epochs`` epochs, evaluating after each and calling the hooks.
 
@@ -285,8 +288,7 @@ def run_loop(start: _Start, runner: EpochRunner, hooks: Sequence, *, epochs: int
         reason, epoch = f"interrupted during epoch {epoch}, which was dropped", epoch - 1
         break
       before = placement.get_state(placed)
-      end = hooks_lib.EpochEnd(epoch, record, before, first_step=int(np.max(state.step)),
-                               steps=getattr(runner, "last_steps", None))
+      end = hooks_lib.EpochEnd(epoch, record, before, int(np.max(state.step)), getattr(runner, "last_steps", None))
       for hook in hooks:
         hooks_lib.call(hook, "after_epoch", end)
       placed, state = _place_changes(placement, placed, before, end.state), end.state

@@ -42,6 +42,11 @@ class Aux:
       derivatives of the model's outputs along each input tangent,
       ``J_f(x) v_k``, stacked on a leading axis of ``k`` (a pytree like the
       outputs); else ``None``.
+
+  Examples:
+    >>> aux = Aux(metrics={'loss': jnp.asarray(0.5)})
+    >>> aux.with_metrics(accuracy=jnp.asarray(0.9)).metrics.keys()
+    dict_keys(['loss', 'accuracy'])
   """
 
   metrics: dict
@@ -73,6 +78,11 @@ class Context(NamedTuple):
       shaped ``(k, *x.shape)`` (set by tangent propagation), or ``None``; the
       base objectives then return ``aux.output_tangents``, computed in the
       same forward pass as the outputs (forward-mode, ``jax.linearize``).
+
+  Examples:
+    >>> ctx = Context(rng=jax.random.key(0), model_state={}, train=True)
+    >>> ctx.train, ctx.step
+    (True, 0)
   """
 
   rng: jax.Array | None
@@ -154,6 +164,14 @@ def classification_objective(apply: Callable) -> Callable:
 
   Returns:
     An objective whose metrics are ``loss`` (the mean NLL) and ``accuracy``.
+
+  Examples:
+    >>> model = make_mlp(num_outputs=3, hidden_sizes=(4,))
+    >>> params = model.init(jax.random.key(0), jnp.zeros((1, 2)))['params']
+    >>> loss, aux = classification_objective(model.apply)(
+    ...     params, {'x': jnp.zeros((4, 2)), 'y': jnp.array([0, 1, 2, 0])}, Context(rng=None, model_state={}, train=False))
+    >>> sorted(aux.metrics)
+    ['accuracy', 'loss']
   """
 
   def objective(params, batch, ctx: Context):
@@ -176,6 +194,13 @@ def regression_objective(apply: Callable) -> Callable:
 
   Returns:
     An objective whose only metric is ``loss`` (the MSE).
+
+  Examples:
+    >>> apply = lambda v, x, *, train, rng=None: (x @ v['params']['w'], {})
+    >>> loss, _ = regression_objective(apply)({'w': jnp.ones((2, 1))}, {'x': jnp.ones((3, 2)), 'y': jnp.zeros((3, 1))},
+    ...                                       Context(rng=None, model_state={}, train=False))
+    >>> float(loss)  # mean of (2 - 0)^2
+    4.0
   """
 
   def objective(params, batch, ctx: Context):
@@ -203,6 +228,10 @@ def multitask_objective(apply: Callable, task_weights: Mapping[str, float]) -> C
   Returns:
     An objective whose metrics are ``loss`` (the weighted sum), ``accuracy``
     (of the main task) and ``<task>_loss`` / ``<task>_accuracy`` per task.
+
+  Examples:
+    >>> module = MultiTaskMLP(trunk_sizes=(8,), heads={'label': 10, 'parity': 2})  # tasks derived from the labels
+    >>> objective = multitask_objective(from_linen(module).apply, {'label': 1.0, 'parity': 0.5})
   """
   from jaxreg.data.tasks import get_task
 
@@ -239,6 +268,9 @@ def make_objective(task: str, apply: Callable, *, task_weights: Mapping[str, flo
 
   With ``task_weights`` (a multitask model's ``tasks``), the
   :func:`multitask_objective` of those tasks (classification only).
+
+  Examples:
+    >>> objective = make_objective('regression', make_mlp(num_outputs=1, hidden_sizes=(4,)).apply)
   """
   if task not in _OBJECTIVES:
     raise ConfigError(f"unknown task {task!r}; valid tasks: {', '.join(sorted(_OBJECTIVES))}")

@@ -51,7 +51,13 @@ def stack(states: Sequence) -> object:
 
 
 def member(states, index: int):
-  """Member ``index`` of a stacked population, as a pytree without the member axis."""
+  """Member ``index`` of a stacked population, as a pytree without the member axis.
+
+  Examples:
+    >>> states = {'w': jnp.arange(6.0).reshape(3, 2)}  # 3 members
+    >>> member(states, 1)['w'].tolist()
+    [2.0, 3.0]
+  """
   return jax.tree.map(lambda leaf: leaf[index], states)
 
 
@@ -65,7 +71,13 @@ def bootstrap_indices(key: jax.Array, num_examples: int) -> jax.Array:
 
 
 def bootstrap_population(key: jax.Array, members: int, num_examples: int) -> jax.Array:
-  """``(members, num_examples)`` resamples, one per member (``fold_in(key, m)``)."""
+  """``(members, num_examples)`` resamples, one per member (``fold_in(key, m)``).
+
+  Examples:
+    >>> resamples = bootstrap_population(jax.random.key(0), members=3, num_examples=10)
+    >>> resamples.shape, bool(resamples.max() < 10)
+    ((3, 10), True)
+  """
   return jax.vmap(lambda m: bootstrap_indices(jax.random.fold_in(key, m), num_examples))(jnp.arange(members))
 
 
@@ -143,7 +155,12 @@ def shuffle_keys(seeds: Sequence[int]) -> jax.Array:
 
 
 def member_predictions(apply: Callable, states: TrainState, x, *, batch_size: int = 1024) -> np.ndarray:
-  """``(members, n, ...)`` evaluation-mode outputs of every member on ``x`` (one vmapped program per batch)."""
+  """``(members, n, ...)`` evaluation-mode outputs of every member on ``x`` (one vmapped program per batch).
+
+  Examples:
+    >>> logits = member_predictions(model.apply, result.states, data.test.x)  # doctest: +SKIP
+    >>> logits.shape  # (members, examples, classes)  # doctest: +SKIP
+  """
 
   @jax.jit
   def predict(params, model_state, xb):

@@ -64,6 +64,10 @@ class PopulationResult:
     stopped_epochs: each member's last trained epoch.
     diverged: the members whose training loss became non-finite.
     summary: each member's validation and test metrics of ``states`` (lists), and the run's facts.
+
+  Examples:
+    >>> result = fit_population(states, ...)  # doctest: +SKIP
+    >>> result.best_epochs, result.diverged  # doctest: +SKIP
   """
 
   states: TrainState
@@ -79,6 +83,10 @@ def make_population_evaluate(eval_step: Callable, *, sweep: bool = False):
 
   With ``sweep``, ``eval_step`` is a factory ``fn(hyperparameters) -> eval_step`` as
   in :func:`~jaxreg.train.make_population_epoch`.
+
+  Examples:
+    >>> evaluate = make_population_evaluate(make_eval_step(objective))  # doctest: +SKIP
+    >>> evaluate(states, batches)['accuracy'].shape  # one value per member  # doctest: +SKIP
   """
 
   def member_metrics(state, h, batches):

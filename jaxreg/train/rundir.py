@@ -132,6 +132,10 @@ class StopOnSignal(Hook):
       interpreter's shutdown, where a checkpoint write still in flight would
       print the tracebacks of its threads; the committed checkpoints are
       untouched, and the write's temporary folder is cleaned up on resume.
+
+  Examples:
+    >>> stopper = StopOnSignal()
+    >>> result = fit(state, ..., hooks=[stopper])  # Ctrl-C ends the run at the epoch's end, checkpointed  # doctest: +SKIP
   """
 
   SIGNALS = (signal.SIGTERM, signal.SIGINT)

@@ -19,6 +19,12 @@ class EarlyStoppingState:
       ``-inf`` before the first evaluation, depending on the mode).
     best_epoch: the epoch (1-based) that reached it, 0 before the first.
     bad_epochs: evaluations in a row without an improvement.
+
+  Examples:
+    >>> state = create_train_state(make_mlp(num_outputs=2, hidden_sizes=(4,)), optax.sgd(0.1), rng=jax.random.key(0),
+    ...                            sample_x=jnp.zeros((1, 3)))
+    >>> int(state.early_stopping.best_epoch), float(state.early_stopping.best_value)  # nothing seen yet
+    (0, inf)
   """
 
   best_value: jax.Array
@@ -49,6 +55,14 @@ class TrainState:
     opt_state: the optimizer's state.
     rng: base key; step ``t`` uses ``fold_in(rng, t)``.
     early_stopping: the early-stopping bookkeeping.
+
+  Examples:
+    >>> state = create_train_state(make_mlp(num_outputs=2, hidden_sizes=(4,)), optax.adam(1e-3), rng=jax.random.key(0),
+    ...                            sample_x=jnp.zeros((1, 3)))
+    >>> int(state.step), sorted(state.params)
+    (0, ['dense_0', 'output'])
+    >>> jax.tree.map(jnp.shape, state.params)['dense_0']  # a plain pytree: it vmaps, replicates and checkpoints
+    {'bias': (4,), 'kernel': (3, 4)}
   """
 
   step: jax.Array

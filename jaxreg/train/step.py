@@ -147,6 +147,13 @@ def make_eval_step(
     params_fn: ``fn(params, opt_state) -> params`` giving the parameters to
       evaluate, e.g. ``make_evaluation_params('nesterov', ...)`` to evaluate
       a Nesterov run at the lecture notes' ``theta``; ``None`` evaluates ``state.params``.
+
+  Examples:
+    >>> model = make_mlp(num_outputs=2, hidden_sizes=(4,))
+    >>> state = create_train_state(model, optax.sgd(0.1), rng=jax.random.key(0), sample_x=jnp.zeros((1, 3)))
+    >>> eval_step = jax.jit(make_eval_step(classification_objective(model.apply)))
+    >>> sorted(eval_step(state, {'x': jnp.zeros((5, 3)), 'y': jnp.zeros(5, jnp.int32)}))
+    ['accuracy', 'count', 'loss']
   """
 
   def eval_step(state: TrainState, batch: dict) -> dict:

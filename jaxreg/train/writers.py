@@ -40,6 +40,9 @@ def read_metrics(path: str) -> list[dict]:
 
   A damaged last line (a write cut short by a kill) is left out; a damaged
   line before it raises ``DataError`` naming the line.
+
+  Examples:
+    >>> [r['val_accuracy'] for r in read_metrics('runs/digits_mlp/x')]  # doctest: +SKIP
   """
   if os.path.isdir(path):
     path = os.path.join(path, "metrics.jsonl")
@@ -65,6 +68,13 @@ class MetricWriter:
   """Appends one JSON line per epoch to ``<workdir>/metrics.jsonl`` (or ``filename``).
 
   Each line is flushed as it is written, so a killed run keeps every finished epoch.
+
+  Examples:
+    >>> import tempfile
+    >>> writer = MetricWriter(tempfile.mkdtemp())
+    >>> writer.write({'epoch': 1, 'train_loss': np.float32(0.5)})
+    >>> writer.read()
+    [{'epoch': 1, 'train_loss': 0.5}]
   """
 
   def __init__(self, workdir: str, filename: str = "metrics.jsonl"):
