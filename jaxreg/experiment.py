@@ -701,7 +701,7 @@ def _run_locked(experiment: Experiment, workdir: str, *, resume: bool, exit_at_o
   if options.checkpoint_every > 0:
     checkpointer = Checkpointer(os.path.join(workdir, CHECKPOINT_SUBDIR), keep=options.checkpoint_keep)
   stopper = StopOnSignal(exit_at_once=exit_at_once)  # SIGTERM / Ctrl-C: stop at the epoch's end, checkpointed
-  hooks = [stopper] + (_tensorboard(workdir, options) if primary else [])
+  hooks = [stopper] + (tensorboard_hooks(workdir, options) if primary else [])
   result = fit(
       experiment.initial_state, dataset=experiment.dataset, batch_size=options.batch_size, epochs=options.epochs,
       early_stopping=experiment.early_stopping, restore_best=options.restore_best, checkpointer=checkpointer,
@@ -721,8 +721,8 @@ def _run_locked(experiment: Experiment, workdir: str, *, resume: bool, exit_at_o
   return result
 
 
-def _tensorboard(workdir: str, options: RunOptions) -> list:
-  """The TensorBoard writer hook of ``train.tensorboard`` (none when off)."""
+def tensorboard_hooks(workdir: str, options: RunOptions) -> list:
+  """The TensorBoard writer hook of ``train.tensorboard`` (none when off), writing to ``workdir/tensorboard``."""
   if not options.tensorboard:
     return []
   return [WriteTensorBoard(os.path.join(workdir, TENSORBOARD_SUBDIR), every_steps=options.log_every_steps,

@@ -53,6 +53,7 @@ from jaxreg.experiment import (
     resolved_config,
     steps_per_epoch,
     stored_preprocessing,
+    tensorboard_hooks,
 )
 from jaxreg.train import Checkpointer, MetricWriter, write_json
 from jaxreg.train.ensemble import ensemble_metrics, squared_errors
@@ -503,7 +504,8 @@ def _run_locked(population: Population, workdir: str, resume: bool, exit_at_once
       hyperparameters=population.hyperparameters, early_stopping=experiment.early_stopping,
       restore_best=options.restore_best, eval_batch_size=options.eval_batch_size, checkpointer=checkpointer,
       checkpoint_every=max(options.checkpoint_every, 1), resume=resume, writer=MetricWriter(workdir),
-      progress=options.progress, hooks=[stopper], batch_transform=experiment.batch_transform,
+      progress=options.progress, hooks=[stopper, *tensorboard_hooks(workdir, options)],
+      batch_transform=experiment.batch_transform,
       member_logits=member_logits_fn(experiment) if ensemble_each_epoch else None)
   summary = population_summary(population, result)
   summary.update(wall_seconds=time.perf_counter() - wall, resumed=resume)

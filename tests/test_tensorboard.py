@@ -127,3 +127,13 @@ def test_data_parallel_runs_trace_their_steps_too(tmp_path, mode, on_device):
   losses = [v for _, v in scalars["steps/loss"]]
   assert len(losses) == records[-1]["step"]
   np.testing.assert_allclose(np.mean(losses), records[-1]["train_loss"], rtol=1e-5)
+
+
+def test_a_population_writes_each_members_metrics(tmp_path):
+  train_and_evaluate(_config(("population.size", "2")), str(tmp_path))
+  records, scalars = read_metrics(str(tmp_path)), read_scalars(str(tmp_path / "tensorboard"))
+  for member in (0, 1):
+    logged = scalars[f"val/accuracy/member_{member}"]
+    assert [s for s, _ in logged] == [max(r["step"]) for r in records]
+    np.testing.assert_array_equal([v for _, v in logged], np.float32([r["val_accuracy"][member] for r in records]))
+  assert not any(tag.startswith("active") for tag in scalars)

@@ -288,7 +288,7 @@ def run_loop(start: _Start, runner: EpochRunner, hooks: Sequence, *, epochs: int
         reason, epoch = f"interrupted during epoch {epoch}, which was dropped", epoch - 1
         break
       before = placement.get_state(placed)
-      end = hooks_lib.EpochEnd(epoch, record, before, int(np.max(state.step)), getattr(runner, "last_steps", None))
+      end = hooks_lib.EpochEnd(epoch, record, before, _steps_done(state), getattr(runner, "last_steps", None))
       for hook in hooks:
         hooks_lib.call(hook, "after_epoch", end)
       placed, state = _place_changes(placement, placed, before, end.state), end.state
@@ -300,6 +300,11 @@ def run_loop(start: _Start, runner: EpochRunner, hooks: Sequence, *, epochs: int
     for hook in hooks:
       hooks_lib.call(hook, "close")
   return state, history, epoch, reason
+
+
+def _steps_done(state) -> int:
+  """The state's step count (a population's furthest member's), read on the host: nothing compiles."""
+  return int(np.max(jax.device_get(state.step)))
 
 
 def _place_changes(placement, placed, before: TrainState, after: TrainState):

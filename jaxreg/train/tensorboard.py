@@ -1,4 +1,4 @@
-"""TensorBoard event files beside ``metrics.jsonl``, written without TensorFlow (tensorboardX).
+"""TensorBoard event files beside ``metrics.jsonl``, written without TensorFlow (:mod:`jaxreg.train.event_file`).
 
 :class:`WriteTensorBoard` is a fit hook: after each epoch it writes every
 number of the epoch's record (the line of ``metrics.jsonl``) as a scalar at
@@ -16,6 +16,7 @@ import os
 import jax
 import numpy as np
 
+from jaxreg.train.event_file import EventFileWriter
 from jaxreg.train.hooks import EpochEnd, Hook
 
 TENSORBOARD_SUBDIR = "tensorboard"
@@ -37,9 +38,27 @@ def tensorboard_tag(key: str) -> str:
   return f"{split}/{rest}" if sep and split in SPLITS else key
 
 
-def _scalars(record: dict) -> dict[str, float]:
-  return {k: float(v) for k, v in record.items()
-          if k not in _NOT_SCALARS and isinstance(v, (int, float, np.number)) and not isinstance(v, bool)}
+def _is_number(value) -> bool:
+  return isinstance(value, (int, float, np.number)) and not isinstance(value, (bool, np.bool_))
+
+
+def scalars(record: dict) -> dict[str, float]:
+  """The TensorBoard scalars of a record: each number under its tag; a population's per-member lists as
+  ``<tag>/member_<i>`` (members without a value left out).
+
+  Examples:
+    >>> scalars({'epoch': 2, 'step': 38, 'train_loss': 0.25, 'val_accuracy': [0.9, None], 'active': [True, False]})
+    {'train/loss': 0.25, 'val/accuracy/member_0': 0.9}
+  """
+  out = {}
+  for key, value in record.items():
+    if key in _NOT_SCALARS:
+      continue
+    if _is_number(value):
+      out[tensorboard_tag(key)] = float(value)
+    elif isinstance(value, list):
+      out.update({f"{tensorboard_tag(key)}/member_{i}": float(v) for i, v in enumerate(value) if _is_number(v)})
+  return out
 
 
 class WriteTensorBoard(Hook):
@@ -49,7 +68,7 @@ class WriteTensorBoard(Hook):
     logdir: the folder of the event files (``WORKDIR/tensorboard`` in a run).
     every_steps: also write the training metrics of every step whose count
       is a multiple of this (tags ``steps/<metric>``), from the epoch's
-      per-step trace (``fit(trace_steps=True)``); ``0``: epochs only.
+      per-step trace (``fit(trace_steps=True)``; single runs); ``0``: epochs only.
     histograms: write a histogram of every parameter array after each epoch.
 
   Examples:
@@ -66,26 +85,25 @@ class WriteTensorBoard(Hook):
     self.resumed = start_epoch > 0
 
   def _open(self, first_step: int) -> None:
-    from tensorboardX import SummaryWriter  # imported here: ``import jaxreg.train`` does not load it
-
     os.makedirs(self.logdir, exist_ok=True)
     earlier = any(name.startswith("events.") for name in os.listdir(self.logdir))
-    # TensorBoard drops the earlier files' events from this step on: the epochs a resume trains again.
-    self.writer = SummaryWriter(self.logdir, purge_step=first_step + 1 if earlier and self.resumed else None)
+    self.writer = EventFileWriter(self.logdir)
+    if earlier and self.resumed:  # TensorBoard drops the earlier files' events from here: the epochs trained again
+      self.writer.purge_from(first_step + 1)
 
   def after_epoch(self, end: EpochEnd) -> None:
     if self.writer is None:
       self._open(end.first_step)
-    step = int(end.record["step"])
-    for key, value in _scalars(end.record).items():
-      self.writer.add_scalar(tensorboard_tag(key), value, global_step=step)
-    self.writer.add_scalar("epoch", end.epoch, global_step=step)
+    step = int(np.max(end.record["step"]))  # a population's: its furthest member's
+    for tag, value in scalars(end.record).items():
+      self.writer.scalar(tag, value, step)
+    self.writer.scalar("epoch", end.epoch, step)
     if self.every_steps and end.steps is not None:
       self._write_steps(end.steps)
     if self.histograms:
       for path, leaf in jax.tree_util.tree_leaves_with_path(end.state.params):
         name = "/".join(str(getattr(k, "key", getattr(k, "idx", k))) for k in path)
-        self.writer.add_histogram(f"params/{name}", np.asarray(leaf), global_step=step)
+        self.writer.histogram(f"params/{name}", np.asarray(leaf), step)
     self.writer.flush()
 
   def _write_steps(self, steps: dict) -> None:
@@ -94,7 +112,7 @@ class WriteTensorBoard(Hook):
     for key, values in steps.items():
       if key != "step":
         for i in chosen:
-          self.writer.add_scalar(f"steps/{key}", float(values[i]), global_step=int(numbers[i]))
+          self.writer.scalar(f"steps/{key}", float(values[i]), int(numbers[i]))
 
   def close(self) -> None:
     if self.writer is not None:
@@ -122,4 +140,4 @@ def read_scalars(logdir: str) -> dict[str, list[tuple[int, float]]]:
           for tag in accumulator.Tags()["scalars"]}
 
 
-__all__ = ["TENSORBOARD_SUBDIR", "WriteTensorBoard", "read_scalars", "tensorboard_tag"]
+__all__ = ["TENSORBOARD_SUBDIR", "WriteTensorBoard", "read_scalars", "scalars", "tensorboard_tag"]
