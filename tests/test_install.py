@@ -140,8 +140,10 @@ def test_declared_dependencies_are_what_the_package_imports():
         imported.add(node.module.split(".")[0])
   third_party = {name for name in imported if name not in sys.stdlib_module_names and name != "jaxreg"}
   # filelock is imported by JAX itself, for the size-capped compilation cache the CLI turns on.
-  assert declared - {"filelock"} == third_party - {"matplotlib"}
+  assert declared - {"filelock"} == third_party - {"matplotlib", "tensorboard"}
   assert project["optional-dependencies"]["plot"] == ["matplotlib>=3.8"] and "matplotlib" in third_party
+  # Reading event files back (jaxreg.train.read_scalars) uses TensorBoard's own reader; writing needs nothing.
+  assert project["optional-dependencies"]["tensorboard"] == ["tensorboard>=2.16"] and "tensorboard" in third_party
 
 
 def test_the_library_imports_no_heavy_module_it_does_not_use(tmp_path):

@@ -84,7 +84,9 @@ def test_two_processes_train_together_and_agree_on_the_parameters(two_process_ru
     np.testing.assert_allclose(first[name], single_device_params[name], rtol=1e-5, atol=1e-6)
   # Process 0 alone wrote the run's files; the checkpoint was written once and holds one copy.
   assert sorted(os.listdir(workdir)) == [
-      "checkpoints", "config.json", "data_fingerprint.json", "metrics.jsonl", "run.lock", "summary.json"]
+      "checkpoints", "config.json", "data_fingerprint.json", "metrics.jsonl", "run.lock", "summary.json",
+      "tensorboard"]
+  assert len(os.listdir(workdir / "tensorboard")) == 1  # one event file: process 1 wrote none
   assert len((workdir / "metrics.jsonl").read_text().splitlines()) == 1
   # Its checkpoint restores into this single-device process.
   restored = _named(Checkpointer(str(workdir / "checkpoints")).restore(1, like=single_device_state).params)

@@ -124,7 +124,7 @@ def read_scalars(logdir: str) -> dict[str, list[tuple[int, float]]]:
   """Every scalar in ``logdir``'s event files, ``{tag: [(step, value), ...]}``, read by TensorBoard's own reader.
 
   Purged steps (see :class:`WriteTensorBoard`) are left out, as TensorBoard
-  shows them. Needs the ``tensorboard`` package (``pip install tensorboard``).
+  shows them. Needs the ``tensorboard`` package (``pip install 'jaxreg[tensorboard]'``).
 
   Examples:
     >>> read_scalars('runs/digits_mlp/x/tensorboard')['val/accuracy'][-1]  # doctest: +SKIP
@@ -133,7 +133,7 @@ def read_scalars(logdir: str) -> dict[str, list[tuple[int, float]]]:
   try:
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
   except ImportError:
-    raise ImportError("reading event files needs TensorBoard: pip install tensorboard") from None
+    raise ImportError("reading event files needs TensorBoard: pip install 'jaxreg[tensorboard]'") from None
   accumulator = EventAccumulator(logdir, size_guidance={"scalars": 0})
   accumulator.Reload()
   return {tag: [(event.step, event.value) for event in accumulator.Scalars(tag)]
