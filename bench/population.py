@@ -35,7 +35,6 @@ import platform
 import statistics
 import time
 
-import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 RESULTS = os.path.join(HERE, "results", "population.json")

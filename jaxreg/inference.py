@@ -34,6 +34,8 @@ def model_inputs(run: Run, x) -> np.ndarray:
   """
   x = np.asarray(x, dtype=np.float32)
   expected = run.experiment.dataset.train.x.shape[1:]
+  if x.ndim == 0 or len(x) == 0:
+    raise ValueError(f"x holds no examples (shape {x.shape}); pass an array of shape (n, {', '.join(map(str, expected))})")
   if x.shape[1:] != expected:
     raise ValueError(f"x has examples of shape {x.shape[1:]}, but the run's model takes {expected} "
                      f"(pass an array of shape (n, {', '.join(map(str, expected))}))")
@@ -59,6 +61,8 @@ def predict(run: Run, x, *, batch_size: int | None = None, output: str = "logits
   """
   if output not in OUTPUTS:
     raise ValueError(f"output must be one of {', '.join(OUTPUTS)}, got {output!r}")
+  if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1):
+    raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
   x = model_inputs(run, x)
   size = batch_size or run.experiment.options.eval_batch_size
   apply = jax.jit(lambda v, xb: run.experiment.model.apply(v, xb, train=False, rng=None)[0])

@@ -90,6 +90,7 @@ def _trained_mlp():
   return model, params, loss, data.test.x[:200], data.test.y[:200]
 
 
+@pytest.mark.slow  # the fast tier stays under 3 minutes
 def test_fgsm_raises_the_loss_of_a_trained_model_and_pgd_is_at_least_as_strong():
   model, params, loss, x, y = _trained_mlp()
   loss_at = lambda v: loss(params, v, y)  # noqa: E731
@@ -103,6 +104,7 @@ def test_fgsm_raises_the_loss_of_a_trained_model_and_pgd_is_at_least_as_strong()
   assert accuracy(x_pgd) <= accuracy(x_fgsm) < accuracy(x)
 
 
+@pytest.mark.slow  # the fast tier stays under 3 minutes
 def test_pgd_stays_inside_the_ball_and_the_valid_range():
   model, params, loss, x, y = _trained_mlp()
   for key in (None, jax.random.PRNGKey(3)):

@@ -46,6 +46,7 @@ def test_shared_weights_make_the_layer_shift_equivariant_away_from_the_border():
   assert variables["params"]["conv_0"]["kernel"].size == 5 * 4 < dense_parameters
 
 
+@pytest.mark.slow  # the fast tier stays under 3 minutes
 def test_shapes_pooling_flat_inputs_and_dropout():
   model = make_cnn(num_outputs=10, channels=(8, 16), dims=2, kernel_size=3, pool=2, dense_sizes=(32,),
                    dropout_rate=0.5, input_shape=(8, 8))

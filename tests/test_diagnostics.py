@@ -119,6 +119,7 @@ def test_plot_command_draws_the_diagnostics(tmp_path, capsys):
       assert f.read(8) == b"\x89PNG\r\n\x1a\n"
 
 
+@pytest.mark.slow  # the fast tier stays under 3 minutes
 def test_plotting_keeps_the_callers_matplotlib_backend(tmp_path):
   """A notebook's backend stays as it is after jaxreg draws (and saves) a figure."""
   import subprocess

@@ -67,6 +67,7 @@ def test_readme_startup_table_is_the_recorded_benchmark():
   assert f"{len(recorded['repeats'])} repeats" in section and recorded["summary"]["programs_per_run"] == 6
 
 
+@pytest.mark.slow  # the fast tier stays under 3 minutes
 def test_the_api_reference_is_every_public_name_with_its_docstring():
   """``docs/api.md`` is generated from each subpackage's ``__all__``: the documented API is the exported one."""
   import subprocess

@@ -15,6 +15,7 @@ sys.path.insert(0, str(ROOT / "tools"))
 from api_reference import PACKAGES  # noqa: E402
 
 
+@pytest.mark.slow  # the fast tier stays under 3 minutes
 def test_the_site_builds_in_strict_mode_without_a_warning(tmp_path):
   pytest.importorskip("mkdocstrings")
   done = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(tmp_path / "site")],

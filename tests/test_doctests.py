@@ -10,6 +10,8 @@ import pytest
 import jaxreg
 
 MODULES = ["jaxreg"] + sorted(m.name for m in pkgutil.walk_packages(jaxreg.__path__, "jaxreg."))
+# Modules whose examples build models or warp images eagerly (2-16 s each on 2 cores): the full suite runs them.
+SLOW = ("jaxreg.models", "jaxreg.augment.", "jaxreg.experiment", "jaxreg.train.objectives")
 
 
 def _globals() -> dict:
@@ -31,7 +33,8 @@ def _globals() -> dict:
   return names
 
 
-@pytest.mark.parametrize("name", MODULES)
+@pytest.mark.parametrize("name", [
+    pytest.param(name, marks=pytest.mark.slow) if name.startswith(SLOW) else name for name in MODULES])
 def test_the_examples_run(name):
   module = importlib.import_module(name)
   names = {**_globals(), **vars(module)}  # the module's own names first

@@ -75,6 +75,7 @@ def _jitted(model):
   return jax.jit(model.apply, static_argnames=("train", "capture_intermediates"))
 
 
+@pytest.mark.slow  # the fast tier stays under 3 minutes
 def test_input_dropout_and_a_rate_per_layer_in_the_mlp_cnn_and_recurrent_models():
   x = jnp.ones((64, 32))
   mlp = make_mlp(num_outputs=2, hidden_sizes=(8, 8), dropout_rate=(0.0, 0.5), input_dropout=0.9)

@@ -192,6 +192,7 @@ def _check_left(case: Case, workdir: str, data_dir) -> None:
     assert not [n for n in os.listdir(checkpoints) if n.isdigit()] if os.path.isdir(checkpoints) else True
 
 
+@pytest.mark.slow  # the fast tier stays under 3 minutes
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
 def test_the_error_table_in_process(case, bad_files, tmp_path, capsys):
   workdir = str(tmp_path / "run")

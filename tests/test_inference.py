@@ -19,6 +19,9 @@ from jaxreg.compare import comparison_rows, comparison_table, differing_keys, ru
 from jaxreg.runs import load_run
 
 
+pytestmark = pytest.mark.slow  # every test here reads two finished runs (10 s to train); the fast tier stays short
+
+
 def _train(workdir, *overrides):
   config, _ = load_config("digits_mlp:smoke", [("train.progress_bar", "False"), *overrides])
   return train_and_evaluate(config, str(workdir)).summary
@@ -75,6 +78,11 @@ def test_evaluate_on_arrays_matches_the_split(runs):
     evaluate(run, test.x, test.y[:-1])
   with pytest.raises(ValueError, match="output must be one of"):
     predict(run, test.x, output="scores")
+  with pytest.raises(ValueError, match=r"x holds no examples \(shape \(0, 64\)\); pass an array of shape \(n, 64\)"):
+    predict(run, test.x[:0])
+  with pytest.raises(ValueError, match="batch_size must be a positive integer, got 0"):
+    predict(run, test.x, batch_size=0)
+  np.testing.assert_array_equal(predict(run, test.x, batch_size=7, output="labels"), predict(run, test.x, output="labels"))
 
 
 def test_a_chosen_checkpoint(runs):
@@ -135,7 +143,6 @@ def test_the_commands_report_what_the_library_computes(runs, tmp_path, capsys):
   assert "| run | data.preprocess |" in capsys.readouterr().out
 
 
-@pytest.mark.slow
 def test_export_from_the_command_line_reads_back_in_a_process_without_jaxreg_or_orbax(runs, tmp_path):
   workdir, _ = runs["nesterov"]
   path = tmp_path / "model.msgpack"

@@ -51,6 +51,7 @@ def test_sparse_has_exactly_k_nonzeros_per_unit(k):
   assert abs(nonzero.mean()) < 0.2 and 0.8 < nonzero.std() < 1.2  # N(0, 1) values
 
 
+@pytest.mark.slow  # the fast tier stays under 3 minutes
 def test_sparse_in_a_model_from_a_config_mapping():
   model = make_mlp(num_outputs=10, hidden_sizes=(32,), kernel_init={"name": "sparse", "k": 15})
   params = model.init(jax.random.PRNGKey(0), jnp.zeros((1, 64)))["params"]

@@ -51,6 +51,7 @@ def test_scan_and_streaming_paths_take_the_same_steps(digits):
   np.testing.assert_allclose(scan.history[-1]["val_loss"], stream.history[-1]["val_loss"], rtol=1e-4)
 
 
+@pytest.mark.slow  # the fast tier stays under 3 minutes
 def test_a_convolutional_model_streams_on_a_cpu_unless_asked_to_scan(digits):
   """XLA:CPU's convolutions in a loop body are slow (jax-ml/jax#12868): 'auto' streams a CNN's batches there."""
   from jaxreg.models import make_cnn

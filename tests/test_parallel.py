@@ -82,6 +82,7 @@ def single_run_38(digits):
   return _fit(digits, SingleDevice(), steps=38)
 
 
+@pytest.mark.slow  # the fast tier stays under 3 minutes
 @pytest.mark.parametrize("mode", ["pmap", "sharded"])
 def test_streaming_path_matches_the_single_device_run(digits, single_run_38, mode):
   """Batches fed from the host (data.on_device='never') take the same steps as the compiled epoch."""

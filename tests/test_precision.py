@@ -25,6 +25,7 @@ def _steps(digits, k, batch_size):
   return jax.jit(steps.train_step), state
 
 
+@pytest.mark.slow  # the fast tier stays under 3 minutes
 @pytest.mark.parametrize("k", [2, 4])
 def test_k_accumulated_steps_of_batch_b_equal_one_step_of_batch_k_times_b(digits, k):
   b, updates = 16, 5
@@ -82,8 +83,8 @@ def test_a_bad_compute_dtype_in_a_config_is_refused():
 def test_a_bfloat16_run_reaches_the_float32_runs_accuracy_on_digits(tmp_path):
   accuracies = {}
   for dtype in ("float32", "bfloat16"):
-    config, _ = load_config("digits_mlp", [("train.compute_dtype", dtype), ("train.epochs", "40"),
-                                           ("train.progress_bar", "False")])
+    config, _ = load_config("digits_mlp", [("train.compute_dtype", dtype), ("train.epochs", "20"),
+                                           ("train.progress_bar", "False"), ("checkpoint.every", "0")])
     result = train_and_evaluate(config, str(tmp_path / dtype))
     accuracies[dtype] = result.summary["test_accuracy"]
   assert accuracies["float32"] > 0.96

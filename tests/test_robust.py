@@ -42,6 +42,7 @@ def test_load_run_reproduces_the_summary_test_accuracy(smoke_run):
   assert clean_accuracy(loaded) == pytest.approx(result.summary["test_accuracy"], abs=1e-6)
 
 
+@pytest.mark.slow  # the fast tier stays under 3 minutes
 def test_robust_accuracy_is_independent_of_the_batch_size_and_matches_fgsm_by_hand(smoke_run):
   workdir, _ = smoke_run
   loaded = load_run(workdir)

@@ -42,6 +42,7 @@ def test_the_event_files_hold_every_number_of_metrics_jsonl_and_every_nth_step(t
   assert [v for _, v in scalars["epoch"]] == [r["epoch"] for r in records]
 
 
+@pytest.mark.slow  # the fast tier stays under 3 minutes
 @pytest.mark.parametrize("on_device", ["always", "never"])
 def test_every_step_averages_to_the_epochs_training_loss(tmp_path, on_device):
   train_and_evaluate(_config(("train.log_every_steps", "1"), ("data.on_device", on_device)), str(tmp_path))
@@ -53,6 +54,7 @@ def test_every_step_averages_to_the_epochs_training_loss(tmp_path, on_device):
     np.testing.assert_allclose(np.mean(losses), record["train_loss"], rtol=1e-5)
 
 
+@pytest.mark.slow  # the fast tier stays under 3 minutes
 def test_a_resume_purges_the_epochs_it_trains_again(tmp_path):
   """A run resumed from epoch 2 writes epoch 3 again; TensorBoard drops the first run's epoch 3, as metrics.jsonl does."""
   train_and_evaluate(_config(("checkpoint.keep", "5")), str(tmp_path))
@@ -82,6 +84,23 @@ def test_histograms_of_the_weights(tmp_path):
   accumulator.Reload()
   assert "params/dense_0/kernel" in accumulator.Tags()["histograms"]
   assert len(accumulator.Histograms("params/output/bias")) == 3
+
+
+def test_a_histogram_counts_the_finite_values_only(tmp_path):
+  from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+  from jaxreg.train.event_file import EventFileWriter
+
+  writer = EventFileWriter(str(tmp_path))
+  writer.histogram("diverged", np.array([1.0, np.nan, 3.0, np.inf, 2.0]), step=1)
+  writer.histogram("all_nan", np.full(4, np.nan), step=1)
+  writer.close()
+  accumulator = EventAccumulator(str(tmp_path), size_guidance={"histograms": 0})
+  accumulator.Reload()
+  diverged = accumulator.Histograms("diverged")[0].histogram_value
+  assert (diverged.min, diverged.max, diverged.num, diverged.sum, diverged.sum_squares) == (1.0, 3.0, 3.0, 6.0, 14.0)
+  assert sum(diverged.bucket) == 3
+  assert accumulator.Histograms("all_nan")[0].histogram_value.num == 0
 
 
 @pytest.mark.parametrize("every", [-1, 1.5, True])
@@ -118,6 +137,7 @@ def test_a_terminal_gets_the_bar():
     ProgressBar(2, style="fancy")
 
 
+@pytest.mark.slow  # the fast tier stays under 3 minutes
 @pytest.mark.parametrize("mode,on_device", [("pmap", "always"), ("pmap", "never"), ("sharded", "always")])
 def test_data_parallel_runs_trace_their_steps_too(tmp_path, mode, on_device):
   overrides = (("train.log_every_steps", "1"), ("data.on_device", on_device), ("parallel.mode", mode),
@@ -129,6 +149,7 @@ def test_data_parallel_runs_trace_their_steps_too(tmp_path, mode, on_device):
   np.testing.assert_allclose(np.mean(losses), records[-1]["train_loss"], rtol=1e-5)
 
 
+@pytest.mark.slow  # the fast tier stays under 3 minutes
 def test_a_population_writes_each_members_metrics(tmp_path):
   train_and_evaluate(_config(("population.size", "2")), str(tmp_path))
   records, scalars = read_metrics(str(tmp_path)), read_scalars(str(tmp_path / "tensorboard"))

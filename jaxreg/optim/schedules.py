@@ -7,7 +7,7 @@ Each returns an optax schedule ``count -> value`` and plugs into any
 """
 
 import inspect
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import jax.numpy as jnp
 import optax

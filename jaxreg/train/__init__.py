@@ -27,7 +27,7 @@ from jaxreg.train.population import (
 from jaxreg.train.population_fit import PopulationResult, fit_population, make_population_evaluate
 from jaxreg.train.robust import plot_robust_accuracy, robust_accuracy
 from jaxreg.train.rundir import RunLock, StopOnSignal
-from jaxreg.train.state import EarlyStoppingState, TrainState, create_train_state
+from jaxreg.train.state import EarlyStoppingState, TrainState, create_train_state, state_initializer
 from jaxreg.train.step import make_eval_step, make_train_step, with_batch_transform
 from jaxreg.train.tensorboard import WriteTensorBoard, read_scalars, tensorboard_tag
 from jaxreg.train.writers import MetricWriter, read_metrics, write_json
@@ -75,6 +75,7 @@ __all__ = [
     "read_scalars",
     "regression_objective",
     "robust_accuracy",
+    "state_initializer",
     "tensorboard_tag",
     "with_batch_transform",
 ]

@@ -78,8 +78,14 @@ def _summary_value(tag: str, payload: bytes) -> bytes:
 
 
 def _histogram(values: np.ndarray, bins: int) -> bytes:
-  """A ``HistogramProto``: min, max, num, sum, sum of squares, bucket limits and counts (packed doubles)."""
+  """A ``HistogramProto``: min, max, num, sum, sum of squares, bucket limits and counts (packed doubles).
+
+  Only the finite values are counted (a diverged parameter's NaNs would leave no range to bin); none: all zeros.
+  """
   values = np.asarray(values, np.float64).ravel()
+  values = values[np.isfinite(values)]
+  if not values.size:
+    return _double(3, 0.0) + _field(6, np.zeros(1, "<f8").tobytes()) + _field(7, np.zeros(1, "<f8").tobytes())
   counts, edges = np.histogram(values, bins=bins)
   return (_double(1, values.min()) + _double(2, values.max()) + _double(3, values.size) + _double(4, values.sum())
           + _double(5, float(np.dot(values, values))) + _field(6, edges[1:].astype("<f8").tobytes())

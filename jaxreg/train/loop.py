@@ -90,7 +90,8 @@ def fit(
     placement=None,
     hooks: Sequence = (),
     batch_transform: Callable | None = None,
-    on_resume: Callable[[TrainState], TrainState] | None = None, trace_steps: bool = False,
+    on_resume: Callable[[TrainState], TrainState] | None = None,
+    trace_steps: bool = False,
 ) -> FitResult:
   """Trains ``state`` for ``epochs`` epochs, evaluating after each and calling the hooks.
 
@@ -189,8 +190,7 @@ def fit(
       last_step=diagnostic_step, batch_transform=batch_transform, optimizer=optimizer, trace_steps=trace_steps,
   )
   runner.check_monitors(state, _monitors(early_stopping, optimizer))
-  start = _start(state, resume=resume, restore_best=restore_best, checkpointer=checkpointer, writer=writer,
-                 epochs=epochs)
+  start = _start(state, resume=resume, restore_best=restore_best, checkpointer=checkpointer, writer=writer, epochs=epochs)
   if resume and on_resume is not None:
     start = dataclasses.replace(start, state=on_resume(start.state))
   tracker = hooks_lib.TrackEarlyStopping(early_stopping, start.best_state)

@@ -22,7 +22,7 @@ import optax
 from jaxreg.data.iterators import epoch_batch_indices
 from jaxreg.models.base import ModelFns
 from jaxreg.train.epochs import scan_epoch_body
-from jaxreg.train.state import TrainState, create_train_state
+from jaxreg.train.state import TrainState, state_initializer
 
 
 def member_count(states: TrainState) -> int:
@@ -40,9 +40,8 @@ def create_population(model: ModelFns, tx: optax.GradientTransformation, *, seed
   seeds = list(seeds)
   if not seeds:
     raise ValueError("seeds must name at least one member, e.g. range(8)")
-  states = [create_train_state(model, tx, rng=jax.random.PRNGKey(s), sample_x=sample_x,
-                               early_stopping_mode=early_stopping_mode) for s in seeds]
-  return stack(states)
+  initialize = state_initializer(model, tx, sample_x=sample_x, early_stopping_mode=early_stopping_mode)
+  return stack([initialize(jax.random.PRNGKey(s)) for s in seeds])  # one compilation for all members
 
 
 def stack(states: Sequence) -> object:
