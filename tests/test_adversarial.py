@@ -154,6 +154,7 @@ def test_adversarial_is_off_in_evaluation_and_at_eps_zero():
   assert float(adversarial(0.0)(_linear_objective())(params, batch, training)[0]) == pytest.approx(clean)
 
 
+@pytest.mark.slow  # the fast tier stays under 3 minutes
 def test_adversarial_pgd_training_on_a_model_with_dropout_reports_its_parts():
   model = make_model("mlp", num_outputs=4, hidden_sizes=(16,), dropout_rate=0.3)
   _, x, y = _softmax_regression()

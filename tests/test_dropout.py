@@ -51,6 +51,7 @@ def test_weight_scaling_and_inverted_dropout_give_equal_expected_outputs_in_a_ne
   np.testing.assert_allclose(rules["inverted"][2], rules["weight_scaling"][2], rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.slow  # the fast tier stays under 3 minutes
 def test_mc_dropout_averages_sampled_sub_networks_and_leaves_batch_statistics_alone():
   x = jax.random.normal(jax.random.PRNGKey(3), (5, 10))
   plain = make_mlp(num_outputs=4, hidden_sizes=(32,), dropout_rate=0.5, batch_norm=True)

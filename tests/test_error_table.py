@@ -192,8 +192,9 @@ def _check_left(case: Case, workdir: str, data_dir) -> None:
     assert not [n for n in os.listdir(checkpoints) if n.isdigit()] if os.path.isdir(checkpoints) else True
 
 
-@pytest.mark.slow  # the fast tier stays under 3 minutes
-@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+@pytest.mark.parametrize("case", [  # the one case that trains (6 s) runs in the full suite only
+    pytest.param(c, marks=pytest.mark.slow) if c.name == "diverges-in-epoch-one" else c for c in CASES],
+    ids=[c.name for c in CASES])
 def test_the_error_table_in_process(case, bad_files, tmp_path, capsys):
   workdir = str(tmp_path / "run")
   try:

@@ -72,6 +72,7 @@ def test_a_convolutional_model_streams_on_a_cpu_unless_asked_to_scan(digits):
     np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.slow  # the fast tier stays under 3 minutes
 def test_evaluation_matches_a_direct_computation(digits):
   state, train_step, eval_step = _setup()
   result = fit(state, train_step=train_step, eval_step=eval_step, dataset=digits, batch_size=128, epochs=2,
@@ -88,6 +89,7 @@ def test_evaluation_matches_a_direct_computation(digits):
     assert result.summary[f"{name}_loss"] == pytest.approx(loss, rel=1e-5)
 
 
+@pytest.mark.slow  # the fast tier stays under 3 minutes
 def test_early_stopping_and_restore_best(tmp_path, digits):
   # Train on 60 examples with a large learning rate so validation loss rises soon.
   small = Dataset("tiny", "classification", Split(digits.train.x[:60], digits.train.y[:60]), digits.val,

@@ -31,6 +31,7 @@ def test_mlp_forward_matches_numpy():
   np.testing.assert_allclose(logits, expected, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.slow  # the fast tier stays under 3 minutes
 def test_dropout_is_inverted_bernoulli_and_off_in_eval():
   model = make_mlp(num_outputs=2, hidden_sizes=(64,), dropout_rate=0.5, activation="identity")
   variables = model.init(jax.random.PRNGKey(0), jnp.zeros((1, 3)))

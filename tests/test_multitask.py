@@ -40,6 +40,7 @@ def test_loss_is_the_weighted_sum_of_task_nlls(setup):
   np.testing.assert_allclose(aux.metrics["accuracy"], aux.metrics["label_accuracy"])
 
 
+@pytest.mark.slow  # the fast tier stays under 3 minutes
 def test_the_trunk_is_shared_and_the_heads_are_not(setup):
   model, params, batch = setup
   grad = lambda weights: jax.grad(lambda p: multitask_objective(model.apply, weights)(p, batch, CTX)[0])(params)

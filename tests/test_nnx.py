@@ -75,6 +75,7 @@ def test_an_nnx_mlp_trained_by_fit_with_l2_equals_the_linen_mlp(digits):
                              [r["train_l2_penalty"] for r in a.history], rtol=1e-5)
 
 
+@pytest.mark.slow  # the fast tier stays under 3 minutes
 def test_with_dropout_the_masks_differ_but_the_training_matches(digits):
   """Linen and NNX draw masks differently from one key, so the two runs are compared by their curves."""
   linen, variables, nnx_model, nnx_variables = _twins(rate=0.3)

@@ -154,6 +154,7 @@ def test_fused_inference_equals_the_unfused_model(rng, name):
   np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.slow  # the fast tier stays under 3 minutes
 def test_data_dependent_init_gives_each_unit_zero_mean_and_unit_variance(rng):
   x = rng.normal(loc=2.0, scale=3.0, size=(256, 10)).astype(np.float32)
   model = make_mlp(num_outputs=4, hidden_sizes=(16, 16), weight_norm=True, activation="tanh")

@@ -97,6 +97,7 @@ def test_l2_on_a_quadratic_reaches_the_seed_closed_form(rng):
   np.testing.assert_allclose(params["kernel"], expected, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.slow  # the fast tier stays under 3 minutes
 def test_early_stopping_approximates_l2_with_alpha_one_over_tau_eps(rng):
   """Sokolov's lecture / Goodfellow 7.8: tau steps of gradient descent from 0 on linear least squares ~ L2 with alpha = 1/(tau*eps).
 

@@ -56,6 +56,7 @@ def test_accumulate_steps_is_checked():
     build(config)
 
 
+@pytest.mark.slow  # the fast tier stays under 3 minutes
 def test_bfloat16_computes_in_bfloat16_with_float32_parameters_gradients_and_outputs():
   model = with_compute_dtype(make_mlp(num_outputs=10, hidden_sizes=(32,)), "bfloat16")
   variables = model.init(jax.random.PRNGKey(0), jnp.zeros((1, 64)))

@@ -186,6 +186,7 @@ def test_lstm_forget_bias_and_orthogonal_recurrent_init():
     np.testing.assert_allclose(block.T @ block, np.eye(8), atol=1e-5)
 
 
+@pytest.mark.slow  # the fast tier stays under 3 minutes
 def test_flat_inputs_are_read_as_rows():
   model = make_sequence_model(cell="gru", num_outputs=10, hidden_sizes=(4,), sequence_length=8)
   x = jnp.arange(2 * 64, dtype=jnp.float32).reshape(2, 64) / 128

@@ -33,6 +33,7 @@ def _assert_same(workdir):
   return records, scalars
 
 
+@pytest.mark.slow  # the fast tier stays under 3 minutes
 def test_the_event_files_hold_every_number_of_metrics_jsonl_and_every_nth_step(tmp_path):
   result = train_and_evaluate(_config(("train.log_every_steps", "5")), str(tmp_path))
   records, scalars = _assert_same(tmp_path)
