@@ -95,7 +95,7 @@ def create_train_state(
     >>> state = create_train_state(model, optax.adam(1e-3), rng=jax.random.PRNGKey(0),
     ...                            sample_x=x_train[:1])  # doctest: +SKIP
   """
-  return _run_once(_state_initializer(model, tx, early_stopping_mode), rng, sample_x)
+  return state_initializer(model, tx, sample_x=sample_x, early_stopping_mode=early_stopping_mode)(rng)
 
 
 def state_initializer(model: ModelFns, tx: optax.GradientTransformation, *, sample_x: jax.Array,
@@ -113,19 +113,6 @@ def state_initializer(model: ModelFns, tx: optax.GradientTransformation, *, samp
     >>> bool(jnp.array_equal(states[7].params['dense_0']['kernel'], alone.params['dense_0']['kernel']))
     True
   """
-  init, compiled = _state_initializer(model, tx, early_stopping_mode), {}
-
-  def initialize(rng: jax.Array) -> TrainState:
-    kind = (jnp.shape(rng), jnp.result_type(rng))  # raw uint32 keys or typed ones: one program each
-    if kind not in compiled:
-      compiled[kind] = _compiled_once(init, rng, sample_x)
-    return compiled[kind](rng, sample_x)
-
-  return initialize
-
-
-def _state_initializer(model: ModelFns, tx: optax.GradientTransformation, early_stopping_mode: str):
-  """The traceable ``(rng, sample_x) -> TrainState`` of :func:`create_train_state`."""
 
   def init(rng, sample_x):
     init_rng, train_rng = jax.random.split(rng)
@@ -141,17 +128,20 @@ def _state_initializer(model: ModelFns, tx: optax.GradientTransformation, early_
         early_stopping=EarlyStoppingState.create(early_stopping_mode),
     )
 
-  return init
+  compiled = {}
+
+  def initialize(rng: jax.Array) -> TrainState:
+    kind = (jnp.shape(rng), jnp.result_type(rng))  # raw uint32 keys or typed ones: one program each
+    if kind not in compiled:
+      compiled[kind] = _compiled_once(init, rng, sample_x)
+    return compiled[kind](rng, sample_x)
+
+  return initialize
 
 
 # XLA's backend optimization level for programs that run once. On the CPU, level 1 compiles the
 # random initializers 2-3x faster than the default, with bit-identical results (tests/test_state.py).
 _RUN_ONCE_OPTIONS = {"cpu": {"xla_backend_optimization_level": 1}}
-
-
-def _run_once(fn, *args):
-  """``jax.jit(fn)(*args)`` as one program (not one per eager operation), compiled cheaply where that is known to be exact."""
-  return _compiled_once(fn, *args)(*args)
 
 
 def _compiled_once(fn, *args):
